@@ -1,0 +1,40 @@
+# The two commands a new user needs: `make run` (the whole pipeline on the embedded simulator)
+# and `make test` (the whole test suite). Both install what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint lock dashboard soak bench clean
+
+install: $(STAMP)
+
+# Re-installs whenever a lock file changes; uv comes pinned from the registry like everything else.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/plugins" > "$(SITE)/letsjobit_project.pth"
+	touch $(STAMP)
+
+run: install
+	$(BIN)/python -m include.letsjobit.demo
+
+test: install
+	$(BIN)/python -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Recompile the pinned sets after editing requirements*.in.
+lock: install
+	$(BIN)/uv pip compile requirements.in -p 3.11 -q --no-header -o requirements.txt
+	$(BIN)/uv pip compile requirements-dev.in -p 3.11 -q --no-header -o requirements-dev.txt
+
+clean:
+	rm -rf .airflow data .pytest_cache

@@ -1,0 +1,101 @@
+"""One place for the pipeline's configuration: environment variables, their defaults, and the data layout.
+
+Every module reads paths and settings from here; nothing else calls ``os.environ`` for these names.
+
+| variable              | default                      | meaning                                              |
+|-----------------------|------------------------------|------------------------------------------------------|
+| LETSJOBIT_API_URL     | unset: embedded simulator    | base URL of the API, e.g. https://app.letsjobit.com/api/v2 |
+| LETSJOBIT_API_KEY     | unset: the simulator's key   | API key (Bearer token)                               |
+| LETSJOBIT_DATA_DIR    | <project>/data               | lake/ (parquet), warehouse.duckdb, reports/          |
+| LETSJOBIT_PSEUDONYMISE_KEY | unset: contacts kept as is | key for hashing contact emails and phones            |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SQL_DIR = PROJECT_ROOT / "sql"
+
+CONN_ID = "letsjobit_default"
+CONN_TYPE = "letsjobit"
+DAG_ID = "letsjobit_visits"
+
+# The API's documented limits.
+PAGE_SIZE = 100
+RATE_LIMIT_REQUESTS = 100
+RATE_LIMIT_WINDOW_SECONDS = 10.0
+
+# Key the embedded simulator accepts when LETSJOBIT_API_KEY is not set. Not a secret: it only opens
+# the local simulator.
+SIMULATOR_DEFAULT_KEY = "sim-local-key"
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Where everything lives under the data directory."""
+
+    root: Path
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def raw(self) -> Path:
+        """Raw API pages, gzip JSON lines, one folder per extraction run."""
+        return self.lake / "raw"
+
+    @property
+    def staging(self) -> Path:
+        """Write area of write-audit-publish: a run's tables before validation."""
+        return self.lake / "_staging"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.lake / "quarantine"
+
+    @property
+    def rejects(self) -> Path:
+        return self.lake / "rejects"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        """Validation reports (HTML and JSON) and run summaries."""
+        return self.root / "reports"
+
+    @property
+    def state(self) -> Path:
+        """Small shared state: the API key's rate budget, locks."""
+        return self.root / ".state"
+
+    def table(self, name: str) -> Path:
+        """Published parquet dataset of a lake table (visits, visit_lines, line_extra_data)."""
+        return self.lake / name
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("LETSJOBIT_DATA_DIR") or PROJECT_ROOT / "data").resolve()
+
+
+def layout() -> DataLayout:
+    return DataLayout(data_dir())
+
+
+def api_url() -> str | None:
+    """The API base URL, or None when the embedded simulator should be used."""
+    return os.environ.get("LETSJOBIT_API_URL") or None
+
+
+def api_key() -> str:
+    return os.environ.get("LETSJOBIT_API_KEY") or SIMULATOR_DEFAULT_KEY
+
+
+def pseudonymise_key() -> str | None:
+    return os.environ.get("LETSJOBIT_PSEUDONYMISE_KEY") or None
