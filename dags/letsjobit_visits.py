@@ -1,0 +1,120 @@
+"""LetsJobIt visits: extract -> stage -> audit -> publish the lake -> build the warehouse.
+
+Wiring only: every task calls one function of include.letsjobit.pipeline. Nothing here touches the
+network, reads secrets or imports heavy libraries at parse time.
+
+Two DAGs:
+- letsjobit_visits: daily, over a window of visit dates around its data interval (or everything with
+  the `full_refresh` param); publishes the lake (asset `letsjobit_lake`) and rebuilds the warehouse.
+- letsjobit_warehouse: runs on its own whenever the lake asset changes, and rebuilds the warehouse
+  unless the lake's latest publication is already built (so it never repeats the daily run's build).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from include.letsjobit import pipeline
+
+LAKE = Asset("letsjobit_lake")
+WAREHOUSE = Asset("letsjobit_warehouse")
+API_POOL = "letsjobit_api"
+
+default_args = {
+    "owner": "data-platform",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(hours=2),
+    "on_failure_callback": pipeline.log_task_failure,
+}
+
+
+@dag(
+    dag_id="letsjobit_visits",
+    description="LetsJobIt API v2 visits -> parquet lake -> DuckDB warehouse",
+    # A real data interval (a bare cron string would give a zero-width one in Airflow 3).
+    schedule=CronDataIntervalTimetable("0 4 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    # One writer at a time: runs replace lake partitions and swap the warehouse file.
+    max_active_runs=1,
+    max_active_tasks=8,
+    default_args=default_args,
+    params={
+        "full_refresh": Param(False, type="boolean", description="Extract every visit and replace the whole lake"),
+        "lookback_days": Param(14, type="integer", minimum=0, description="Visit dates before the interval to re-read"),
+        "lookahead_days": Param(7, type="integer", minimum=0, description="Visit dates after the interval to re-read"),
+    },
+    tags=["letsjobit", "extract", "warehouse"],
+    doc_md=__doc__,
+)
+def letsjobit_visits():
+    @task
+    def plan(params=None, data_interval_start=None, data_interval_end=None) -> list[dict]:
+        return pipeline.plan_chunks(
+            full_refresh=params["full_refresh"],
+            interval_start=data_interval_start,
+            interval_end=data_interval_end,
+            lookback_days=params["lookback_days"],
+            lookahead_days=params["lookahead_days"],
+        )
+
+    # The pool bounds how many chunks call the API at once; the key's rate budget is shared by all of them.
+    @task(pool=API_POOL, max_active_tis_per_dagrun=4, retries=3)
+    def extract(chunk: dict) -> dict:
+        from letsjobit.hooks import LetsJobItHook
+
+        context = get_current_context()
+        return pipeline.extract_chunk(LetsJobItHook().get_client(), pipeline.safe_run_id(context["run_id"]), chunk)
+
+    @task
+    def stage(extracted: list[dict]) -> dict:
+        return pipeline.stage(pipeline.safe_run_id(get_current_context()["run_id"]))
+
+    @task
+    def audit(extracted: list[dict], staged: dict) -> dict:
+        return pipeline.audit(pipeline.safe_run_id(get_current_context()["run_id"]), list(extracted), staged)
+
+    @task(outlets=[LAKE])
+    def publish(extracted: list[dict], audited: dict) -> dict:
+        context = get_current_context()
+        published = pipeline.publish(pipeline.safe_run_id(context["run_id"]), list(extracted), audited)
+        context["outlet_events"][LAKE].extra = {"run_id": published["run_id"], "partitions": published["partitions"]}
+        return published
+
+    @task(outlets=[WAREHOUSE])
+    def build_warehouse(published: dict) -> dict:
+        return pipeline.build_warehouse(published)
+
+    extracted = extract.expand(chunk=plan())
+    staged = stage(extracted)
+    audited = audit(extracted, staged)
+    build_warehouse(publish(extracted, audited))
+
+
+@dag(
+    dag_id="letsjobit_warehouse",
+    description="Rebuild the DuckDB warehouse when the LetsJobIt lake changes",
+    schedule=[LAKE],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["letsjobit", "warehouse"],
+    doc_md=__doc__,
+)
+def letsjobit_warehouse():
+    @task(outlets=[WAREHOUSE])
+    def rebuild_if_stale() -> dict:
+        return pipeline.rebuild_if_stale()
+
+    rebuild_if_stale()
+
+
+letsjobit_visits()
+letsjobit_warehouse()

@@ -1,0 +1,217 @@
+"""The pipeline's steps as plain functions: what each Airflow task does, testable without a scheduler.
+
+A run moves through write -> audit -> publish:
+  plan_chunks  -> extract_chunk (one per chunk, mapped) -> stage -> audit -> publish -> build_warehouse
+Every step takes and returns small JSON-able dicts (paths and counts), never data, so they travel in XCom.
+Every step is idempotent for a given run id: a retry or a re-run replaces its own output exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from include.letsjobit import config
+
+log = logging.getLogger(__name__)
+
+FULL_REFRESH_CHUNK = "all"
+
+
+def safe_run_id(airflow_run_id: str) -> str:
+    """A run id usable as a folder name (Airflow's contain ':' and '+'); stable for the same run."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", airflow_run_id).strip("_")
+
+
+def window_dates(interval_start: datetime, interval_end: datetime, lookback_days: int, lookahead_days: int) -> list[date]:
+    """Visit dates a scheduled run re-extracts: its data interval widened by look-back and look-ahead days.
+
+    Visits change after their date (closed, rated, rescheduled) and the API has no "modified since"
+    filter, so each run re-reads a window of dates around its interval and replaces exactly those
+    partitions.
+    """
+    if lookback_days < 0 or lookahead_days < 0:
+        raise ValueError(f"look-back ({lookback_days}) and look-ahead ({lookahead_days}) days must be >= 0")
+    first = interval_start.date() - timedelta(days=lookback_days)
+    # The interval end is exclusive; a zero-width interval (manual run) still covers its own day.
+    last = max(interval_end.date() - timedelta(days=1), interval_start.date()) + timedelta(days=lookahead_days)
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def plan_chunks(
+    full_refresh: bool,
+    interval_start: datetime,
+    interval_end: datetime,
+    lookback_days: int,
+    lookahead_days: int,
+    dates_per_chunk: int = 3,
+) -> list[dict[str, Any]]:
+    """Split the run's extraction into chunks for dynamic task mapping.
+
+    A full refresh is one chunk: the client already pages it concurrently at the key's ceiling, and one
+    listing lets it detect and repair offset drift across the whole collection. A window is split by
+    visit date, a few dates a chunk, so several workers share it (the key's budget is shared by all).
+    """
+    if full_refresh:
+        return [{"chunk": FULL_REFRESH_CHUNK, "dates": None}]
+    dates = window_dates(interval_start, interval_end, lookback_days, lookahead_days)
+    chunks = []
+    for start in range(0, len(dates), dates_per_chunk):
+        group = dates[start : start + dates_per_chunk]
+        chunks.append({"chunk": f"{group[0]:%Y%m%d}-{group[-1]:%Y%m%d}", "dates": [d.isoformat() for d in group]})
+    log.info("Planned %d chunk(s) over %d visit dates %s..%s", len(chunks), len(dates), dates[0], dates[-1])
+    return chunks
+
+
+def as_dict(result: Any) -> dict[str, Any]:
+    """A step's result as a JSON-able dict for XCom."""
+    if dataclasses.is_dataclass(result):
+        result = dataclasses.asdict(result)
+    return _jsonable(result)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    return value
+
+
+def extract_chunk(client: Any, run_id: str, chunk: dict[str, Any]) -> dict[str, Any]:
+    """Extract one chunk's raw pages: the whole collection, or each of its visit dates."""
+    from include.letsjobit import extract
+
+    layout = config.layout()
+    if chunk["dates"] is None:
+        results = [extract.extract_to_raw(client, run_id, chunk["chunk"], {}, layout)]
+    else:
+        results = [
+            extract.extract_to_raw(client, run_id, f"{chunk['chunk']}-{day.replace('-', '')}", {"date": day}, layout)
+            for day in chunk["dates"]
+        ]
+    parts = [as_dict(result) for result in results]
+    return {
+        "chunk": chunk["chunk"],
+        "dates": chunk["dates"],
+        "expected_visits": sum(int(part["distinct_visits"]) for part in parts),
+        "parts": parts,
+    }
+
+
+def expected_visits(extracted: list[dict[str, Any]]) -> int:
+    """Distinct visits the API reported for the run, after drift handling: the reconciliation target."""
+    return sum(int(chunk["expected_visits"]) for chunk in extracted)
+
+
+def partitions_of(extracted: list[dict[str, Any]]) -> list[str] | None:
+    """The visit_date partitions this run replaces, or None for a full refresh (every partition)."""
+    if any(chunk["dates"] is None for chunk in extracted):
+        return None
+    return sorted({day for chunk in extracted for day in chunk["dates"]})
+
+
+def stage(run_id: str) -> dict[str, Any]:
+    from include.letsjobit import lake
+
+    return as_dict(lake.stage_run(run_id, config.layout()))
+
+
+def audit(run_id: str, extracted: list[dict[str, Any]], staged: dict[str, Any]) -> dict[str, Any]:
+    from include.letsjobit import validate
+
+    result = validate.audit_run(
+        run_id,
+        config.layout(),
+        expected_visits=expected_visits(extracted),
+        rows_flattened=staged.get("rows"),
+    )
+    return as_dict(result)
+
+
+def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any]) -> dict[str, Any]:
+    """Publish the audited staging area into the lake and record the publication for the warehouse."""
+    from include.letsjobit import lake
+
+    layout = config.layout()
+    partitions = partitions_of(extracted)
+    dates = None if partitions is None else [date.fromisoformat(day) for day in partitions]
+    result = as_dict(lake.publish_run(run_id, layout, dates))
+    publication = {
+        "run_id": run_id,
+        "partitions": partitions,
+        "published_at": datetime.now(UTC).isoformat(),
+        "validation": {key: audited.get(key) for key in ("verdict", "report_html", "report_json", "counts")},
+    }
+    atomic_write_json(last_publication_path(layout), publication)
+    log.info("Published run %s (%s)", run_id, "full refresh" if partitions is None else f"{len(partitions)} dates")
+    return {**publication, "lake": result}
+
+
+def last_publication_path(layout: config.DataLayout):
+    return layout.lake / "_last_publication.json"
+
+
+def atomic_write_json(path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def build_warehouse(published: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild the marts for the published dates (all of them after a full refresh) and swap the file."""
+    from include.letsjobit import warehouse
+
+    partitions = published.get("partitions")
+    changed = None if partitions is None else [date.fromisoformat(day) for day in partitions]
+    result = warehouse.build(
+        config.layout(), changed_dates=changed, run_id=published["run_id"], validation=published.get("validation")
+    )
+    return as_dict(result)
+
+
+def rebuild_if_stale() -> dict[str, Any]:
+    """Rebuild the whole warehouse unless it already reflects the lake's latest publication."""
+    from include.letsjobit import warehouse
+
+    layout = config.layout()
+    path = last_publication_path(layout)
+    if not path.exists():
+        log.info("Nothing published to the lake yet at %s; nothing to build", layout.lake)
+        return {"rebuilt": False, "reason": "no publication"}
+    publication = json.loads(path.read_text())
+    built_run = warehouse.built_run_id(layout)
+    if built_run == publication["run_id"]:
+        log.info("Warehouse already built from the latest publication (run %s); skipping", built_run)
+        return {"rebuilt": False, "reason": "current", "run_id": built_run}
+    log.info("Warehouse built from run %s, lake published by run %s: full rebuild", built_run, publication["run_id"])
+    result = warehouse.build(
+        layout, changed_dates=None, run_id=publication["run_id"], validation=publication.get("validation")
+    )
+    return {"rebuilt": True, **as_dict(result)}
+
+
+def log_task_failure(context: dict[str, Any]) -> None:
+    """Failure callback: one clear line per failed task, with where to look next."""
+    ti = context.get("task_instance") or context.get("ti")
+    error = context.get("exception")
+    log.error(
+        "LetsJobIt task failed: dag=%s task=%s map_index=%s try=%s run=%s error=%s: %s",
+        getattr(ti, "dag_id", "?"),
+        getattr(ti, "task_id", "?"),
+        getattr(ti, "map_index", "?"),
+        getattr(ti, "try_number", "?"),
+        context.get("run_id", "?"),
+        type(error).__name__ if error else "unknown",
+        error,
+    )

@@ -1,0 +1,72 @@
+"""A short human summary of what the last run left in the lake and the warehouse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from include.letsjobit import config, schema
+
+KPI_COLUMNS = ("visit_date", "visits", "closed_visits", "close_rate", "skip_rate", "rated_visits", "nps", "csat", "avg_rating")
+
+
+def lake_counts(layout: config.DataLayout) -> dict[str, int]:
+    counts = {}
+    with duckdb.connect() as con:
+        for table in schema.TABLES:
+            files = list(layout.table(table).glob("**/*.parquet"))
+            counts[table] = (
+                con.execute("select count(*) from read_parquet(?)", [[str(f) for f in files]]).fetchone()[0] if files else 0
+            )
+    return counts
+
+
+def validation_summary(layout: config.DataLayout) -> dict:
+    latest = layout.reports / "latest.json"
+    return json.loads(latest.read_text()) if latest.exists() else {}
+
+
+def recent_kpis(warehouse: Path, limit: int = 5) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            f"select {', '.join(KPI_COLUMNS)} from marts.kpi_daily "
+            "where visit_date <= current_date order by visit_date desc limit ?",
+            [limit],
+        ).fetchall()
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def render(layout: config.DataLayout, elapsed_seconds: float | None = None) -> str:
+    counts = lake_counts(layout)
+    validation = validation_summary(layout)
+    lines = ["", "LetsJobIt pipeline: run succeeded" + (f" in {elapsed_seconds:.0f} s" if elapsed_seconds else "")]
+    lines.append(
+        f"  loaded: {counts['visits']:,} visits, {counts['visit_lines']:,} lines, "
+        f"{counts['line_extra_data']:,} extraData rows (lake: {layout.lake})"
+    )
+    if validation:
+        quarantined = validation.get("quarantined_rows") or validation.get("counts", {}).get("quarantined")
+        lines.append(
+            f"  validation: {validation.get('verdict', '?')}"
+            + (f", {quarantined} row(s) quarantined" if quarantined else "")
+            + (f" (report: {validation['report_html']})" if validation.get("report_html") else "")
+        )
+    lines.append(f"  warehouse: {layout.warehouse}")
+    if layout.warehouse.exists():
+        rows = recent_kpis(layout.warehouse)
+        widths = [max(len(c), 10) for c in KPI_COLUMNS]
+        lines.append("  recent daily KPIs (marts.kpi_daily):")
+        lines.append("    " + "  ".join(c.rjust(w) for c, w in zip(KPI_COLUMNS, widths, strict=True)))
+        for row in rows:
+            lines.append("    " + "  ".join(_fmt(v).rjust(w) for v, w in zip(row, widths, strict=True)))
+    lines.append(f"  query it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{layout.warehouse}', read_only=True).sql('from marts.kpi_daily limit 5'))\"")
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""Every DAG file parses fast, without import errors, network or secrets, and follows the house rules."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def test_dags_import_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert {"letsjobit_visits", "letsjobit_warehouse"} <= set(dagbag.dag_ids)
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_each_dag_file_parses_in_under_a_second(dag_file):
+    from airflow.dag_processing.dagbag import DagBag
+
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=str(dag_file))
+    assert bag.import_errors == {}
+    assert time.perf_counter() - started < 1.0
+
+
+def test_every_task_has_owner_retries_and_timeout(dagbag):
+    for dag in dagbag.dags.values():
+        assert dag.tags, dag.dag_id
+        for task in dag.tasks:
+            assert task.owner == "data-platform", task.task_id
+            assert task.retries >= 2, task.task_id
+            assert task.execution_timeout is not None, task.task_id
+
+
+def test_visits_dag_contract(dagbag):
+    dag = dagbag.dags["letsjobit_visits"]
+    assert dag.params["full_refresh"] is False
+    assert dag.max_active_runs == 1
+    assert not dag.catchup
+    # A real data interval: each daily run covers one day.
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "plan", "extract", "stage", "audit", "publish", "build_warehouse"
+    ]
+    assert dag.get_task("extract").pool == "letsjobit_api"
+
+
+def test_warehouse_dag_runs_when_the_lake_changes(dagbag):
+    dag = dagbag.dags["letsjobit_warehouse"]
+    publish = dagbag.dags["letsjobit_visits"].get_task("publish")
+    assert [a.name for a in publish.outlets] == ["letsjobit_lake"]
+    assert "letsjobit_lake" in str(dag.timetable.asset_condition)
