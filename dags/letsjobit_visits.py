@@ -46,9 +46,15 @@ default_args = {
     max_active_tasks=8,
     default_args=default_args,
     params={
-        "full_refresh": Param(False, type="boolean", description="Extract every visit and replace the whole lake"),
-        "lookback_days": Param(14, type="integer", minimum=0, description="Visit dates before the interval to re-read"),
-        "lookahead_days": Param(7, type="integer", minimum=0, description="Visit dates after the interval to re-read"),
+        "full_refresh": Param(
+            False, type="boolean", description="Extract every visit and replace the whole lake"
+        ),
+        "lookback_days": Param(
+            14, type="integer", minimum=0, description="Visit dates before the interval to re-read"
+        ),
+        "lookahead_days": Param(
+            7, type="integer", minimum=0, description="Visit dates after the interval to re-read"
+        ),
     },
     tags=["letsjobit", "extract", "warehouse"],
     doc_md=__doc__,
@@ -70,7 +76,9 @@ def letsjobit_visits():
         from letsjobit.hooks import LetsJobItHook
 
         context = get_current_context()
-        return pipeline.extract_chunk(LetsJobItHook().get_client(), pipeline.safe_run_id(context["run_id"]), chunk)
+        return pipeline.extract_chunk(
+            LetsJobItHook().get_client(), pipeline.safe_run_id(context["run_id"]), chunk
+        )
 
     @task
     def stage(extracted: list[dict]) -> dict:
@@ -84,7 +92,10 @@ def letsjobit_visits():
     def publish(extracted: list[dict], audited: dict) -> dict:
         context = get_current_context()
         published = pipeline.publish(pipeline.safe_run_id(context["run_id"]), list(extracted), audited)
-        context["outlet_events"][LAKE].extra = {"run_id": published["run_id"], "partitions": published["partitions"]}
+        context["outlet_events"][LAKE].extra = {
+            "run_id": published["run_id"],
+            "partitions": published["partitions"],
+        }
         return published
 
     @task(outlets=[WAREHOUSE])

@@ -14,50 +14,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
-import re
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from include.letsjobit import config
+from include.letsjobit.airflow_runner import PROGRESS, AirflowHome, compact
 
 log = logging.getLogger("letsjobit.demo")
 
 AIRFLOW_HOME = config.PROJECT_ROOT / ".airflow"
 SIMULATOR_VISITS = 3000
 SIMULATOR_SEED = 42
-# Lines of `airflow dags test` output worth showing a person: the pipeline's own loggers, task state
-# changes and errors. Everything goes to the full log file.
-PROGRESS = re.compile(r"\[(include\.letsjobit|letsjobit)[\w.]*\]|new_state=|Traceback|Error:|Exception:| error ")
-
-
-def airflow_bin() -> str:
-    return str(Path(sys.executable).with_name("airflow"))
-
-
-def airflow_env(api_url: str, api_key: str) -> dict[str, str]:
-    """Environment for every Airflow command of this run."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "AIRFLOW_HOME": str(AIRFLOW_HOME),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(config.PROJECT_ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(config.PROJECT_ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-            "LETSJOBIT_DATA_DIR": str(config.data_dir()),
-            "AIRFLOW_CONN_LETSJOBIT_DEFAULT": json.dumps(
-                {"conn_type": config.CONN_TYPE, "host": api_url, "password": api_key}
-            ),
-        }
-    )
-    return env
 
 
 @contextlib.contextmanager
@@ -69,15 +40,24 @@ def api_endpoint() -> Iterator[tuple[str, str, bool]]:
         return
     key = config.api_key()
     command = [
-        sys.executable, "-m", "include.letsjobit.simulator",
-        "--port", "0", "--visits", str(SIMULATOR_VISITS), "--seed", str(SIMULATOR_SEED),
+        sys.executable,
+        "-m",
+        "include.letsjobit.simulator",
+        "--port",
+        "0",
+        "--visits",
+        str(SIMULATOR_VISITS),
+        "--seed",
+        str(SIMULATOR_SEED),
     ]
     env = dict(os.environ, LETSJOBIT_API_KEY=key)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=config.PROJECT_ROOT)
     try:
         line = process.stdout.readline().strip() if process.stdout else ""
         if not line.startswith("LISTENING "):
-            raise RuntimeError(f"the simulator did not start (it printed {line!r}, exit code {process.poll()})")
+            raise RuntimeError(
+                f"the simulator did not start (it printed {line!r}, exit code {process.poll()})"
+            )
         base_url = line.split(" ", 1)[1]
         log.info("Simulator: %d visits (seed %d) at %s", SIMULATOR_VISITS, SIMULATOR_SEED, base_url)
         yield base_url, key, True
@@ -89,38 +69,18 @@ def api_endpoint() -> Iterator[tuple[str, str, bool]]:
             process.kill()
 
 
-def run_airflow(args: list[str], env: dict[str, str], log_file: Path, show_progress: bool = False) -> int:
-    """Run one Airflow command, appending its output to the log file; stream progress lines if asked."""
-    with log_file.open("a") as sink:
-        sink.write(f"\n$ airflow {' '.join(args)}\n")
-        process = subprocess.Popen(
-            [airflow_bin(), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            sink.write(line)
-            if show_progress and PROGRESS.search(line):
-                print("  " + _compact(line), flush=True)
-        return process.wait()
-
-
-def _compact(line: str) -> str:
-    """Drop the timestamp and the source location from a structlog line."""
-    line = re.sub(r"^\S+Z\s+", "", line.rstrip())
-    return re.sub(r"\s+loc=\S+", "", line)
-
-
-def init_airflow_home(env: dict[str, str], log_file: Path) -> None:
-    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
-    AIRFLOW_HOME.mkdir(parents=True)
-    for args in (["db", "migrate"], ["pools", "set", "letsjobit_api", "4", "LetsJobIt API extraction (one key's budget)"]):
-        if run_airflow(args, env, log_file) != 0:
-            raise RuntimeError(f"`airflow {' '.join(args)}` failed; see {log_file}")
+def show_progress(line: str) -> None:
+    if PROGRESS.search(line):
+        print("  " + compact(line), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--incremental", action="store_true", help="a scheduled-style window run instead of a full refresh")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--incremental", action="store_true", help="a scheduled-style window run instead of a full refresh"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -130,12 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with api_endpoint() as (api_url, api_key, simulated):
-        env = airflow_env(api_url, api_key)
-        print(f"Airflow home {AIRFLOW_HOME} (throw-away), data in {layout.root}, full log {log_file}", flush=True)
-        init_airflow_home(env, log_file)
-        conf = json.dumps({"full_refresh": not args.incremental})
-        print(f"Running DAG {config.DAG_ID} with {conf} against {'the simulator' if simulated else api_url}", flush=True)
-        code = run_airflow(["dags", "test", config.DAG_ID, "-c", conf], env, log_file, show_progress=True)
+        home = AirflowHome(AIRFLOW_HOME, api_url, api_key, layout.root, log_file)
+        print(
+            f"Airflow home {AIRFLOW_HOME} (throw-away), data in {layout.root}, full log {log_file}",
+            flush=True,
+        )
+        home.init()
+        conf = {"full_refresh": not args.incremental}
+        print(
+            f"Running DAG {config.DAG_ID} with {conf} against {'the simulator' if simulated else api_url}",
+            flush=True,
+        )
+        code = home.dags_test(config.DAG_ID, conf, on_line=show_progress)
     elapsed = time.monotonic() - started
     if code != 0:
         print(f"\nFAILED: the DAG run failed after {elapsed:.0f} s (exit code {code}). Full log: {log_file}")

@@ -28,7 +28,9 @@ def safe_run_id(airflow_run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", airflow_run_id).strip("_")
 
 
-def window_dates(interval_start: datetime, interval_end: datetime, lookback_days: int, lookahead_days: int) -> list[date]:
+def window_dates(
+    interval_start: datetime, interval_end: datetime, lookback_days: int, lookahead_days: int
+) -> list[date]:
     """Visit dates a scheduled run re-extracts: its data interval widened by look-back and look-ahead days.
 
     Visits change after their date (closed, rated, rescheduled) and the API has no "modified since"
@@ -39,7 +41,9 @@ def window_dates(interval_start: datetime, interval_end: datetime, lookback_days
         raise ValueError(f"look-back ({lookback_days}) and look-ahead ({lookahead_days}) days must be >= 0")
     first = interval_start.date() - timedelta(days=lookback_days)
     # The interval end is exclusive; a zero-width interval (manual run) still covers its own day.
-    last = max(interval_end.date() - timedelta(days=1), interval_start.date()) + timedelta(days=lookahead_days)
+    last = max(interval_end.date() - timedelta(days=1), interval_start.date()) + timedelta(
+        days=lookahead_days
+    )
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
 
@@ -63,7 +67,9 @@ def plan_chunks(
     chunks = []
     for start in range(0, len(dates), dates_per_chunk):
         group = dates[start : start + dates_per_chunk]
-        chunks.append({"chunk": f"{group[0]:%Y%m%d}-{group[-1]:%Y%m%d}", "dates": [d.isoformat() for d in group]})
+        chunks.append(
+            {"chunk": f"{group[0]:%Y%m%d}-{group[-1]:%Y%m%d}", "dates": [d.isoformat() for d in group]}
+        )
     log.info("Planned %d chunk(s) over %d visit dates %s..%s", len(chunks), len(dates), dates[0], dates[-1])
     return chunks
 
@@ -96,7 +102,9 @@ def extract_chunk(client: Any, run_id: str, chunk: dict[str, Any]) -> dict[str, 
         results = [extract.extract_to_raw(client, run_id, chunk["chunk"], {}, layout)]
     else:
         results = [
-            extract.extract_to_raw(client, run_id, f"{chunk['chunk']}-{day.replace('-', '')}", {"date": day}, layout)
+            extract.extract_to_raw(
+                client, run_id, f"{chunk['chunk']}-{day.replace('-', '')}", {"date": day}, layout
+            )
             for day in chunk["dates"]
         ]
     parts = [as_dict(result) for result in results]
@@ -153,7 +161,9 @@ def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any
         "validation": {key: audited.get(key) for key in ("verdict", "report_html", "report_json", "counts")},
     }
     atomic_write_json(last_publication_path(layout), publication)
-    log.info("Published run %s (%s)", run_id, "full refresh" if partitions is None else f"{len(partitions)} dates")
+    log.info(
+        "Published run %s (%s)", run_id, "full refresh" if partitions is None else f"{len(partitions)} dates"
+    )
     return {**publication, "lake": result}
 
 
@@ -175,7 +185,10 @@ def build_warehouse(published: dict[str, Any]) -> dict[str, Any]:
     partitions = published.get("partitions")
     changed = None if partitions is None else [date.fromisoformat(day) for day in partitions]
     result = warehouse.build(
-        config.layout(), changed_dates=changed, run_id=published["run_id"], validation=published.get("validation")
+        config.layout(),
+        changed_dates=changed,
+        run_id=published["run_id"],
+        validation=published.get("validation"),
     )
     return as_dict(result)
 
@@ -194,7 +207,11 @@ def rebuild_if_stale() -> dict[str, Any]:
     if built_run == publication["run_id"]:
         log.info("Warehouse already built from the latest publication (run %s); skipping", built_run)
         return {"rebuilt": False, "reason": "current", "run_id": built_run}
-    log.info("Warehouse built from run %s, lake published by run %s: full rebuild", built_run, publication["run_id"])
+    log.info(
+        "Warehouse built from run %s, lake published by run %s: full rebuild",
+        built_run,
+        publication["run_id"],
+    )
     result = warehouse.build(
         layout, changed_dates=None, run_id=publication["run_id"], validation=publication.get("validation")
     )

@@ -9,7 +9,17 @@ import duckdb
 
 from include.letsjobit import config, schema
 
-KPI_COLUMNS = ("visit_date", "visits", "closed_visits", "close_rate", "skip_rate", "rated_visits", "nps", "csat", "avg_rating")
+KPI_COLUMNS = (
+    "visit_date",
+    "visits",
+    "closed_visits",
+    "close_rate",
+    "skip_rate",
+    "rated_visits",
+    "nps",
+    "csat",
+    "avg_rating",
+)
 
 
 def lake_counts(layout: config.DataLayout) -> dict[str, int]:
@@ -18,7 +28,9 @@ def lake_counts(layout: config.DataLayout) -> dict[str, int]:
         for table in schema.TABLES:
             files = list(layout.table(table).glob("**/*.parquet"))
             counts[table] = (
-                con.execute("select count(*) from read_parquet(?)", [[str(f) for f in files]]).fetchone()[0] if files else 0
+                con.execute("select count(*) from read_parquet(?)", [[str(f) for f in files]]).fetchone()[0]
+                if files
+                else 0
             )
     return counts
 
@@ -48,7 +60,10 @@ def _fmt(value) -> str:
 def render(layout: config.DataLayout, elapsed_seconds: float | None = None) -> str:
     counts = lake_counts(layout)
     validation = validation_summary(layout)
-    lines = ["", "LetsJobIt pipeline: run succeeded" + (f" in {elapsed_seconds:.0f} s" if elapsed_seconds else "")]
+    lines = [
+        "",
+        "LetsJobIt pipeline: run succeeded" + (f" in {elapsed_seconds:.0f} s" if elapsed_seconds else ""),
+    ]
     lines.append(
         f"  loaded: {counts['visits']:,} visits, {counts['visit_lines']:,} lines, "
         f"{counts['line_extra_data']:,} extraData rows (lake: {layout.lake})"
@@ -68,5 +83,7 @@ def render(layout: config.DataLayout, elapsed_seconds: float | None = None) -> s
         lines.append("    " + "  ".join(c.rjust(w) for c, w in zip(KPI_COLUMNS, widths, strict=True)))
         for row in rows:
             lines.append("    " + "  ".join(_fmt(v).rjust(w) for v, w in zip(row, widths, strict=True)))
-    lines.append(f"  query it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{layout.warehouse}', read_only=True).sql('from marts.kpi_daily limit 5'))\"")
+    lines.append(
+        f"  query it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{layout.warehouse}', read_only=True).sql('from marts.kpi_daily limit 5'))\""
+    )
     return "\n".join(lines)

@@ -48,7 +48,12 @@ def test_visits_dag_contract(dagbag):
     # A real data interval: each daily run covers one day.
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert [t.task_id for t in dag.topological_sort()] == [
-        "plan", "extract", "stage", "audit", "publish", "build_warehouse"
+        "plan",
+        "extract",
+        "stage",
+        "audit",
+        "publish",
+        "build_warehouse",
     ]
     assert dag.get_task("extract").pool == "letsjobit_api"
 

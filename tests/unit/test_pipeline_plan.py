@@ -44,4 +44,6 @@ def test_window_chunks_cover_every_date_once():
 
 
 def test_run_ids_become_safe_folder_names():
-    assert pipeline.safe_run_id("scheduled__2026-11-20T04:00:00+00:00") == "scheduled__2026-11-20T04_00_00_00_00"
+    assert (
+        pipeline.safe_run_id("scheduled__2026-11-20T04:00:00+00:00") == "scheduled__2026-11-20T04_00_00_00_00"
+    )
