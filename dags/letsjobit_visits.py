@@ -17,16 +17,15 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from include.letsjobit import pipeline
+from include.letsjobit import config, pipeline
 
 LAKE = Asset("letsjobit_lake")
 WAREHOUSE = Asset("letsjobit_warehouse")
-API_POOL = "letsjobit_api"
 
 default_args = {
     "owner": "data-platform",
     "retries": 2,
-    "retry_delay": timedelta(seconds=30),
+    # The first retry waits Airflow's [core] default_task_retry_delay (300 s unless configured), then doubles.
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(hours=2),
@@ -71,7 +70,7 @@ def letsjobit_visits():
         )
 
     # The pool bounds how many chunks call the API at once; the key's rate budget is shared by all of them.
-    @task(pool=API_POOL, max_active_tis_per_dagrun=4, retries=3)
+    @task(pool=config.API_POOL, max_active_tis_per_dagrun=4, retries=3)
     def extract(chunk: dict) -> dict:
         from letsjobit.hooks import LetsJobItHook
 

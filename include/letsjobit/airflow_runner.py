@@ -18,7 +18,6 @@ from pathlib import Path
 
 from include.letsjobit import config
 
-API_POOL = "letsjobit_api"
 API_POOL_SLOTS = 4
 
 
@@ -35,6 +34,8 @@ class AirflowHome:
     api_key: str
     data_dir: Path
     log_file: Path
+    # Seconds before a failed task's first retry; short here so a person or a test sees a failure soon.
+    retry_delay_seconds: int = 5
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -47,6 +48,7 @@ class AirflowHome:
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(config.PROJECT_ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": str(self.retry_delay_seconds),
                 "LETSJOBIT_DATA_DIR": str(self.data_dir),
                 "AIRFLOW_CONN_LETSJOBIT_DEFAULT": json.dumps(
                     {"conn_type": config.CONN_TYPE, "host": self.api_url, "password": self.api_key}
@@ -63,7 +65,13 @@ class AirflowHome:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         for args in (
             ["db", "migrate"],
-            ["pools", "set", API_POOL, str(API_POOL_SLOTS), "LetsJobIt API extraction (one key's budget)"],
+            [
+                "pools",
+                "set",
+                config.API_POOL,
+                str(API_POOL_SLOTS),
+                "LetsJobIt API extraction (one key's budget)",
+            ],
         ):
             code = self.run(args)
             if code != 0:

@@ -22,6 +22,8 @@ SQL_DIR = PROJECT_ROOT / "sql"
 CONN_ID = "letsjobit_default"
 CONN_TYPE = "letsjobit"
 DAG_ID = "letsjobit_visits"
+# Airflow pool of the tasks that call the API: its slots bound concurrent use of the key across workers.
+API_POOL = "letsjobit_api"
 
 # The API's documented limits.
 PAGE_SIZE = 100
