@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PYTEST_ARGS ?=
 
 .PHONY: install run test lint lock dashboard soak bench clean
@@ -13,12 +12,14 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 # Re-installs whenever a lock file changes; uv comes pinned from the registry like everything else.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
-	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/plugins" > "$(SITE)/letsjobit_project.pth"
+	# Puts the project root (for `include.letsjobit`) and plugins/ on sys.path of every tool in the venv.
+	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/plugins" > "$$site/letsjobit_project.pth"
 	touch $(STAMP)
 
 run: install
