@@ -181,8 +181,8 @@ class VisitStore:
                 self.update(vid, {**visit, "modifyUser": "API"})
                 return vid, False
             record = {k: v for k, v in visit.items() if k != "_id"}
-            record.setdefault("createdAt", stamp)
-            record.setdefault("createdUser", "API")
+            record["createdAt"] = stamp  # server-side fields: what a client sends is ignored
+            record["createdUser"] = "API"
             record["modifieddAt"] = stamp
             record["modifyUser"] = "API"
             if isinstance(record.get("lines"), list):
