@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.client
+import logging
+import socket
 
 import pytest
 import requests
@@ -217,3 +219,21 @@ def test_keep_alive_serves_many_requests_on_one_connection(simulator):
     connection.close()
 
     assert statuses == [200, 200, 200, 200]
+
+
+def test_the_key_never_reaches_the_simulator_log(simulator, caplog):
+    caplog.set_level(logging.DEBUG, logger="include.letsjobit.simulator")
+    key = simulator.api_key
+    for param in ("api_key", "API_KEY", "apiKey", "key"):
+        requests.get(simulator.base_url + "/visits", params={param: key, "pagination": "x"}, timeout=10)
+        requests.get(simulator.base_url + "/visits/nope", params={param: key}, timeout=10)
+    get(simulator)
+    with socket.create_connection(("127.0.0.1", simulator.port), timeout=10) as raw:
+        raw.sendall(f"GET /api/v2/visits?api_key={key} HTTP/1.1 junk\r\n\r\n".encode())
+        malformed_answer = raw.recv(65536).decode()
+
+    assert malformed_answer.startswith("HTTP/1.1 400")
+    assert key not in malformed_answer
+
+    assert "/visits" in caplog.text
+    assert key not in caplog.text

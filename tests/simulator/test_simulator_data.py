@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from include.letsjobit.simulator.data import BAD_RECORD_KINDS, generate_visits
+from include.letsjobit.simulator.data import BAD_RECORD_KINDS, generate_visits, iter_visit_chunks
 from tests.simulator.helpers import is_true
 
 ANCHOR = date(2026, 11, 1)
@@ -107,3 +107,10 @@ def test_bad_records_only_when_asked_and_logged(visits):
     assert rating_9 and all(by_id[vid]["signeeRating"] == 9 for vid in rating_9)
     good_ids = [v["_id"] for v in spoiled if v["_id"] not in bad]
     assert [by_id[vid] for vid in good_ids] == [v for v in visits if v["_id"] in set(good_ids)]
+
+
+def test_chunks_concatenate_to_the_whole_sequence(visits):
+    chunks = list(iter_visit_chunks(2500, seed=7, anchor_date=ANCHOR, chunk=1000))
+
+    assert [len(c) for c in chunks] == [1000, 1000, 500]
+    assert [v for c in chunks for v in c] == visits[:2500]

@@ -7,7 +7,7 @@
 Run it on its own with ``python -m include.letsjobit.simulator --port 0`` (prints ``LISTENING <base_url>``).
 """
 
-from .data import generate_visits
+from .data import generate_visits, iter_visit_chunks
 from .faults import FAULT_KINDS, FaultConfig
 from .server import SimulatorConfig, SimulatorServer
 from .store import VisitStore
@@ -19,4 +19,5 @@ __all__ = [
     "SimulatorServer",
     "VisitStore",
     "generate_visits",
+    "iter_visit_chunks",
 ]

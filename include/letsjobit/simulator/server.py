@@ -20,7 +20,7 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -217,7 +217,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_request(self, code="-", size="-") -> None:
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s %s -> %s", self.command, redact_path(self.path), code)
+            logger.debug("%s %s -> %s", self.command, redact_path(getattr(self, "path", "")), code)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed requests: the API's error shape, never echoing the request line (it may hold the key)."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Error"
+        self._write(code, error_body(f"{phrase}: malformed request"))
 
     def log_error(self, format, *args) -> None:  # noqa: A002 - the stdlib's signature
         # The stdlib passes the raw request line in some messages; never log it whole.
@@ -331,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        if self.command == "HEAD":
+        if getattr(self, "command", None) == "HEAD":
             body = b""
         try:
             self.wfile.write(head + body)
@@ -983,17 +993,3 @@ _FAULT_MESSAGES = {
     500: "Internal Server Error: we had a problem with our server. Try again later.",
     503: "Service Unavailable: we're temporarily offline for maintenance. Please try again later.",
 }
-
-
-def config_from_dict(values: dict) -> SimulatorConfig:
-    known = {f.name for f in fields(SimulatorConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown simulator settings {unknown}")
-    return SimulatorConfig(**values)
-
-
-def config_to_dict(config: SimulatorConfig) -> dict:
-    values = asdict(config)
-    values["api_keys"] = [key_fingerprint(k) for k in config.api_keys]  # never the keys themselves
-    return values
