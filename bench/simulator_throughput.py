@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +74,8 @@ def run(visits: int, clients: int, seconds: float, latency_ms: float) -> None:
             multiprocessing.Process(target=client, args=(base_url, seconds, pages, i * 7, results))
             for i in range(clients)
         ]
+        server_cpu = psutil.Process(server.pid)
+        cpu_before = sum(server_cpu.cpu_times()[:2])
         started = time.perf_counter()
         for worker in workers:
             worker.start()
@@ -80,6 +83,7 @@ def run(visits: int, clients: int, seconds: float, latency_ms: float) -> None:
         for worker in workers:
             worker.join()
         elapsed = time.perf_counter() - started
+        server_cpu_seconds = sum(server_cpu.cpu_times()[:2]) - cpu_before
     finally:
         server.terminate()
         server.wait(10)
@@ -88,7 +92,7 @@ def run(visits: int, clients: int, seconds: float, latency_ms: float) -> None:
     print(
         f"visits={visits:>7} clients={clients} latency={latency_ms:>5.0f} ms  "
         f"{requests_done / elapsed:8.1f} requests/s  {requests_done * 100 / elapsed:9.0f} visits/s  "
-        f"{megabytes / elapsed:6.1f} MB/s",
+        f"{megabytes / elapsed:6.1f} MB/s  server CPU {1000 * server_cpu_seconds / max(1, requests_done):.2f} ms/request",
         flush=True,
     )
 
