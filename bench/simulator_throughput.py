@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psutil
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+from include.letsjobit.simulator.process import simulator_process
+
 KEY = "bench-key-not-secret"
 
 
@@ -45,36 +42,15 @@ def client(base_url: str, seconds: float, total_pages: int, offset: int, results
 
 
 def run(visits: int, clients: int, seconds: float, latency_ms: float) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "include.letsjobit.simulator",
-        "--port",
-        "0",
-        "--visits",
-        str(visits),
-        "--rate-limit",
-        "0",
-        "--latency-ms",
-        str(latency_ms),
-        "--anchor-date",
-        "2026-11-01",
-    ]
-    server = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "LETSJOBIT_API_KEY": KEY}
-    )
-    try:
-        line = server.stdout.readline().strip()
-        if not line.startswith("LISTENING "):
-            raise RuntimeError(f"the simulator did not start: {line!r}")
-        base_url = line.split(" ", 1)[1]
+    settings = ["--visits", str(visits), "--rate-limit", "0", "--latency-ms", str(latency_ms)]
+    with simulator_process(*settings, "--anchor-date", "2026-11-01", api_key=KEY) as sim:
         results = multiprocessing.Queue()
         pages = max(1, -(-visits // 100))
         workers = [
-            multiprocessing.Process(target=client, args=(base_url, seconds, pages, i * 7, results))
+            multiprocessing.Process(target=client, args=(sim.base_url, seconds, pages, i * 7, results))
             for i in range(clients)
         ]
-        server_cpu = psutil.Process(server.pid)
+        server_cpu = psutil.Process(sim.process.pid)
         cpu_before = sum(server_cpu.cpu_times()[:2])
         started = time.perf_counter()
         for worker in workers:
@@ -84,9 +60,6 @@ def run(visits: int, clients: int, seconds: float, latency_ms: float) -> None:
             worker.join()
         elapsed = time.perf_counter() - started
         server_cpu_seconds = sum(server_cpu.cpu_times()[:2]) - cpu_before
-    finally:
-        server.terminate()
-        server.wait(10)
     requests_done = sum(t[0] for t in totals)
     megabytes = sum(t[1] for t in totals) / 1e6
     print(

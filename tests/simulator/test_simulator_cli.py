@@ -2,56 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 
 import requests
 
-from include.letsjobit import config
+from include.letsjobit.simulator.process import simulator_process
 
 
 def test_cli_prints_listening_serves_and_stops_on_sigterm_without_logging_the_key():
     key = "cli-secret-key-5b7e2a"
-    env = {**os.environ, "LETSJOBIT_API_KEY": key}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "include.letsjobit.simulator",
-            "--port",
-            "0",
-            "--visits",
-            "120",
-            "--seed",
-            "3",
-            "--anchor-date",
-            "2026-11-01",
-            "--log-level",
-            "DEBUG",
-        ],
-        cwd=config.PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline().strip()
-        assert line.startswith("LISTENING http://127.0.0.1:")
-        base_url = line.split(" ", 1)[1]
-        assert base_url.endswith("/api/v2")
+    settings = ["--visits", "120", "--seed", "3", "--anchor-date", "2026-11-01", "--log-level", "DEBUG"]
 
-        answer = requests.get(base_url + "/visits", params={"api_key": key, "pagination": 100}, timeout=10)
-        assert answer.status_code == 200
-        assert answer.json()["meta"]["returnedRecords"] == 20
-        assert requests.get(base_url + "/visits", params={"key": "nope"}, timeout=10).status_code == 401
-    finally:
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=20)
+    with simulator_process(*settings, api_key=key, stderr=subprocess.PIPE) as sim:
+        assert sim.base_url.startswith("http://127.0.0.1:") and sim.base_url.endswith("/api/v2")
+        answer = requests.get(
+            sim.base_url + "/visits", params={"api_key": key, "pagination": 100}, timeout=10
+        )
+        refused = requests.get(sim.base_url + "/visits", params={"key": "nope"}, timeout=10)
+        health = requests.get(sim.root_url + "/_sim/health", timeout=10)
+    stdout, stderr = sim.process.communicate(timeout=20)
 
-    assert process.returncode == 0
-    assert stdout == ""  # exactly one line was printed
+    assert answer.status_code == 200 and answer.json()["meta"]["returnedRecords"] == 20
+    assert refused.status_code == 401
+    assert health.json()["visits"] == 120
+    assert sim.process.returncode == 0  # SIGTERM is a clean stop
+    assert stdout == ""  # LISTENING was the only line
     assert "/visits" in stderr  # requests were logged ...
     assert key not in stderr  # ... without the key

@@ -240,23 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args) -> None:  # noqa: A002
         logger.debug("simulator: %s", format % args)
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
+    def _dispatch_command(self) -> None:
+        self._dispatch(self.command)
 
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch_command
 
     def do_OPTIONS(self) -> None:
         self._read_body()
