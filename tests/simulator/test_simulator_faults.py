@@ -187,3 +187,9 @@ def test_store_can_be_mutated_between_pages(simulator):
 
     assert second["meta"]["totalRecords"] == 249
     assert second["data"][0]["_id"] == simulator.store.ids()[100]  # every later visit moved up by one
+
+
+def test_any_queued_status_is_served_even_unusual_ones(simulator):
+    simulator.fail_next(404, 599)
+
+    assert [get(simulator).status_code for _ in range(3)] == [404, 599, 200]

@@ -223,11 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Malformed requests: the API's error shape, never echoing the request line (it may hold the key)."""
         self.log_error("code %d, message %s", code, message)
         self.close_connection = True
-        try:
-            phrase = HTTPStatus(code).phrase
-        except ValueError:
-            phrase = "Error"
-        self._write(code, error_body(f"{phrase}: malformed request"))
+        self._write(code, error_body(f"{_phrase(code)}: malformed request"))
 
     def log_error(self, format, *args) -> None:  # noqa: A002 - the stdlib's signature
         # The stdlib passes the raw request line in some messages; never log it whole.
@@ -311,10 +307,7 @@ class _Handler(BaseHTTPRequestHandler):
         announce_length: int | None = None,
     ) -> None:
         """Status line, headers and body in one send (no Nagle stalls on keep-alive connections)."""
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = "Error"
+        reason = _phrase(status)
         lines = [
             f"HTTP/1.1 {status} {reason}",
             f"Server: {self.server_version}",
@@ -335,6 +328,13 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
         self.log_request(status, len(body))
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def redact_path(path: str) -> str:
@@ -751,9 +751,7 @@ class SimulatorServer:
                     return
                 status = int(fault)
                 status_label = str(status)
-                handler._write(
-                    status, error_body(_FAULT_MESSAGES.get(status, HTTPStatus(status).phrase)), headers
-                )
+                handler._write(status, error_body(_FAULT_MESSAGES.get(status, _phrase(status))), headers)
                 return
             if route_error is not None:
                 raise route_error
