@@ -1,0 +1,832 @@
+"""The validation gate of write-audit-publish: audit a run's staged tables before anything is published.
+
+``audit_run`` reads the staged parquet of one run (``layout.staging / run_id / <table>``), checks every
+file's schema against ``schema.py``, runs the Great Expectations suites of ``suites.py`` on pandas
+batches of the columns they need, and decides:
+
+- ``fail``: a contract broke (duplicate or null keys, orphans, reconciliation, schema), a check could not
+  run, or row-level problems exceed their threshold. The staging area is left as it is, the report is
+  written and ``ValidationFailed`` is raised: the DAG must not publish.
+- ``quarantined``: some rows failed row-level checks, within the thresholds. They are written with the
+  names of the checks they failed and the values those checks read to
+  ``layout.quarantine / run_id=<run_id> / <table>.parquet`` and removed from the staged files, together
+  with their dependent rows (a visit takes its lines and their extra data along), so what is published
+  is clean.
+- ``pass``: nothing to remove.
+
+Every audit writes ``summary.json`` (machine-readable), ``index.html`` (self-contained page) and GX Data
+Docs (``data_docs/index.html``) under ``layout.reports / run_id``, and replaces ``layout.reports /
+latest.json``.
+
+Re-running an audit is safe: the quarantine file is written before the staged files are rewritten, rows
+quarantined by an earlier audit of the same run stay quarantined and count towards reconciliation, and a
+second audit of an already cleaned run finds nothing new.
+
+GX, pandas and pyarrow.dataset are imported inside functions only: GX alone takes seconds to import, and
+DAG parsing must stay light.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from include.letsjobit import schema, suites
+from include.letsjobit.config import DataLayout
+from include.letsjobit.suites import Severity
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+class Verdict(StrEnum):
+    PASS = "pass"  # noqa: S105 (a verdict, not a password)
+    QUARANTINED = "quarantined"
+    FAIL = "fail"
+
+
+# Check statuses in the summary.
+PASSED, QUARANTINED, FAILED, ERROR, SKIPPED = "passed", "quarantined", "failed", "error", "skipped"
+
+HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+# Columns a quarantine file adds to the table's own.
+QUARANTINE_FIELDS = (
+    pa.field("failed_checks", pa.list_(pa.string())),  # the row's own failed checks; empty when cascaded
+    pa.field("failed_values", pa.string()),  # JSON: {check: {column: value}} of the values the checks read
+    pa.field("quarantined_with", pa.string()),  # parent table whose row took this one along, else NULL
+)
+
+SAMPLE_SIZE = 5  # example values named in a failed check's message
+
+
+class ValidationFailed(Exception):
+    """A run failed validation: nothing may be published. The message names every failed check."""
+
+    def __init__(self, message: str, result: AuditResult | None = None):
+        super().__init__(message)
+        self.result = result
+
+    @classmethod
+    def from_result(cls, result: AuditResult) -> ValidationFailed:
+        details = "; ".join(f"{c.name}: {c.detail}" for c in result.checks if c.status in (FAILED, ERROR))
+        return cls(
+            f"validation failed for run {result.run_id}: {details} (report: {result.report_path})", result
+        )
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """How many bad rows a run may quarantine before it fails instead.
+
+    ``row_share``: a row-level check failing on more than this share of its table's rows fails the run
+    (``per_check`` overrides it by check name). ``quarantine_share``: no table may lose more than this
+    share of its rows to quarantine, all checks and cascades together.
+    """
+
+    row_share: float = 0.05
+    per_check: Mapping[str, float] = field(default_factory=dict)
+    quarantine_share: float = 0.10
+
+    def __post_init__(self) -> None:
+        unknown = set(self.per_check) - set(suites.ALL_CHECKS)
+        if unknown:
+            raise ValueError(f"thresholds for unknown checks: {sorted(unknown)}")
+
+    def for_check(self, name: str) -> float:
+        return self.per_check.get(name, self.row_share)
+
+
+@dataclass
+class CheckResult:
+    name: str
+    table: str
+    severity: str
+    description: str
+    status: str
+    detail: str = ""
+    unexpected_count: int | None = None
+    share: float | None = None  # unexpected rows / the table's rows
+    threshold: float | None = None
+    observed: Any = None
+    expected: Any = None
+    sample: list[Any] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: _jsonable(v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    run_id: str
+    verdict: Verdict
+    checks: tuple[CheckResult, ...]
+    tables: dict[str, dict[str, int]]
+    summary_path: Path
+    report_path: Path
+    data_docs_path: Path | None
+    latest_path: Path
+    quarantine_paths: dict[str, Path]
+    seconds: float
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [c.name for c in self.checks if c.status in (FAILED, ERROR)]
+
+    @property
+    def quarantined_rows(self) -> dict[str, int]:
+        return {table: counts["quarantined"] for table, counts in self.tables.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly: what the DAG passes on through XCom (paths and counts, never data)."""
+        return {
+            "run_id": self.run_id,
+            "verdict": self.verdict.value,
+            "failed_checks": self.failed_checks,
+            "tables": self.tables,
+            "summary_path": str(self.summary_path),
+            "report_path": str(self.report_path),
+            "data_docs_path": str(self.data_docs_path) if self.data_docs_path else None,
+            "quarantine_paths": {t: str(p) for t, p in self.quarantine_paths.items()},
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Table:
+    """One staged table of the run: its files, their schema problems, and the loaded check columns."""
+
+    name: str
+    root: Path
+    files: list[Path]
+    problems: dict[str, list[str]]  # problem -> files (relative) that have it
+    loaded: pa.Table | None = None  # the checked columns, as read (dropped once the frame is built)
+    frame: pd.DataFrame | None = None  # the same columns in pandas, plus derived ones: what GX validates
+    key: pa.Array | None = None  # each frame row's key as one string (suites.key_strings)
+    parent_key: pa.Array | None = None  # each frame row's parent key, for child tables
+    row_files: pd.Series | None = None  # file of each frame row
+    previous: pa.Table | None = None  # rows an earlier audit of this run quarantined (no longer staged)
+
+    @property
+    def keys(self) -> list[str]:
+        return list(schema.KEYS[self.name])
+
+    @property
+    def staged_rows(self) -> int:
+        return 0 if self.frame is None else len(self.frame)
+
+    @property
+    def previous_rows(self) -> int:
+        return 0 if self.previous is None else self.previous.num_rows
+
+    def earlier_failures(self, check: str) -> int:
+        """Rows an earlier audit of the run quarantined for failing this check."""
+        if self.previous is None:
+            return 0
+        return sum(check in failed for failed in self.previous.column("failed_checks").to_pylist())
+
+
+def quarantine_dir(layout: DataLayout, run_id: str) -> Path:
+    return layout.quarantine / f"run_id={run_id}"
+
+
+def report_dir(layout: DataLayout, run_id: str) -> Path:
+    return layout.reports / run_id
+
+
+def audit_run(
+    run_id: str,
+    layout: DataLayout,
+    expected_visits: int | None,
+    rows_flattened: Mapping[str, int] | None = None,
+    thresholds: Thresholds | None = None,
+) -> AuditResult:
+    """Validate a run's staged tables, quarantine bad rows, write the reports; raise when it must not publish.
+
+    ``expected_visits``: distinct visits the API reported for the run (None: not reconciled).
+    ``rows_flattened``: rows per table the flattener produced (None or a missing table: not reconciled).
+    """
+    started = time.monotonic()
+    thresholds = thresholds or Thresholds()
+    run_dir = layout.staging / run_id
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no staged data for run {run_id} at {run_dir}")
+
+    tables = {name: _scan(name, run_dir / name) for name in schema.TABLES}
+    checks: list[CheckResult] = [_schema_result(t) for t in tables.values()]
+    loadable = [t for t in tables.values() if not t.problems]
+    for table in loadable:
+        _load(table, quarantine_dir(layout, run_id) / f"{table.name}.parquet")
+    derived = suites.derive_columns({t.name: t.loaded for t in loadable})
+    for table in loadable:
+        table.frame = table.loaded.to_pandas()
+        table.loaded = None
+        for column, values in derived.get(table.name, {}).items():
+            table.frame[column] = values
+    frames = {t.name: t.frame for t in loadable}
+
+    parameters = _parameters(tables, expected_visits, rows_flattened)
+    reports = report_dir(layout, run_id)
+    gx_results, docs_path = _run_gx(run_id, frames, parameters, reports)
+    bad_rows: dict[str, dict[int, list[str]]] = {name: {} for name in schema.TABLES}
+    for table in tables.values():
+        for check in suites.SUITES[table.name]:
+            checks.append(_check_result(check, table, tables, gx_results, parameters, thresholds, bad_rows))
+
+    removed = _cascade(tables, bad_rows) if loadable else {}
+    checks.extend(_quarantine_share_result(t, removed, thresholds) for t in tables.values())
+
+    failed = any(c.status in (FAILED, ERROR) for c in checks)
+    quarantine_paths: dict[str, Path] = {}
+    if not failed:
+        quarantine_paths = _quarantine(run_id, layout, tables, bad_rows, removed)
+    counts = _table_counts(tables, removed, applied=not failed)
+    if failed:
+        verdict = Verdict.FAIL
+    elif any(c["quarantined"] for c in counts.values()):
+        verdict = Verdict.QUARANTINED
+    else:
+        verdict = Verdict.PASS
+
+    result = AuditResult(
+        run_id=run_id,
+        verdict=verdict,
+        checks=tuple(checks),
+        tables=counts,
+        summary_path=reports / "summary.json",
+        report_path=reports / "index.html",
+        data_docs_path=docs_path,
+        latest_path=layout.reports / "latest.json",
+        quarantine_paths=quarantine_paths,
+        seconds=time.monotonic() - started,
+    )
+    _write_reports(result, expected_visits, rows_flattened, thresholds, tables)
+    log.info(
+        "Validation of run %s: %s in %.1f s; quarantined %s; report %s; summary %s; data docs %s",
+        run_id,
+        verdict,
+        result.seconds,
+        result.quarantined_rows,
+        result.report_path,
+        result.summary_path,
+        result.data_docs_path,
+    )
+    if failed:
+        raise ValidationFailed.from_result(result)
+    return result
+
+
+# --- reading the staging area ---------------------------------------------------------------------
+
+
+def _data_files(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    # Like pyarrow.dataset: names starting with "." or "_" are temporary or metadata files.
+    return sorted(
+        path
+        for path in root.rglob("*.parquet")
+        if not any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+    )
+
+
+def _scan(name: str, root: Path) -> _Table:
+    """List a staged table's files and check each file's schema and partition folder (footers only)."""
+    table = _Table(name=name, root=root, files=_data_files(root), problems={})
+    for path in table.files:
+        relative = str(path.relative_to(root))
+        problems = []
+        folder = path.relative_to(root).parts[:-1]
+        if len(folder) != 1 or not _is_partition_folder(folder[0]):
+            problems.append(f"not directly under a {schema.PARTITION_COLUMN}=YYYY-MM-DD folder")
+        try:
+            problems.extend(suites.schema_problems(pq.read_schema(path), name))
+        except (pa.ArrowInvalid, OSError) as error:
+            problems.append(f"unreadable parquet ({error})")
+        for problem in problems:
+            table.problems.setdefault(problem, []).append(relative)
+    return table
+
+
+def _is_partition_folder(folder: str) -> bool:
+    key, _, value = folder.partition("=")
+    if key != schema.PARTITION_COLUMN:
+        return False
+    if value == HIVE_NULL_PARTITION:
+        return True
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _dataset(table: _Table, files: list[Path] | None = None):
+    """The table's files as one pyarrow dataset with the hive visit_date partition, typed as schema.py."""
+    import pyarrow.dataset as ds  # imports pandas: kept out of module import
+
+    return ds.dataset(
+        [str(p) for p in (table.files if files is None else files)],
+        format="parquet",
+        schema=schema.TABLES[table.name],
+        partitioning=ds.HivePartitioning(
+            pa.schema([(schema.PARTITION_COLUMN, pa.date32())]), null_fallback=HIVE_NULL_PARTITION
+        ),
+        partition_base_dir=str(table.root),
+    )
+
+
+def _load(table: _Table, previous_path: Path) -> None:
+    """Load the columns the checks read (and each row's file), and the rows quarantined earlier."""
+    columns = suites.columns_to_load(table.name)
+    loaded = _dataset(table).to_table(columns=[*columns, "__filename"])
+    files = loaded.column("__filename").dictionary_encode()
+    table.row_files = pa.table({"f": files}).to_pandas()["f"]
+    table.loaded = loaded.drop_columns(["__filename"])
+    table.key = suites.key_strings(table.loaded, table.keys)
+    if table.name in suites.PARENTS:
+        table.parent_key = suites.key_strings(table.loaded, schema.KEYS[suites.PARENTS[table.name]])
+    if previous_path.exists():
+        previous = pq.read_table(previous_path)
+        still_out = pc.invert(pc.is_in(suites.key_strings(previous, table.keys), value_set=table.key))
+        table.previous = previous.filter(still_out)
+
+
+def _parameters(
+    tables: Mapping[str, _Table], expected_visits: int | None, rows_flattened: Mapping[str, int] | None
+) -> dict[str, int]:
+    """Reconciliation targets for the staged rows: rows quarantined by an earlier audit are no longer staged."""
+    parameters = {}
+    if expected_visits is not None:
+        parameters[suites.EXPECTED_VISITS] = expected_visits - tables["visits"].previous_rows
+    for name, rows in (rows_flattened or {}).items():
+        parameters[suites.rows_flattened_parameter(name)] = rows - tables[name].previous_rows
+    return parameters
+
+
+# --- Great Expectations ---------------------------------------------------------------------------
+
+
+def _import_gx():
+    # GX logs hundreds of INFO lines about its docs decorators while importing, and one per context.
+    for noisy in ("great_expectations._docs_decorators", "great_expectations.datasource.fluent.config"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    return gx
+
+
+def _run_gx(
+    run_id: str, frames: Mapping[str, pd.DataFrame], parameters: Mapping[str, int], reports: Path
+) -> tuple[dict[str, Any], Path | None]:
+    """Validate each frame against its suite in one ephemeral context; build Data Docs; results by check."""
+    if not frames:
+        return {}, None
+    gx = _import_gx()
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    context = gx.get_context(
+        mode="ephemeral",
+        project_config=DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(),
+            analytics_enabled=False,
+            progress_bars=ProgressBarsConfig(globally=False),
+        ),
+    )
+    source = context.data_sources.add_pandas("staged")
+    gx_run = RunIdentifier(run_name=run_id, run_time=dt.datetime.now(dt.UTC))
+    results: dict[str, Any] = {}
+    for name, frame in frames.items():
+        suite = context.suites.add(suites.build_suite(name, parameters))
+        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("run")
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
+        validation = definition.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=dict(parameters),
+            # COMPLETE: every unexpected row's index, which is what gets quarantined.
+            result_format={"result_format": "COMPLETE", "partial_unexpected_count": SAMPLE_SIZE},
+            run_id=gx_run,
+        )
+        for expectation in validation.results:
+            results[expectation.expectation_config.meta["check"]] = expectation
+    return results, _build_data_docs(context, reports)
+
+
+def _build_data_docs(context, reports: Path) -> Path:
+    """Render the run's Data Docs into a fresh folder, then swap it in (the old one stays until then)."""
+    reports.mkdir(parents=True, exist_ok=True)
+    final = reports / "data_docs"
+    building = reports / f".data_docs-{uuid.uuid4().hex}"
+    context.add_data_docs_site(
+        site_name="run",
+        site_config={
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(building)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    context.build_data_docs(site_names=["run"])
+    # GX copies its tutorial animations (3 MB) into every site; the pages we build never show them.
+    for gif in (building / "static" / "images").glob("*.gif"):
+        gif.unlink()
+    _replace_dir(building, final)
+    return final / "index.html"
+
+
+def _check_result(
+    check: suites.Check,
+    table: _Table,
+    tables: Mapping[str, _Table],
+    gx_results: Mapping[str, Any],
+    parameters: Mapping[str, int],
+    thresholds: Thresholds,
+    bad_rows: dict[str, dict[int, list[str]]],
+) -> CheckResult:
+    """Turn one GX result into a status; record the rows a row-level check quarantines."""
+    result = CheckResult(check.name, check.table, check.severity.value, check.description, SKIPPED)
+    if check.parameter and check.parameter not in parameters:
+        result.detail = f"not reconciled: the run gave no {check.parameter}"
+        return result
+    needed = [table.name] + ([suites.PARENTS[table.name]] if suites.reads_parent(check) else [])
+    broken = [name for name in needed if tables[name].problems]
+    if broken:
+        result.detail = f"not run: schema of {', '.join(broken)} is broken"
+        return result
+    gx_result = gx_results[check.name]
+    if gx_result.exception_info and gx_result.exception_info.get("raised_exception"):
+        result.status = ERROR
+        result.detail = f"could not run: {gx_result.exception_info.get('exception_message')}"
+        return result
+    outcome = gx_result.result
+    if "observed_value" in outcome:  # table-level: row counts
+        previous = table.previous_rows
+        result.observed = outcome["observed_value"] + previous
+        result.expected = parameters[check.parameter] + previous if check.parameter else None
+        result.status = PASSED if gx_result.success else FAILED
+        result.detail = f"{result.observed} rows, expected {result.expected}" + (
+            f" (incl. {previous} quarantined earlier)" if previous else ""
+        )
+        return result
+    # Rows an earlier audit of this run quarantined for this check count as if still staged.
+    earlier = table.earlier_failures(check.name)
+    unexpected = int(outcome.get("unexpected_count") or 0) + earlier
+    rows = table.staged_rows + table.previous_rows
+    result.unexpected_count = unexpected
+    result.share = unexpected / rows if rows else 0.0
+    result.sample = [_jsonable(v) for v in outcome.get("partial_unexpected_list", [])[:SAMPLE_SIZE]]
+    if not unexpected:
+        result.status = PASSED
+        return result
+    result.detail = f"{unexpected} of {rows} rows ({result.share:.2%})"
+    result.detail += f", e.g. {result.sample}" if result.sample else ""
+    result.detail += f", {earlier} quarantined earlier" if earlier else ""
+    if check.severity is Severity.CONTRACT:
+        result.status = FAILED
+        return result
+    result.threshold = thresholds.for_check(check.name)
+    if result.share > result.threshold:
+        result.status = FAILED
+        result.detail += f", above the threshold of {result.threshold:.2%}"
+        return result
+    result.status = QUARANTINED
+    for position in outcome.get("unexpected_index_list") or []:
+        bad_rows[table.name].setdefault(int(position), []).append(check.name)
+    return result
+
+
+def _schema_result(table: _Table) -> CheckResult:
+    check = suites.SCHEMA_CHECKS[table.name]
+    result = CheckResult(check.name, check.table, check.severity.value, check.description, PASSED)
+    if table.problems:
+        result.status = FAILED
+        result.detail = "; ".join(
+            f"{problem} ({len(files)} file{'s' if len(files) > 1 else ''}, e.g. {files[0]})"
+            for problem, files in table.problems.items()
+        )
+    elif not table.files:
+        result.detail = "no staged files: the table is empty"
+    return result
+
+
+# --- quarantine -----------------------------------------------------------------------------------
+
+
+def _cascade(tables: Mapping[str, _Table], bad_rows: Mapping[str, Mapping[int, list[str]]]) -> dict[str, Any]:
+    """Per table, a boolean mask over the frame: its own bad rows and the rows whose parent is removed."""
+    import numpy as np
+
+    removed: dict[str, Any] = {}
+    for name in schema.TABLES:  # parents come first
+        table = tables[name]
+        mask = np.zeros(table.staged_rows, dtype=bool)
+        removed[name] = mask
+        if table.frame is None:
+            continue
+        mask[list(bad_rows[name])] = True
+        parent = suites.PARENTS.get(name)
+        if parent is not None and removed[parent].any():
+            gone = tables[parent].key.filter(pa.array(removed[parent]))
+            mask |= pc.is_in(table.parent_key, value_set=gone).to_numpy(zero_copy_only=False)
+    return removed
+
+
+def _quarantine_share_result(
+    table: _Table, removed: Mapping[str, Any], thresholds: Thresholds
+) -> CheckResult:
+    check = suites.QUARANTINE_SHARE_CHECKS[table.name]
+    result = CheckResult(check.name, check.table, check.severity.value, check.description, SKIPPED)
+    if table.name not in removed:
+        result.detail = "not run: the tables could not be loaded"
+        return result
+    rows = table.staged_rows + table.previous_rows
+    quarantined = int(removed[table.name].sum()) + table.previous_rows
+    result.unexpected_count = quarantined
+    result.share = quarantined / rows if rows else 0.0
+    result.threshold = thresholds.quarantine_share
+    result.status = PASSED if result.share <= result.threshold else FAILED
+    result.detail = (
+        f"{quarantined} of {rows} rows ({result.share:.2%}) quarantined, limit {result.threshold:.2%}"
+    )
+    return result
+
+
+def _quarantine(
+    run_id: str,
+    layout: DataLayout,
+    tables: Mapping[str, _Table],
+    bad_rows: Mapping[str, Mapping[int, list[str]]],
+    removed: Mapping[str, Any],
+) -> dict[str, Path]:
+    """Write the quarantine files (earlier and new rows), then take the new rows out of the staged files."""
+    target = quarantine_dir(layout, run_id)
+    paths: dict[str, Path] = {}
+    for name, table in tables.items():
+        mask = removed[name]
+        path = target / f"{name}.parquet"
+        if not mask.any() and table.previous is None:
+            continue  # nothing now and no file from an earlier audit to keep or empty
+        new_rows = _quarantine_rows(table, mask, bad_rows[name])
+        rows = (
+            new_rows
+            if table.previous is None
+            else pa.concat_tables([table.previous.cast(new_rows.schema), new_rows])
+        )
+        target.mkdir(parents=True, exist_ok=True)
+        _write_parquet_atomic(rows, path)
+        paths[name] = path
+    for name, table in tables.items():
+        if removed[name].any():
+            _remove_from_staging(table, removed[name])
+    return paths
+
+
+def _quarantine_rows(table: _Table, mask, own_failures: Mapping[int, list[str]]) -> pa.Table:
+    """The full staged rows under ``mask``, with the checks each failed and the values those checks read."""
+    quarantine_schema = pa.schema([*schema.TABLES[table.name], *QUARANTINE_FIELDS])
+    positions = mask.nonzero()[0]
+    if not len(positions):
+        return quarantine_schema.empty_table()
+    keys = table.key.take(pa.array(positions))
+    visit_ids = pc.unique(table.frame["visit_id"].iloc[positions].to_numpy().astype(object))
+    files = sorted({Path(f) for f in table.row_files.iloc[positions]})
+    candidates = _dataset(table, files).to_table(
+        filter=pc.field("visit_id").isin(pa.array(visit_ids, pa.string()))
+    )
+    candidate_keys = suites.key_strings(candidates, table.keys)
+    rows = candidates.filter(pc.is_in(candidate_keys, value_set=keys))
+    # Frame position of each quarantined row, through its key.
+    row_positions = positions[
+        pc.index_in(
+            candidate_keys.filter(pc.is_in(candidate_keys, value_set=keys)), value_set=keys
+        ).to_numpy()
+    ]
+
+    # A cascaded row was taken along by its parent table's removed row.
+    parent = suites.PARENTS.get(table.name)
+    failed_checks, failed_values, quarantined_with = [], [], []
+    own_positions = [int(p) for p in row_positions if int(p) in own_failures]
+    own_records = dict(zip(own_positions, table.frame.iloc[own_positions].to_dict("records"), strict=True))
+    for position in (int(p) for p in row_positions):
+        own = own_failures.get(position, [])
+        failed_checks.append(own)
+        if own:
+            record = own_records[position]
+            values = {
+                name: {c: _jsonable(record[c]) for c in suites.ALL_CHECKS[name].columns} for name in own
+            }
+            failed_values.append(json.dumps(values, sort_keys=True))
+        else:
+            failed_values.append(None)
+        quarantined_with.append(None if own else parent)
+    for column, values in zip(
+        QUARANTINE_FIELDS, (failed_checks, failed_values, quarantined_with), strict=True
+    ):
+        rows = rows.append_column(column, pa.array(values, column.type))
+    return rows.select(quarantine_schema.names).cast(quarantine_schema)
+
+
+def _remove_from_staging(table: _Table, mask) -> None:
+    """Rewrite each staged file that holds removed rows without them (temp file, then replace)."""
+    gone = table.key.filter(pa.array(mask))
+    for file in sorted({Path(f) for f in table.row_files[mask]}):
+        content = pq.ParquetFile(file).read()
+        keep = pc.invert(pc.is_in(suites.key_strings(content, table.keys), value_set=gone))
+        kept = pc.sum(keep).as_py() or 0
+        if kept == content.num_rows:
+            continue
+        if not kept:
+            file.unlink()
+            if not any(file.parent.iterdir()):
+                file.parent.rmdir()
+            continue
+        _write_parquet_atomic(content.filter(keep), file)
+    log.info(
+        "Removed %d quarantined %s rows from the staged files of %s", int(mask.sum()), table.name, table.root
+    )
+
+
+def _table_counts(
+    tables: Mapping[str, _Table], removed: Mapping[str, Any], applied: bool
+) -> dict[str, dict[str, int]]:
+    counts = {}
+    for name, table in tables.items():
+        new = int(removed[name].sum()) if applied and name in removed else 0
+        counts[name] = {
+            "staged": table.staged_rows,
+            "quarantined": new + table.previous_rows,
+            "quarantined_earlier": table.previous_rows,
+            "clean": table.staged_rows - new,
+        }
+    return counts
+
+
+# --- reports --------------------------------------------------------------------------------------
+
+
+def _write_reports(
+    result: AuditResult,
+    expected_visits: int | None,
+    rows_flattened: Mapping[str, int] | None,
+    thresholds: Thresholds,
+    tables: Mapping[str, _Table],
+) -> None:
+    summary = {
+        "run_id": result.run_id,
+        "verdict": result.verdict.value,
+        "validated_at": dt.datetime.now(dt.UTC).isoformat(),
+        "seconds": round(result.seconds, 3),
+        "failed_checks": result.failed_checks,
+        "expected_visits": expected_visits,
+        "rows_flattened": dict(rows_flattened) if rows_flattened else None,
+        "thresholds": {
+            "row_share": thresholds.row_share,
+            "per_check": dict(thresholds.per_check),
+            "quarantine_share": thresholds.quarantine_share,
+        },
+        "tables": result.tables,
+        "checks": [c.as_dict() for c in result.checks],
+        "paths": {
+            "summary": str(result.summary_path),
+            "report": str(result.report_path),
+            "data_docs": str(result.data_docs_path) if result.data_docs_path else None,
+            "quarantine": {t: str(p) for t, p in result.quarantine_paths.items()},
+            "staging": str(tables["visits"].root.parent),
+        },
+    }
+    text = json.dumps(summary, indent=2, sort_keys=False).encode()
+    result.summary_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_bytes_atomic(text, result.summary_path)
+    _write_bytes_atomic(_render_html(summary).encode(), result.report_path)
+    _write_bytes_atomic(text, result.latest_path)
+
+
+def _render_html(summary: Mapping[str, Any]) -> str:
+    """A self-contained page (no CDN: GX's own Data Docs need one for their styles)."""
+    e = html.escape
+    colours = {
+        PASSED: "#1a7f37",
+        QUARANTINED: "#9a6700",
+        FAILED: "#cf222e",
+        ERROR: "#cf222e",
+        SKIPPED: "#6e7781",
+    }
+    verdict_colour = {Verdict.PASS: "#1a7f37", Verdict.QUARANTINED: "#9a6700", Verdict.FAIL: "#cf222e"}
+    check_rows = "".join(
+        f"<tr><td><code>{e(c['name'])}</code><br><small>{e(c['description'])}</small></td>"
+        f"<td>{e(c['severity'])}</td>"
+        f"<td style='color:{colours.get(c['status'], '#000')};font-weight:bold'>{e(c['status'])}</td>"
+        f"<td>{'' if c['unexpected_count'] is None else c['unexpected_count']}</td>"
+        f"<td>{_percent(c['share'])}</td><td>{_percent(c['threshold'])}</td>"
+        f"<td>{e(c['detail'])}</td></tr>"
+        for c in summary["checks"]
+    )
+    table_rows = "".join(
+        f"<tr><td>{e(name)}</td><td>{n['staged']}</td><td>{n['quarantined']}</td><td>{n['clean']}</td></tr>"
+        for name, n in summary["tables"].items()
+    )
+    paths = summary["paths"]
+    links = ""
+    if paths["data_docs"]:
+        links += "<li><a href='data_docs/index.html'>Great Expectations Data Docs</a></li>"
+    links += "<li><a href='summary.json'>summary.json</a></li>"
+    links += "".join(
+        f"<li>quarantine {e(t)}: <code>{e(p)}</code></li>" for t, p in paths["quarantine"].items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Validation {e(summary["run_id"])}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:2em;color:#1f2328}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}}
+th{{background:#f6f8fa}}.verdict{{font-size:1.6em;font-weight:bold;color:{verdict_colour[summary["verdict"]]}}}
+</style></head><body>
+<h1>Validation of run <code>{e(summary["run_id"])}</code></h1>
+<p class="verdict">{e(summary["verdict"].upper())}</p>
+<p>Validated at {e(summary["validated_at"])} in {summary["seconds"]} s.
+Expected visits (API): {e(str(summary["expected_visits"]))}.
+Failed checks: {e(", ".join(summary["failed_checks"]) or "none")}.</p>
+<h2>Rows</h2>
+<table><tr><th>table</th><th>staged</th><th>quarantined</th><th>clean</th></tr>{table_rows}</table>
+<h2>Checks</h2>
+<table><tr><th>check</th><th>severity</th><th>status</th><th>unexpected rows</th><th>share</th><th>threshold</th>
+<th>detail</th></tr>{check_rows}</table>
+<h2>Files</h2><ul>{links}</ul>
+</body></html>
+"""
+
+
+# --- small helpers --------------------------------------------------------------------------------
+
+
+def _percent(share: float | None) -> str:
+    return "" if share is None else f"{share:.2%}"
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe form of a value from pandas or GX (NaN and NaT become null, dates ISO text)."""
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not hasattr(value, "isoformat"):  # numpy scalars
+        return _jsonable(value.item())
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _write_bytes_atomic(content: bytes, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_bytes(content)
+    os.replace(temporary, path)
+
+
+def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    # A leading "." keeps a crashed write's leftover out of pyarrow.dataset reads.
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    pq.write_table(table, temporary)
+    os.replace(temporary, path)
+
+
+def _replace_dir(new: Path, final: Path) -> None:
+    old = final.with_name(f".{final.name}-old-{uuid.uuid4().hex}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
