@@ -37,5 +37,11 @@ lock: install
 	$(BIN)/uv pip compile requirements.in -p 3.11 -q --no-header -o requirements.txt
 	$(BIN)/uv pip compile requirements-dev.in -p 3.11 -q --no-header -o requirements-dev.txt
 
+# The KPI dashboard over the warehouse: http://127.0.0.1:8501 (DASHBOARD_ADDRESS=0.0.0.0 to serve the network).
+DASHBOARD_ADDRESS ?= 127.0.0.1
+DASHBOARD_PORT ?= 8501
+dashboard: install
+	$(BIN)/python -m dashboard --address $(DASHBOARD_ADDRESS) --port $(DASHBOARD_PORT)
+
 clean:
 	rm -rf .airflow data .pytest_cache

@@ -1,0 +1,1 @@
+"""The LetsJobIt KPI dashboard (Streamlit): `make dashboard`, entry point dashboard/app.py."""

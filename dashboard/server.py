@@ -1,0 +1,42 @@
+"""How the dashboard is served: the one `streamlit run` command line used by `make dashboard`, the
+docker-compose service and the browser tests.
+
+    python -m dashboard [--address 127.0.0.1] [--port 8501]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+APP = Path(__file__).resolve().with_name("app.py")
+DEFAULT_ADDRESS = "127.0.0.1"
+DEFAULT_PORT = 8501
+
+
+def command(address: str = DEFAULT_ADDRESS, port: int = DEFAULT_PORT) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.headless", "true",
+        "--server.address", address,
+        "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+        # Viewers, not authors: no "Deploy" button or developer menu, no rerun on source edits.
+        "--client.toolbarMode", "viewer",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboard", description="Serve the LetsJobIt KPI dashboard."
+    )
+    parser.add_argument(
+        "--address", default=DEFAULT_ADDRESS, help="interface to listen on (0.0.0.0 in a container)"
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args(argv)
+    argv = command(args.address, args.port)
+    os.execv(argv[0], argv)  # noqa: S606 (no shell: a fixed argv) -- streamlit takes over this process, so signals reach it directly

@@ -1,0 +1,51 @@
+"""Fixtures of the dashboard tests: a data directory holding a small warehouse, and its expected KPIs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from include.letsjobit import config
+from tests.dashboard import fixture_warehouse
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> config.DataLayout:
+    """An empty data directory that config.layout() (and so the dashboard) points at."""
+    monkeypatch.setenv("LETSJOBIT_DATA_DIR", str(tmp_path / "data"))
+    return config.layout()
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory) -> Path:
+    """One build per session; tests get a copy."""
+    path = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+    fixture_warehouse.build(path, fixture_warehouse.sample_visits())
+    return path
+
+
+@pytest.fixture
+def warehouse(data_dir, built_warehouse) -> config.DataLayout:
+    """The data directory with a built warehouse."""
+    data_dir.root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built_warehouse, data_dir.warehouse)
+    return data_dir
+
+
+@pytest.fixture
+def marts(warehouse):
+    """A read-only connection for the tests' own, independent SQL over the marts."""
+    with duckdb.connect(str(warehouse.warehouse), read_only=True) as con:
+        yield con
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "browser: drives a real headless Chromium (installed from Debian when missing); runs in make test",
+    )
