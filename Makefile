@@ -45,3 +45,8 @@ dashboard: install
 
 clean:
 	rm -rf .airflow data .pytest_cache
+
+# The pipeline on CeleryExecutor with PostgreSQL and Redis (installed from apt if missing), two workers.
+.PHONY: distributed
+distributed: install
+	$(BIN)/python -m deploy.distributed_run $(DISTRIBUTED_ARGS)

@@ -27,7 +27,7 @@ from include.letsjobit import config
 
 log = logging.getLogger(__name__)
 
-ADMIN_PASSWORD_VARIABLE = "_AIRFLOW_WWW_USER_PASSWORD"
+ADMIN_PASSWORD_VARIABLE = "_AIRFLOW_WWW_USER_PASSWORD"  # noqa: S105 - the variable's name
 DEFAULT_POOL_SLOTS = 4
 
 
@@ -51,14 +51,16 @@ def write_admin_password(username: str, password: str) -> Path:
 
 def upsert_api_connection(url: str, key: str, extra: dict) -> None:
     """Create or update the ``letsjobit_default`` connection; the key is stored encrypted (Fernet)."""
-    from airflow.models import Connection
+    # The ORM model: airflow.sdk.Connection is the read-only view tasks get, it cannot be stored.
+    from airflow.models import Connection  # noqa: AIR311
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
-        connection = session.scalar(select(Connection).where(Connection.conn_id == config.CONN_ID))
+        stored = select(Connection).where(Connection.conn_id == config.CONN_ID)  # noqa: AIR311
+        connection = session.scalar(stored)
         if connection is None:
-            connection = Connection(conn_id=config.CONN_ID)
+            connection = Connection(conn_id=config.CONN_ID)  # noqa: AIR311
             session.add(connection)
         connection.conn_type = config.CONN_TYPE
         connection.description = "LetsJobIt API v2 (created by deploy.bootstrap)"

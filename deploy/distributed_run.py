@@ -65,7 +65,9 @@ def find_server_binaries() -> ServerBinaries | None:
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(Path(path).parts[4])
     )
-    redis_server = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    redis_server = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
     if not candidates or not redis_server:
         return None
     return ServerBinaries(postgres_bin=Path(candidates[-1]).parent, redis_server=Path(redis_server))
@@ -91,7 +93,9 @@ def ensure_server_binaries() -> ServerBinaries:
         )
     binaries = find_server_binaries()
     if not binaries:
-        raise DistributedRunError(f"apt-get installed {SYSTEM_PACKAGES} but initdb or redis-server is not found")
+        raise DistributedRunError(
+            f"apt-get installed {SYSTEM_PACKAGES} but initdb or redis-server is not found"
+        )
     return binaries
 
 
@@ -175,7 +179,9 @@ class Processes:
             _signal_group(started.process.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 started.process.wait(timeout=5)
-            log.info("stopped %s (pid %d, exit %s)", started.name, started.process.pid, started.process.returncode)
+            log.info(
+                "stopped %s (pid %d, exit %s)", started.name, started.process.pid, started.process.returncode
+            )
         self.started = [started for started in self.started if started not in chosen]
 
     def tails(self, lines: int = LOG_TAIL_LINES) -> str:
@@ -198,7 +204,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float, processes: Processes, interval: float = 0.5) -> Any:
+def wait_until(
+    what: str, check: Callable[[], Any], timeout: float, processes: Processes, interval: float = 0.5
+) -> Any:
     """Poll ``check`` until it returns something truthy; fail early if a started process died."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -211,7 +219,9 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float, processes: P
         if result:
             return result
         time.sleep(interval)
-    raise DistributedRunError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})")
+    raise DistributedRunError(
+        f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})"
+    )
 
 
 # --- servers ------------------------------------------------------------------------------------------
@@ -228,7 +238,18 @@ def start_postgres(processes: Processes, binaries: ServerBinaries, base: Path) -
     data = pg_dir / "data"
     port = free_port()
     subprocess.run(
-        [str(binaries.postgres_bin / "initdb"), "-D", str(data), "-U", DB_USER, "-A", "trust", "-E", "UTF8", "--no-sync"],
+        [
+            str(binaries.postgres_bin / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            DB_USER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         check=True,
         user=user,
         cwd=pg_dir,
@@ -248,18 +269,31 @@ def start_postgres(processes: Processes, binaries: ServerBinaries, base: Path) -
     for name, value in settings.items():
         argv += ["-c", f"{name}={value}"]
     # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to disconnect.
-    processes.start("postgres", argv, env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8"}, user=user, stop_signal=signal.SIGINT)
+    processes.start(
+        "postgres",
+        argv,
+        env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8"},
+        user=user,
+        stop_signal=signal.SIGINT,
+    )
 
     import psycopg2
 
     def create_database() -> bool:
-        with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=port, user=DB_USER, dbname="postgres")) as connection:
+        with contextlib.closing(
+            psycopg2.connect(host="127.0.0.1", port=port, user=DB_USER, dbname="postgres")
+        ) as connection:
             connection.autocommit = True
             with connection.cursor() as cursor:
                 cursor.execute(f"create database {DB_NAME}")
         return True
 
-    wait_until("PostgreSQL to accept connections", lambda: _swallow(psycopg2.OperationalError, create_database), 30, processes)
+    wait_until(
+        "PostgreSQL to accept connections",
+        lambda: _swallow(psycopg2.OperationalError, create_database),
+        30,
+        processes,
+    )
     return port
 
 
@@ -393,10 +427,19 @@ def run_once(name: str, argv: list[str], env: dict[str, str], log_dir: Path, tim
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log_file:
         result = subprocess.run(
-            argv, env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            argv,
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
         )
     if result.returncode != 0:
-        raise DistributedRunError(f"{name} exited with code {result.returncode}\n{_tail(log_path, LOG_TAIL_LINES)}")
+        raise DistributedRunError(
+            f"{name} exited with code {result.returncode}\n{_tail(log_path, LOG_TAIL_LINES)}"
+        )
 
 
 class RestClient:
@@ -405,7 +448,9 @@ class RestClient:
     def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base_url = base_url
         self.session = requests.Session()
-        response = self.session.post(f"{base_url}/auth/token", json={"username": username, "password": password}, timeout=30)
+        response = self.session.post(
+            f"{base_url}/auth/token", json={"username": username, "password": password}, timeout=30
+        )
         response.raise_for_status()
         self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
@@ -415,7 +460,9 @@ class RestClient:
     def send(self, method: str, path: str, body: dict) -> dict:
         response = self.session.request(method, f"{self.base_url}/api/v2{path}", json=body, timeout=30)
         if response.status_code >= 400:
-            raise DistributedRunError(f"{method} {path} answered {response.status_code}: {response.text[:500]}")
+            raise DistributedRunError(
+                f"{method} {path} answered {response.status_code}: {response.text[:500]}"
+            )
         return response.json()
 
 
@@ -432,7 +479,9 @@ def dag_parsed(client: RestClient, dag_id: str) -> bool:
         return True
     errors = client.get("/importErrors").json().get("import_errors", [])
     if errors:
-        raise DistributedRunError("the DAG folder has import errors:\n" + "\n".join(error["stack_trace"] for error in errors))
+        raise DistributedRunError(
+            "the DAG folder has import errors:\n" + "\n".join(error["stack_trace"] for error in errors)
+        )
     return False
 
 
@@ -441,7 +490,10 @@ def task_instances(cluster: Cluster, dag_id: str, run_id: str) -> list[dict]:
     import psycopg2
     import psycopg2.extras
 
-    with contextlib.closing(psycopg2.connect(cluster.db_dsn)) as connection, connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
+    with (
+        contextlib.closing(psycopg2.connect(cluster.db_dsn)) as connection,
+        connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor,
+    ):
         cursor.execute(
             "select task_id, map_index, state, hostname, queue, pool, try_number, start_date, end_date"
             " from task_instance where dag_id = %s and run_id = %s order by task_id, map_index",
@@ -477,6 +529,8 @@ class RunReport:
     data_dir: Path
     log_dir: Path
     seconds: dict[str, float]
+    # Every long-running process started, by name: each pid is also its process group's id.
+    pids: dict[str, int] = field(default_factory=dict)
     simulator_counters: dict | None = None
 
     @property
@@ -526,7 +580,9 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
         env = airflow_environment(cluster, options.worker_concurrency)
         lap("postgres_redis")
 
-        simulator_url = start_simulator(processes, env, options.simulator_arguments) if options.simulator else None
+        simulator_url = (
+            start_simulator(processes, env, options.simulator_arguments) if options.simulator else None
+        )
         run_once("db-migrate", airflow_command("db", "migrate"), env, log_dir, timeout=300)
         lap("db_migrate")
         bootstrap_env = {
@@ -536,30 +592,65 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
             "LETSJOBIT_API_URL": simulator_url or "http://127.0.0.1:9/api/v2",
             "LETSJOBIT_API_KEY": config.SIMULATOR_DEFAULT_KEY,
         }
-        bootstrap = [sys.executable, "-m", "deploy.bootstrap", "--admin-username", ADMIN_USER, "--pool-slots", str(options.pool_slots)]
+        bootstrap = [
+            sys.executable,
+            "-m",
+            "deploy.bootstrap",
+            "--admin-username",
+            ADMIN_USER,
+            "--pool-slots",
+            str(options.pool_slots),
+        ]
         if options.conn_extra:
             bootstrap += ["--conn-extra", json.dumps(options.conn_extra)]
         run_once("bootstrap", bootstrap, bootstrap_env, log_dir, timeout=120)
         lap("bootstrap")
 
-        processes.start("api-server", airflow_command("api-server", "--host", "127.0.0.1", "--port", str(cluster.api_port), "--workers", "1"), env=env)
+        processes.start(
+            "api-server",
+            airflow_command(
+                "api-server", "--host", "127.0.0.1", "--port", str(cluster.api_port), "--workers", "1"
+            ),
+            env=env,
+        )
         processes.start("scheduler", airflow_command("scheduler"), env=env)
         processes.start("dag-processor", airflow_command("dag-processor"), env=env)
         workers = []
         for number in range(1, options.workers + 1):
             name = f"airflow-worker-{number}"
-            worker_env = {**env, "AIRFLOW_WORKER_NAME": name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
-            workers.append(processes.start(name, airflow_command("celery", "worker", "--celery-hostname", f"{name}@%h"), env=worker_env))
+            worker_env = {
+                **env,
+                "AIRFLOW_WORKER_NAME": name,
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            }
+            workers.append(
+                processes.start(
+                    name,
+                    airflow_command("celery", "worker", "--celery-hostname", f"{name}@%h"),
+                    env=worker_env,
+                )
+            )
         wait_until("the API server to be healthy", lambda: api_server_healthy(cluster), 120, processes)
         client = RestClient(cluster.api_url, ADMIN_USER, cluster.admin_password)
         for worker in workers:
-            wait_until(f"{worker.name} to be ready", lambda worker=worker: worker_ready(worker), 120, processes)
-        wait_until(f"the DAG {options.dag_id} to be parsed", lambda: dag_parsed(client, options.dag_id), 120, processes)
+            wait_until(
+                f"{worker.name} to be ready", lambda worker=worker: worker_ready(worker), 120, processes
+            )
+        wait_until(
+            f"the DAG {options.dag_id} to be parsed",
+            lambda: dag_parsed(client, options.dag_id),
+            120,
+            processes,
+        )
         lap("services_ready")
 
         client.send("PATCH", f"/dags/{options.dag_id}", {"is_paused": False})
         run_id = f"distributed__{time.strftime('%Y%m%dT%H%M%S')}"
-        client.send("POST", f"/dags/{options.dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": options.conf})
+        client.send(
+            "POST",
+            f"/dags/{options.dag_id}/dagRuns",
+            {"dag_run_id": run_id, "logical_date": None, "conf": options.conf},
+        )
 
         def finished() -> str | None:
             state = client.get(f"/dags/{options.dag_id}/dagRuns/{run_id}").json()["state"]
@@ -575,12 +666,15 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
             data_dir=cluster.data_dir,
             log_dir=log_dir,
             seconds=seconds,
+            pids={started.name: started.process.pid for started in processes.started},
         )
         if simulator_url:
             origin = simulator_url.split("/api/", 1)[0]
             report.simulator_counters = requests.get(f"{origin}/_sim/counters", timeout=10).json()
         if state != "success":
-            raise DistributedRunError(f"run {run_id} ended {state}: {_describe(report.task_instances)}\n{_task_log_tails(cluster)}")
+            raise DistributedRunError(
+                f"run {run_id} ended {state}: {_describe(report.task_instances)}\n{_task_log_tails(cluster)}"
+            )
         if inspect:
             inspect(report)
         succeeded = True
@@ -609,7 +703,9 @@ def _task_log_tails(cluster: Cluster) -> str:
 
 
 def parse_args(argv: list[str] | None) -> RunOptions:
-    parser = argparse.ArgumentParser(description="Run a DAG on CeleryExecutor with PostgreSQL and Redis on this machine.")
+    parser = argparse.ArgumentParser(
+        description="Run a DAG on CeleryExecutor with PostgreSQL and Redis on this machine."
+    )
     parser.add_argument("--dag-id", default=config.DAG_ID)
     parser.add_argument("--dags-folder", type=Path, default=PROJECT_ROOT / "dags")
     parser.add_argument("--conf", default="{}", help="JSON conf of the DAG run")

@@ -18,7 +18,9 @@ CHUNKS = 6
 HOLD_SECONDS = 2.0
 
 
-@dag(dag_id="deploy_smoke", schedule=None, catchup=False, tags=["deploy", "test"], default_args={"retries": 0})
+@dag(
+    dag_id="deploy_smoke", schedule=None, catchup=False, tags=["deploy", "test"], default_args={"retries": 0}
+)
 def deploy_smoke():
     @task(pool=config.API_POOL)
     def work(chunk: int) -> dict:
