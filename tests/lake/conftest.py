@@ -1,0 +1,174 @@
+"""Fixtures of the lake tests: the reference's own example visit, and raw runs written as the extractor does."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from include.letsjobit.config import DataLayout
+
+# The visit of the reference's "Get All Visits" example, verbatim (signature shortened as it is there).
+REFERENCE_VISIT: dict[str, Any] = {
+    "_id": "yKQhJZ9B7PTT85kWc",
+    "driverId": "FEn9BJz93svSNPx7p",
+    "name": "Liam",
+    "date": "2020-03-31",
+    "totalJobs": 1,
+    "id": 10816703,
+    "docType": "CALL OUT",
+    "docNo": "H-017623",
+    "serviceOrder": 3,
+    "customer": "The Green Sleeve",
+    "siteId": "30101308",
+    "lat": 57.000000,
+    "lng": -2.000000,
+    "site": "The Green Sleeve",
+    "address": "999 West High Street",
+    "postCode": "AB51 3QR",
+    "city": "INVERURIE",
+    "obs": "Contact Info: The Green Sleeve, John: 01999999999 \r\n AQUARIUS TONE7/3 2001 - Side of the shop\r\n"
+    "Access 9am - 5.30pm\r\nNo parking onsite ",
+    "contactPerson": "John",
+    "contactPhone": "01999999999",
+    "emailMandatory": True,
+    "priority": "3",
+    "showItemsOnOrderSection": True,
+    "hideEquipmentDetails": False,
+    "hideDeliveryItemsSection": False,
+    "signeeName": "John",
+    "signeeEmail": "john@email.com",
+    "subContractorIds": ["My Subcontractor"],
+    "territory": "AB-Aberdeen",
+    "useStartPauseStopStyleButtonsInJobs": True,
+    "inMobileApp": True,
+    "NPSMandatory": True,
+    "precedencePriorityVisit": False,
+    "closeVisitOnLastJobClose": False,
+    "country": "GB",
+    "companyId": "LPeaJNaLQT6RqcFdt",
+    "time_windows": [{"earliest": 30600, "latest": 64800}],
+    "required_skills": ["Plumber", "Hot water technician", "Installer"],
+    "allowed_vehicles": [],
+    "confirmClose": True,
+    "inProgress": False,
+    "closed": True,
+    "skipped": False,
+    "geocoding": None,
+    "showDiscountAndBonusOnItemsOnOrder": False,
+    "duration": 2100,
+    "createdAt": "2020-03-09 15:48:17",
+    "createdUser": "API",
+    "hasChangesToSync": False,
+    "modifieddAt": "2020-03-24 15:45:38",
+    "modifyUser": "2pjP3L3S8JtZhLPoN",
+    "servicing": False,
+    "signeeRating": "5",
+    "signature": "/9j/4AAQSkZJRgABAQEAAAAAA...",
+    "appClientVersion": "1.7.163",
+    "closeDate": "2020-03-24 15:45",
+    "skippedReasonId": "",
+}
+
+# A line with every documented line field, and extraData entries with every documented attribute
+# (the reference gives tables, not an example, for these).
+REFERENCE_LINE: dict[str, Any] = {
+    "actionItem": True,
+    "allowRebrand": False,
+    "brand": "Aquarius",
+    "brandId": 12,
+    "description": "Annual service",
+    "hasBatch": False,
+    "hasReturn": True,
+    "id": 555001,
+    "itemId": 987,
+    "jobType": "repair",
+    "location": "bar 2nd floor",
+    "model": "TONE7/3",
+    "modelId": 2001,
+    "qty": 2,
+    "serialNr": "SN-0001",
+    "serialNrId": 77,
+    "extraData": [
+        {
+            "type": "number",
+            "caption": "Pressure (bar)",
+            "description": "Read the gauge",
+            "value": "1.5",
+            "required": "required",
+            "readonly": "",
+            "max": 10,
+            "min": 0,
+            "name": "pressure",
+            "pattern": "[0-9]+([\\.,][0-9]+)?",
+            "step": 0.1,
+        },
+        {
+            "type": "select",
+            "caption": "Outcome",
+            "value": "fixed",
+            "options_values": "fixed | not fixed",
+            "options_default": "fixed",
+            "name": "outcome",
+        },
+    ],
+}
+
+FETCHED_AT = datetime(2026, 11, 24, 10, 0, 0, 123456, tzinfo=UTC)
+
+
+def reference_visit(**changes: Any) -> dict[str, Any]:
+    """A deep copy of the reference visit with one line, changed as asked (None values are kept)."""
+    visit = copy.deepcopy(REFERENCE_VISIT)
+    visit["lines"] = [copy.deepcopy(REFERENCE_LINE)]
+    visit.update(changes)
+    return visit
+
+
+def raw_page(visits: list[Any], offset: int = 0, fetched_at: datetime = FETCHED_AT, data: Any = None) -> dict:
+    """A raw page as the extractor writes it."""
+    return {
+        "offset": offset,
+        "filters": {},
+        "fetched_at": fetched_at.isoformat(),
+        "body": {
+            "meta": {
+                "totalRecords": len(visits),
+                "returnedRecords": len(visits),
+                "remainingRecords": 0,
+                "nextStart": offset + len(visits),
+            },
+            "data": visits if data is None else data,
+        },
+    }
+
+
+def write_raw_part(layout: DataLayout, run_id: str, chunk: int | str, pages: list[dict]) -> Path:
+    """Write pages to `raw/run_id=<run>/part-<chunk>.jsonl.gz` the way the extractor does."""
+    path = layout.raw / f"run_id={run_id}" / f"part-{chunk}.jsonl.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb") as out:
+        for page in pages:
+            out.write(orjson.dumps(page) + b"\n")
+    return path
+
+
+def visits_over_days(
+    count: int, first_day: str = "2026-11-01", days: int = 3, prefix: str = "v"
+) -> list[dict]:
+    """`count` reference visits with distinct ids spread over `days` consecutive dates."""
+    start = datetime.fromisoformat(first_day)
+    return [
+        reference_visit(_id=f"{prefix}{n:05d}", date=(start + timedelta(days=n % days)).date().isoformat())
+        for n in range(count)
+    ]
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> DataLayout:
+    return DataLayout(tmp_path / "data")
