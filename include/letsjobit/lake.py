@@ -1,0 +1,791 @@
+"""The parquet lake: stage a run from its raw pages, publish it atomically, keep history tidy.
+
+Write -> audit -> publish:
+
+1. `stage_run(run_id, layout)` reads every raw part of the run (`raw/run_id=<run>/part-*.jsonl.gz`),
+   flattens the pages in batches (`flatten.py`, in a pool of worker processes), keeps the latest fetched
+   copy of each visit, and writes typed parquet to `_staging/<run>/<table>/visit_date=YYYY-MM-DD/`
+   plus `_staging/<run>/rejects.parquet`. Any run can be replayed: staging reads only the raw pages.
+2. The validation gate audits (and may trim) the staged tables.
+3. `publish_run(run_id, layout, partitions)` makes the staged data the lake's: a full refresh (None)
+   replaces each whole table, a list of dates replaces exactly those `visit_date` partitions (removing
+   those with no staged rows). Each table or partition appears by one atomic directory exchange, so a
+   reader sees the old or the new partition, never a mix; a journal lets a crashed publish be finished
+   by the next call.
+
+Memory is bounded by a batch of pages, not by the size of the run: each worker flattens one batch of
+pages at a time into Arrow spill files (uncompressed IPC, on disk); deduplication needs only each visit's
+id, fetch time and read position; then one worker per table streams the spill, in reading order, into
+per-partition buffers of bounded size that are written out as parquet row groups.
+
+Rows with no `visit_date` are staged under `visit_date=__HIVE_DEFAULT_PARTITION__` (the null partition
+of Hive, pyarrow and DuckDB), where the validation gate finds and quarantines them. `visit_date` is also
+stored inside the files, so a file is typed on its own: read the lake with DuckDB
+(`read_parquet('<table>/*/*.parquet')`, with or without `hive_partitioning`) or with `dataset()` here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import gc
+import gzip
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from filelock import FileLock
+
+from include.letsjobit import config, flatten, schema
+from include.letsjobit.config import DataLayout
+
+log = logging.getLogger(__name__)
+
+TABLE_NAMES = tuple(schema.TABLES)
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+REJECTS_FILE = "rejects.parquet"
+SEQUENCE_COLUMN = "_seq"  # spill only: the visit's read position, to keep the latest copy of a visit
+
+PAGES_PER_BATCH = 40  # ~4,000 visits: a worker holds one batch of parsed pages at a time
+MAX_WORKERS = 2
+ROWS_PER_FILE = 2_000_000  # a partition rolls over to a new file past this many rows
+BUFFER_BYTES = 128 * 2**20  # rows a table writer holds before writing its largest partition out
+MAX_OPEN_FILES = 256
+LAKE_COMPRESSION = "zstd"
+
+_PART_RE = re.compile(r"part-(.+)\.jsonl\.gz")
+_SEQUENCE_BITS = 32  # _seq = batch number << 32 | row of the visit in its batch
+
+
+class PublishError(RuntimeError):
+    """A publication that cannot be done (nothing staged for the run, a journal that cannot finish)."""
+
+
+@dataclass
+class StageResult:
+    """What `stage_run` wrote; small and JSON-able (dates as ISO text) for XCom."""
+
+    run_id: str
+    path: str
+    rows: dict[str, int]  # rows staged per table, after deduplication
+    rejects: int
+    pages: int
+    parts: int
+    visits_read: int  # visits with an id read from the pages, duplicates included
+    duplicates_dropped: int  # older copies of a visit fetched more than once
+    partitions: list[str]  # staged visit_date partitions (ISO dates, NULL_PARTITION for no date)
+    visits_without_date: int
+    unknown_fields: dict[str, list[str]] = field(default_factory=dict)
+    workers: int = 1
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PublishResult:
+    run_id: str
+    mode: str  # "full" or "partitions"
+    replaced: list[str]  # partitions now holding the run's rows (every table)
+    removed: list[str]  # partitions removed because the run staged no rows for them
+    rows: dict[str, int]
+    rejects_path: str
+    recovered: list[str] = field(default_factory=list)  # runs whose interrupted publication was finished
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- paths -------------------------------------------------------------------------------------
+
+
+def raw_run_dir(layout: DataLayout, run_id: str) -> Path:
+    return layout.raw / f"run_id={run_id}"
+
+
+def staging_dir(layout: DataLayout, run_id: str) -> Path:
+    return layout.staging / run_id
+
+
+def partition_name(day: date | str | None) -> str:
+    """`visit_date=YYYY-MM-DD`, or the null partition."""
+    if day is None or day == NULL_PARTITION:
+        return f"{schema.PARTITION_COLUMN}={NULL_PARTITION}"
+    return f"{schema.PARTITION_COLUMN}={day.isoformat() if isinstance(day, date) else day}"
+
+
+def partition_value(directory_name: str) -> str:
+    """The ISO date (or NULL_PARTITION) of a partition directory name."""
+    return directory_name.split("=", 1)[1]
+
+
+def raw_parts(layout: DataLayout, run_id: str) -> list[Path]:
+    """The run's raw parts in a stable order (by chunk name)."""
+    run_dir = raw_run_dir(layout, run_id)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no raw pages for run {run_id!r}: {run_dir} does not exist")
+    return sorted(path for path in run_dir.iterdir() if _PART_RE.fullmatch(path.name))
+
+
+def dataset(path: Path) -> ds.Dataset:
+    """A lake or staged table directory as a pyarrow dataset with the exact lake schema."""
+    name = path.name
+    table_schema = schema.TABLES[name]
+    partitioning = ds.partitioning(pa.schema([table_schema.field(schema.PARTITION_COLUMN)]), flavor="hive")
+    return ds.dataset(path, schema=table_schema, format="parquet", partitioning=partitioning)
+
+
+def read_table(path: Path) -> pa.Table:
+    """A whole lake or staged table (small tables and tests; use DuckDB for analysis)."""
+    if not path.exists():
+        return schema.TABLES[path.name].empty_table()
+    return dataset(path).to_table()
+
+
+# --- staging -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Batch:
+    number: int
+    source: str  # part file name, for error messages
+    first_line: int
+    lines: list[bytes]
+
+
+@dataclass
+class _BatchSummary:
+    number: int
+    pages: int
+    rows: dict[str, int]
+    rejects: int
+    unknown_fields: dict[str, set[str]]
+    visit_ids: pa.Table  # visit_id, fetched_at, _seq of every visit of the batch, to find duplicates
+
+
+@dataclass
+class _TableSummary:
+    name: str
+    rows: int
+    partitions: dict[str, int]  # partition value -> rows
+
+
+def _iter_batches(parts: list[Path], pages_per_batch: int) -> Iterator[_Batch]:
+    """The raw lines of every part, in batches of pages; a batch never spans two parts."""
+    number = 0
+    for part in parts:
+        with gzip.open(part, "rb") as stream:
+            lines: list[bytes] = []
+            first_line = 1
+            for line_number, line in enumerate(stream, start=1):
+                if not lines:
+                    first_line = line_number
+                lines.append(line)
+                if len(lines) == pages_per_batch:
+                    yield _Batch(number, part.name, first_line, lines)
+                    number += 1
+                    lines = []
+            if lines:
+                yield _Batch(number, part.name, first_line, lines)
+                number += 1
+
+
+def _spill_path(spill: Path, table: str, number: int) -> Path:
+    return spill / table / f"batch-{number:07d}.arrow"
+
+
+def _write_spill(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _read_spill(path: Path) -> pa.Table:
+    with pa.memory_map(str(path), "r") as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def _flatten_batch(batch: _Batch, run_id: str, spill: Path, pseudonymise_key: str | None) -> _BatchSummary:
+    """Worker: parse and flatten one batch of pages, write its spill files, return the counts."""
+    collecting = gc.isenabled()
+    gc.disable()  # JSON trees have no cycles; the collector would only slow the allocation storm down
+    try:
+        pages = [
+            flatten.parse_page(line, f"{batch.source}:{batch.first_line + offset}")
+            for offset, line in enumerate(batch.lines)
+            if line.strip()
+        ]
+        flat = flatten.flatten_pages(pages, run_id, pseudonymise_key=pseudonymise_key)
+        del pages
+        base = batch.number << _SEQUENCE_BITS
+        visit_sequence = pc.add(pa.array(range(flat.visits.num_rows), pa.int64()), base)
+        sequences = {
+            "visits": visit_sequence,
+            "visit_lines": visit_sequence.take(flat.line_parents),
+            "line_extra_data": visit_sequence.take(flat.extra_data_parents),
+            "rejects": pc.add(flat.reject_parents.cast(pa.int64()), base),
+        }
+        tables = {**flat.tables(), "rejects": flat.rejects}
+        for name, table in tables.items():
+            if table.num_rows:
+                _write_spill(
+                    table.append_column(SEQUENCE_COLUMN, sequences[name]),
+                    _spill_path(spill, name, batch.number),
+                )
+        return _BatchSummary(
+            number=batch.number,
+            pages=flat.pages,
+            rows={name: table.num_rows for name, table in flat.tables().items()},
+            rejects=flat.rejects.num_rows,
+            unknown_fields=flat.unknown_fields,
+            visit_ids=pa.table(
+                {
+                    "visit_id": flat.visits.column("visit_id"),
+                    "fetched_at": flat.visits.column("fetched_at"),
+                    SEQUENCE_COLUMN: visit_sequence,
+                }
+            ),
+        )
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _older_copies(visit_ids: list[pa.Table]) -> pa.Array:
+    """_seq of every visit that was read again later: keep the latest fetched (then the last read)."""
+    ids = pa.concat_tables(visit_ids) if visit_ids else pa.table({"visit_id": pa.array([], pa.string())})
+    if ids.num_rows == 0:
+        return pa.array([], pa.int64())
+    counts = ids.group_by("visit_id").aggregate([("visit_id", "count")])
+    repeated = counts.filter(pc.greater(counts.column("visit_id_count"), 1)).column("visit_id")
+    if len(repeated) == 0:
+        return pa.array([], pa.int64())
+    copies = ids.filter(pc.is_in(ids.column("visit_id"), value_set=repeated.combine_chunks())).sort_by(
+        [("visit_id", "ascending"), ("fetched_at", "descending"), (SEQUENCE_COLUMN, "descending")]
+    )
+    visit_id = copies.column("visit_id").combine_chunks()
+    first_of_visit = pc.not_equal(visit_id.slice(1), visit_id.slice(0, len(visit_id) - 1))
+    is_older = pa.concat_arrays([pa.array([False]), pc.invert(first_of_visit)])
+    return copies.column(SEQUENCE_COLUMN).combine_chunks().filter(is_older)
+
+
+class _PartitionedWriter:
+    """Appends rows to `root/visit_date=.../part-NNNNN.parquet`, buffering each partition in memory.
+
+    Rows of a partition keep the order they are added in. When the buffered batches pass
+    `buffer_bytes`, every partition is written out as a row group, so memory stays bounded whatever
+    the number of rows or partitions.
+    """
+
+    def __init__(self, root: Path, table_schema: pa.Schema, buffer_bytes: int = BUFFER_BYTES):
+        self.root = root
+        self.schema = table_schema
+        self.buffer_bytes = buffer_bytes
+        self.buffers: dict[str, list[pa.Table]] = {}
+        self.buffered = 0
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.rows_in_file: dict[str, int] = {}
+        self.files: dict[str, int] = {}
+        self.rows: dict[str, int] = {}
+        root.mkdir(parents=True, exist_ok=True)
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        # Stable: rows of one partition keep their order. One copy per batch; partitions are slices.
+        order = pc.sort_indices(table, sort_keys=[(schema.PARTITION_COLUMN, "ascending", "at_end")])
+        ordered = table.take(order)
+        runs = pc.run_end_encode(ordered.column(schema.PARTITION_COLUMN).combine_chunks())
+        start = 0
+        for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
+            partition = NULL_PARTITION if day is None else day.isoformat()
+            self.buffers.setdefault(partition, []).append(ordered.slice(start, end - start))
+            self.rows[partition] = self.rows.get(partition, 0) + end - start
+            start = end
+        self.buffered += ordered.nbytes
+        if self.buffered > self.buffer_bytes:
+            self._flush_all()
+
+    def _flush_all(self) -> None:
+        """Write every buffered partition out (all at once, so no buffered batch stays referenced)."""
+        for partition in sorted(self.buffers):
+            self._write(partition, pa.concat_tables(self.buffers[partition]))
+        self.buffers.clear()
+        self.buffered = 0
+
+    def _write(self, partition: str, rows: pa.Table) -> None:
+        writer = self.writers.get(partition)
+        if writer is None or self.rows_in_file[partition] >= ROWS_PER_FILE:
+            if writer is not None:
+                writer.close()
+            if len(self.writers) >= MAX_OPEN_FILES:
+                oldest = next(iter(self.writers))
+                self.writers.pop(oldest).close()
+                self.rows_in_file[oldest] = ROWS_PER_FILE  # its next rows start a new file
+            number = self.files.get(partition, 0)
+            directory = self.root / partition_name(partition)
+            directory.mkdir(exist_ok=True)
+            path = directory / f"part-{number:05d}.parquet"
+            writer = pq.ParquetWriter(path, self.schema, compression=LAKE_COMPRESSION)
+            self.writers[partition] = writer
+            self.files[partition] = number + 1
+            self.rows_in_file[partition] = 0
+        writer.write_table(rows.cast(self.schema))
+        self.rows_in_file[partition] += rows.num_rows
+
+    def close(self) -> None:
+        try:
+            self._flush_all()
+        finally:
+            for writer in self.writers.values():
+                writer.close()
+            self.writers.clear()
+
+
+def _write_staged_table(
+    name: str, spill: Path, numbers: list[int], older: pa.Array, target: Path
+) -> _TableSummary:
+    """Worker: one table's spill, older copies left out, into its visit_date partitions under `target`."""
+    table_schema = schema.TABLES[name]
+    writer = _PartitionedWriter(target / name, table_schema)
+    try:
+        for number in numbers:
+            path = _spill_path(spill, name, number)
+            if not path.exists():
+                continue
+            rows = _read_spill(path)
+            if len(older):
+                rows = rows.filter(pc.invert(pc.is_in(rows.column(SEQUENCE_COLUMN), value_set=older)))
+            writer.add(rows.drop_columns([SEQUENCE_COLUMN]))
+    finally:
+        writer.close()
+    return _TableSummary(name, sum(writer.rows.values()), dict(writer.rows))
+
+
+def _write_staged_rejects(spill: Path, numbers: list[int], older: pa.Array, target: Path) -> _TableSummary:
+    """Worker: the run's rejects, in reading order, into one parquet file."""
+    rows = 0
+    with pq.ParquetWriter(target / REJECTS_FILE, schema.REJECTS, compression=LAKE_COMPRESSION) as writer:
+        writer.write_table(schema.REJECTS.empty_table())
+        for number in numbers:
+            path = _spill_path(spill, "rejects", number)
+            if not path.exists():
+                continue
+            table = _read_spill(path)
+            if len(older):
+                sequence = table.column(SEQUENCE_COLUMN)
+                table = table.filter(
+                    pc.or_kleene(pc.is_null(sequence), pc.invert(pc.is_in(sequence, value_set=older)))
+                )
+            writer.write_table(table.drop_columns([SEQUENCE_COLUMN]).cast(schema.REJECTS))
+            rows += table.num_rows
+    return _TableSummary("rejects", rows, {})
+
+
+class _InlineExecutor(Executor):
+    """Runs each job at once in this process (one worker: no process start-up, easy to debug)."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(error)
+        return future
+
+
+def _executor(workers: int) -> Executor:
+    if workers <= 1:
+        return _InlineExecutor()
+    # fork: the workers need nothing but this module, and spawn would re-import the caller's main
+    # module (Airflow's task runner, a script) in every worker.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+
+
+def _flatten_all(
+    executor: Executor,
+    workers: int,
+    parts: list[Path],
+    run_id: str,
+    spill: Path,
+    pseudonymise_key: str | None,
+    pages_per_batch: int,
+) -> list[_BatchSummary]:
+    """Flatten every batch of every part, with at most two batches per worker in flight."""
+    summaries: list[_BatchSummary] = []
+    pending: set[Future] = set()
+    try:
+        for batch in _iter_batches(parts, pages_per_batch):
+            pending.add(executor.submit(_flatten_batch, batch, run_id, spill, pseudonymise_key))
+            if len(pending) >= 2 * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                summaries.extend(future.result() for future in done)
+        done, pending = wait(pending)
+        summaries.extend(future.result() for future in done)
+    finally:
+        for future in pending:
+            future.cancel()
+    return sorted(summaries, key=lambda summary: summary.number)
+
+
+def stage_run(
+    run_id: str,
+    layout: DataLayout,
+    *,
+    pseudonymise_key: str | None | type[Ellipsis] = ...,
+    workers: int | None = None,
+    pages_per_batch: int = PAGES_PER_BATCH,
+) -> StageResult:
+    """Flatten a run's raw pages into typed staged tables; replaces any earlier staging of the run.
+
+    `pseudonymise_key` defaults to `config.pseudonymise_key()`; `workers` to the CPUs (at most
+    MAX_WORKERS); with 1 worker everything runs in this process.
+    """
+    started = time.monotonic()
+    key = config.pseudonymise_key() if pseudonymise_key is ... else pseudonymise_key
+    workers = workers or min(MAX_WORKERS, os.cpu_count() or 1)
+    parts = raw_parts(layout, run_id)
+    final = staging_dir(layout, run_id)
+    layout.staging.mkdir(parents=True, exist_ok=True)
+    for stale in layout.staging.glob(f".{run_id}.tmp-*"):  # scratch of an attempt that died
+        shutil.rmtree(stale, ignore_errors=True)
+    work = layout.staging / f".{run_id}.tmp-{uuid.uuid4().hex[:8]}"
+    spill, staged = work / "spill", work / "staged"
+    spill.mkdir(parents=True)
+    staged.mkdir()
+    log.info("Staging run %s: %d raw part(s), %d worker(s), into %s", run_id, len(parts), workers, final)
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        timings[phase] = round(now - clock, 3)
+        clock = now
+
+    try:
+        with _executor(workers) as executor:
+            summaries = _flatten_all(executor, workers, parts, run_id, spill, key, pages_per_batch)
+            lap("flatten")
+            older = _older_copies([summary.visit_ids for summary in summaries])
+            lap("dedupe")
+            numbers = [summary.number for summary in summaries]
+            jobs = [
+                executor.submit(_write_staged_table, name, spill, numbers, older, staged)
+                for name in TABLE_NAMES
+            ]
+            jobs.append(executor.submit(_write_staged_rejects, spill, numbers, older, staged))
+            tables = {job.result().name: job.result() for job in jobs}
+            lap("write")
+        shutil.rmtree(spill)
+        _replace_dir(staged, final, work / "previous")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    unknown: dict[str, set[str]] = {}
+    for summary in summaries:
+        for table, names in summary.unknown_fields.items():
+            unknown.setdefault(table, set()).update(names)
+    for table, names in sorted(unknown.items()):
+        log.warning(
+            "Run %s: %s carry fields the reference does not list, kept in extra_fields: %s",
+            run_id, table, ", ".join(sorted(names)),
+        )  # fmt: skip
+    visits_read = sum(summary.rows["visits"] for summary in summaries)
+    result = StageResult(
+        run_id=run_id,
+        path=str(final),
+        rows={name: tables[name].rows for name in TABLE_NAMES},
+        rejects=tables["rejects"].rows,
+        pages=sum(summary.pages for summary in summaries),
+        parts=len(parts),
+        visits_read=visits_read,
+        duplicates_dropped=len(older),
+        partitions=sorted(set().union(*(tables[name].partitions for name in TABLE_NAMES))),
+        visits_without_date=tables["visits"].partitions.get(NULL_PARTITION, 0),
+        unknown_fields={table: sorted(names) for table, names in sorted(unknown.items())},
+        workers=workers,
+        seconds=round(time.monotonic() - started, 3),
+        timings=timings,
+    )
+    log.info(
+        "Staged run %s: %d pages, %d visits read, %d duplicates dropped, rows %s, %d rejects, %d partitions in %.1f s",
+        run_id, result.pages, visits_read, result.duplicates_dropped, result.rows, result.rejects,
+        len(result.partitions), result.seconds,
+    )  # fmt: skip
+    return result
+
+
+# --- atomic directory replacement ----------------------------------------------------------------
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_libc: Any = None
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2); False where the system cannot."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.renameat2  # noqa: B018 - probe: glibc >= 2.28
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc is False:
+        return False
+    result = _libc.renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP):
+        return False
+    raise OSError(code, f"cannot exchange {first} and {second}: {os.strerror(code)}")
+
+
+def _replace_dir(new: Path, target: Path, trash: Path) -> None:
+    """Make directory `new` visible as `target` in one step; the old `target` is deleted afterwards."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        if _exchange(new, target):
+            shutil.rmtree(new)  # `new` now names the previous content
+            return
+        os.rename(target, trash)  # no atomic exchange here: a reader may see no directory for a moment
+        os.rename(new, target)
+        shutil.rmtree(trash)
+        return
+    os.rename(new, target)
+
+
+def _remove_dir(target: Path, trash: Path) -> None:
+    """Remove a directory in one step (rename away, then delete)."""
+    if target.exists():
+        os.rename(target, trash)
+        shutil.rmtree(trash)
+
+
+def _link_tree(source: Path, destination: Path) -> None:
+    """Copy a directory tree by hard links (same file system) or copies; the source stays as it is."""
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, destination, copy_function=link_or_copy)
+
+
+# --- publishing ----------------------------------------------------------------------------------
+
+
+def _journal_dir(layout: DataLayout) -> Path:
+    return layout.lake / "_journal"
+
+
+def _journal_path(layout: DataLayout, run_id: str) -> Path:
+    return _journal_dir(layout) / f"{run_id}.json"
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    temporary.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    os.replace(temporary, path)
+
+
+def _publish_lock(layout: DataLayout) -> FileLock:
+    layout.state.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(layout.state / "lake-publish.lock"))
+
+
+def _staged_partitions(stage: Path, table: str) -> set[str]:
+    directory = stage / table
+    if not directory.is_dir():
+        return set()
+    return {partition_value(path.name) for path in directory.iterdir() if path.is_dir() and "=" in path.name}
+
+
+def _count_rows(directory: Path) -> int:
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in directory.rglob("*.parquet"))
+
+
+def _apply(layout: DataLayout, run_id: str, dates: list[str] | None) -> tuple[list[str], list[str]]:
+    """Make the staged run the lake's data (the whole tables, or the given partitions)."""
+    stage = staging_dir(layout, run_id)
+    scratch = layout.lake / "_publish_tmp" / run_id
+    shutil.rmtree(scratch, ignore_errors=True)  # leftovers of an interrupted attempt
+    scratch.mkdir(parents=True)
+    replaced: set[str] = set()
+    removed: set[str] = set()
+    ignored: set[str] = set()
+    try:
+        for table in TABLE_NAMES:
+            staged = _staged_partitions(stage, table)
+            target = layout.table(table)
+            if dates is None:
+                incoming = scratch / table
+                if (stage / table).is_dir():
+                    _link_tree(stage / table, incoming)
+                else:
+                    incoming.mkdir()
+                _replace_dir(incoming, target, scratch / f"{table}.previous")
+                replaced |= staged
+                continue
+            target.mkdir(parents=True, exist_ok=True)
+            for day in dates:
+                name = partition_name(day)
+                if day in staged:
+                    incoming = scratch / f"{table}.{name}"
+                    _link_tree(stage / table / name, incoming)
+                    _replace_dir(incoming, target / name, scratch / f"{table}.{name}.previous")
+                    replaced.add(day)
+                elif (target / name).exists():
+                    _remove_dir(target / name, scratch / f"{table}.{name}.previous")
+                    removed.add(day)
+            ignored |= staged - set(dates)
+        if ignored:
+            log.warning(
+                "Run %s staged rows for partitions outside the dates it publishes, left unpublished: %s",
+                run_id, ", ".join(sorted(ignored)),
+            )  # fmt: skip
+        rejects_source = stage / REJECTS_FILE
+        rejects_target = layout.rejects / f"run_id={run_id}" / REJECTS_FILE
+        rejects_target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = rejects_target.with_name(f".{REJECTS_FILE}.tmp-{uuid.uuid4().hex[:8]}")
+        shutil.copyfile(rejects_source, temporary)
+        os.replace(temporary, rejects_target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return sorted(replaced), sorted(removed)
+
+
+def _finish_interrupted(layout: DataLayout, skip: str | None = None) -> list[str]:
+    """Roll forward publications whose journal says they started and did not finish."""
+    finished = []
+    directory = _journal_dir(layout)
+    if not directory.is_dir():
+        return finished
+    journals = []
+    for path in directory.glob("*.json"):
+        journal = orjson.loads(path.read_bytes())
+        if journal.get("state") == "publishing" and journal["run_id"] != skip:
+            journals.append(journal)
+    for journal in sorted(journals, key=lambda item: item["started_at"]):
+        run_id = journal["run_id"]
+        if not staging_dir(layout, run_id).is_dir():
+            raise PublishError(
+                f"publication of run {run_id} was interrupted and its staging area "
+                f"{staging_dir(layout, run_id)} is gone; re-stage the run and publish it again"
+            )
+        log.warning("Finishing the interrupted publication of run %s", run_id)
+        _apply(layout, run_id, journal["partitions"])
+        _write_json(_journal_path(layout, run_id), {**journal, "state": "published", "recovered": True})
+        finished.append(run_id)
+    return finished
+
+
+def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) -> PublishResult:
+    """Make a staged (and audited) run the lake's data; safe to re-run, and finishes crashed runs.
+
+    None: full refresh, each table becomes exactly the staged table. A list of dates: those
+    `visit_date` partitions become exactly the staged rows of that date (removed if there are none);
+    other partitions are not touched.
+    """
+    started = time.monotonic()
+    stage = staging_dir(layout, run_id)
+    if not stage.is_dir():
+        raise PublishError(f"run {run_id!r} has nothing staged at {stage}; stage_run it first")
+    dates = None if partitions is None else sorted({day.isoformat() for day in partitions})
+    with _publish_lock(layout):
+        recovered = _finish_interrupted(layout, skip=run_id)
+        journal = {
+            "run_id": run_id,
+            "partitions": dates,
+            "state": "publishing",
+            "started_at": datetime.now(UTC).isoformat(),
+        }
+        _write_json(_journal_path(layout, run_id), journal)
+        replaced, removed = _apply(layout, run_id, dates)
+        rows = {
+            table: sum(_count_rows(stage / table / partition_name(day)) for day in replaced
+                       if (stage / table / partition_name(day)).is_dir())
+            for table in TABLE_NAMES
+        }  # fmt: skip
+        _write_json(
+            _journal_path(layout, run_id),
+            {**journal, "state": "published", "finished_at": datetime.now(UTC).isoformat(),
+             "replaced": replaced, "removed": removed, "rows": rows},
+        )  # fmt: skip
+    result = PublishResult(
+        run_id=run_id,
+        mode="full" if dates is None else "partitions",
+        replaced=replaced,
+        removed=removed,
+        rows=rows,
+        rejects_path=str(layout.rejects / f"run_id={run_id}" / REJECTS_FILE),
+        recovered=recovered,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    log.info(
+        "Published run %s (%s): %d partitions replaced, %d removed, rows %s",
+        run_id, result.mode, len(replaced), len(removed), rows,
+    )  # fmt: skip
+    return result
+
+
+def recover(layout: DataLayout) -> list[str]:
+    """Finish any publication a crash interrupted; returns the run ids finished."""
+    with _publish_lock(layout):
+        return _finish_interrupted(layout)
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def prune_runs(layout: DataLayout, keep: int = 10) -> list[Path]:
+    """Delete raw pages and staging areas of all but the `keep` newest runs (by modification time).
+
+    A run whose publication is still pending in the journal is always kept.
+    """
+    pending = set()
+    if _journal_dir(layout).is_dir():
+        for path in _journal_dir(layout).glob("*.json"):
+            journal = orjson.loads(path.read_bytes())
+            if journal.get("state") == "publishing":
+                pending.add(journal["run_id"])
+    removed = []
+    for root, run_of in ((layout.raw, lambda name: name.removeprefix("run_id=")), (layout.staging, str)):
+        if not root.is_dir():
+            continue
+        runs = sorted(
+            (path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")),
+            key=lambda path: path.stat().st_mtime,
+            reverse=True,
+        )
+        for path in runs[keep:]:
+            if run_of(path.name) in pending:
+                continue
+            shutil.rmtree(path)
+            removed.append(path)
+            log.info("Pruned %s", path)
+    return removed

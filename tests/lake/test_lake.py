@@ -1,0 +1,303 @@
+"""Staging a run from its raw pages and publishing it: partitions, dedupe, idempotence, crash safety."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from include.letsjobit import flatten, lake, schema
+from include.letsjobit.config import DataLayout
+from tests.lake.conftest import FETCHED_AT, raw_page, reference_visit, visits_over_days, write_raw_part
+
+ROOT = Path(__file__).resolve().parents[2]
+DAY_1, DAY_2, DAY_3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
+
+
+def stage_pages(layout: DataLayout, run_id: str, visits: list[dict], per_page: int = 4, **options):
+    pages = [raw_page(visits[n : n + per_page], offset=n) for n in range(0, len(visits), per_page)]
+    write_raw_part(layout, run_id, "full", pages)
+    return lake.stage_run(run_id, layout, workers=options.pop("workers", 1), **options)
+
+
+def lake_rows(layout: DataLayout, table: str = "visits") -> list[tuple]:
+    """(visit_date, visit_id, doc_no) of the published table, sorted (doc_no tells versions apart)."""
+    rows = lake.read_table(layout.table(table))
+    if table != "visits":
+        return sorted(
+            zip(rows.column("visit_date").to_pylist(), rows.column("visit_id").to_pylist(), strict=True)
+        )
+    columns = [rows.column(name).to_pylist() for name in ("visit_date", "visit_id", "doc_no")]
+    return sorted(zip(*columns, strict=True), key=repr)
+
+
+def partition_dirs(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir()) if path.exists() else []
+
+
+def test_stage_run_writes_typed_partitions_and_counts_across_the_three_tables(layout):
+    visits = visits_over_days(9) + [reference_visit(_id="undated", date=None)]
+    result = stage_pages(layout, "run-a", visits)
+
+    staged = Path(result.path)
+    assert result.rows == {"visits": 10, "visit_lines": 10, "line_extra_data": 20}
+    assert (result.pages, result.parts, result.visits_read, result.duplicates_dropped) == (3, 1, 10, 0)
+    assert result.partitions == ["2026-11-01", "2026-11-02", "2026-11-03", lake.NULL_PARTITION]
+    assert result.visits_without_date == 1
+    for table, table_schema in schema.TABLES.items():
+        assert partition_dirs(staged / table) == [lake.partition_name(p) for p in result.partitions]
+        for file in (staged / table).rglob("*.parquet"):
+            assert pq.read_schema(file).remove_metadata() == table_schema
+        assert lake.read_table(staged / table).num_rows == result.rows[table]
+    assert pq.read_table(staged / lake.REJECTS_FILE).schema == schema.REJECTS
+    json.dumps(result.as_dict())  # fit for XCom
+
+
+def test_duckdb_reads_the_partitions_with_their_dates_and_the_null_partition(layout):
+    result = stage_pages(layout, "run-a", visits_over_days(6) + [reference_visit(_id="undated", date=None)])
+    for hive in ("true", "false"):
+        rows = duckdb.sql(
+            f"select visit_date, count(*) from read_parquet('{result.path}/visits/*/*.parquet', "
+            f"hive_partitioning = {hive}) group by all order by all"
+        ).fetchall()
+        assert rows == [(DAY_1, 2), (DAY_2, 2), (DAY_3, 2), (None, 1)]
+
+
+def test_a_visit_fetched_twice_keeps_the_latest_fetched_copy_and_its_lines_only(layout):
+    first = reference_visit(_id="dup", docNo="OLD", date="2026-11-01")
+    second = reference_visit(_id="dup", docNo="NEW", date="2026-11-02", lines=[])
+    write_raw_part(layout, "run-a", "b", [raw_page([first], fetched_at=FETCHED_AT)])
+    write_raw_part(layout, "run-a", "a", [raw_page([second], fetched_at=FETCHED_AT + timedelta(seconds=5))])
+    result = lake.stage_run("run-a", layout, workers=1)
+
+    assert (result.visits_read, result.duplicates_dropped) == (2, 1)
+    assert result.rows == {"visits": 1, "visit_lines": 0, "line_extra_data": 0}
+    staged = lake.read_table(Path(result.path) / "visits")
+    assert staged.column("doc_no").to_pylist() == ["NEW"]
+    assert result.partitions == ["2026-11-02"]  # the older copy's date is gone with it
+
+
+def test_a_tie_on_fetch_time_keeps_the_copy_read_last(layout):
+    visits = [reference_visit(_id="dup", docNo="FIRST"), reference_visit(_id="dup", docNo="SECOND")]
+    result = stage_pages(layout, "run-a", visits)
+    assert lake.read_table(Path(result.path) / "visits").column("doc_no").to_pylist() == ["SECOND"]
+
+
+def test_rejects_of_dropped_copies_are_dropped_with_them(layout):
+    visits = [reference_visit(_id="dup", priority="urgent"), reference_visit(_id="dup", priority="2")]
+    result = stage_pages(layout, "run-a", visits + [reference_visit(_id="x", lat="north")])
+    rejects = pq.read_table(Path(result.path) / lake.REJECTS_FILE).to_pylist()
+    assert [(r["visit_id"], r["field"]) for r in rejects] == [("x", "lat")]
+    assert result.rejects == 1
+
+
+def test_the_worker_pool_stages_exactly_what_one_process_stages(layout, tmp_path):
+    visits = visits_over_days(60) + [reference_visit(_id="v00003", docNo="LATER")]
+    one = stage_pages(layout, "run-a", visits, per_page=5, pages_per_batch=2)
+    other = DataLayout(tmp_path / "other")
+    two = stage_pages(other, "run-a", visits, per_page=5, pages_per_batch=2, workers=2)
+
+    assert two.workers == 2 and (two.rows, two.duplicates_dropped) == (one.rows, one.duplicates_dropped)
+    for table in schema.TABLES:
+        assert lake.read_table(Path(two.path) / table).equals(lake.read_table(Path(one.path) / table))
+
+
+def test_an_empty_run_stages_empty_tables(layout):
+    write_raw_part(layout, "run-a", "full", [raw_page([])])
+    result = lake.stage_run("run-a", layout, workers=1)
+    assert result.rows == {"visits": 0, "visit_lines": 0, "line_extra_data": 0} and result.partitions == []
+    assert lake.read_table(Path(result.path) / "visits").schema == schema.VISITS
+
+
+def test_a_run_without_raw_pages_is_an_error_naming_the_folder(layout):
+    with pytest.raises(FileNotFoundError, match="run_id=missing"):
+        lake.stage_run("missing", layout, workers=1)
+
+
+def test_a_corrupt_raw_line_fails_the_stage_naming_the_part_and_line(layout):
+    path = write_raw_part(layout, "run-a", "full", [raw_page(visits_over_days(2))])
+    with gzip.open(path, "ab") as out:
+        out.write(b'{"offset": 2, "truncated\n')
+    with pytest.raises(flatten.RawPageError, match=r"part-full\.jsonl\.gz:2"):
+        lake.stage_run("run-a", layout, workers=1)
+    assert not lake.staging_dir(layout, "run-a").exists()
+
+
+def test_replaying_a_run_from_its_raw_pages_gives_the_same_tables(layout):
+    first = stage_pages(layout, "run-a", visits_over_days(12))
+    tables = {table: lake.read_table(Path(first.path) / table) for table in schema.TABLES}
+    again = lake.stage_run("run-a", layout, workers=1)
+    assert again.rows == first.rows
+    for table in schema.TABLES:
+        assert lake.read_table(Path(again.path) / table).equals(tables[table])
+
+
+def test_full_refresh_replaces_each_whole_table(layout):
+    stage_pages(layout, "run-a", visits_over_days(6))
+    lake.publish_run("run-a", layout, None)
+    stage_pages(layout, "run-b", visits_over_days(2, first_day="2026-11-05", days=1, prefix="w"))
+    result = lake.publish_run("run-b", layout, None)
+
+    assert result.mode == "full" and result.replaced == ["2026-11-05"]
+    assert partition_dirs(layout.table("visits")) == ["visit_date=2026-11-05"]
+    assert [row[1] for row in lake_rows(layout)] == ["w00000", "w00001"]
+    assert lake_rows(layout, "visit_lines") == [(date(2026, 11, 5), "w00000"), (date(2026, 11, 5), "w00001")]
+    assert (layout.rejects / "run_id=run-b" / lake.REJECTS_FILE).exists()
+
+
+def test_publishing_dates_replaces_exactly_those_partitions_and_removes_emptied_ones(layout):
+    stage_pages(layout, "run-a", visits_over_days(6))  # two visits on each of days 1..3
+    lake.publish_run("run-a", layout, None)
+    # run-b re-extracted days 2 and 3: day 2 changed, day 3 now has no visits at all
+    changed = [reference_visit(_id="v00001", date="2026-11-02", docNo="CHANGED")]
+    stage_pages(layout, "run-b", changed)
+    result = lake.publish_run("run-b", layout, [DAY_2, DAY_3])
+
+    assert (result.replaced, result.removed) == (["2026-11-02"], ["2026-11-03"])
+    assert partition_dirs(layout.table("visits")) == ["visit_date=2026-11-01", "visit_date=2026-11-02"]
+    assert lake_rows(layout) == [
+        (DAY_1, "v00000", "H-017623"), (DAY_1, "v00003", "H-017623"), (DAY_2, "v00001", "CHANGED"),
+    ]  # fmt: skip
+    extra_rows = [visit_id for (_, visit_id) in lake_rows(layout, "line_extra_data")]
+    assert extra_rows == ["v00000", "v00000", "v00003", "v00003", "v00001", "v00001"]
+
+
+def test_re_running_stage_and_publish_gives_the_same_lake(layout):
+    visits = visits_over_days(9)
+    stage_pages(layout, "run-a", visits)
+    lake.publish_run("run-a", layout, [DAY_1, DAY_2])
+    before = {table: lake_rows(layout, table) for table in schema.TABLES}
+    files_before = sorted(p.relative_to(layout.lake) for p in layout.lake.rglob("*.parquet"))
+
+    lake.stage_run("run-a", layout, workers=1)
+    lake.publish_run("run-a", layout, [DAY_1, DAY_2])
+    lake.publish_run("run-a", layout, [DAY_1, DAY_2])
+
+    assert {table: lake_rows(layout, table) for table in schema.TABLES} == before
+    assert sorted(p.relative_to(layout.lake) for p in layout.lake.rglob("*.parquet")) == files_before
+
+
+def test_publishing_an_unstaged_run_is_an_error(layout):
+    with pytest.raises(lake.PublishError, match="stage_run"):
+        lake.publish_run("never-staged", layout, None)
+
+
+# --- crash safety: a real process dies half-way (os._exit: no finally, no cleanup) ------------------
+
+CRASH_SCRIPT = """
+import os, sys
+from datetime import date
+from pathlib import Path
+from include.letsjobit import lake
+from include.letsjobit.config import DataLayout
+
+layout = DataLayout(Path(sys.argv[1]))
+mode = sys.argv[2]
+calls = {"n": 0}
+
+def dies_on_second_call(original):
+    def wrapper(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os._exit(137)
+        return original(*args, **kwargs)
+    return wrapper
+
+if mode == "publish":
+    lake._replace_dir = dies_on_second_call(lake._replace_dir)
+    lake.publish_run("run-b", layout, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)])
+else:
+    lake._PartitionedWriter._write = dies_on_second_call(lake._PartitionedWriter._write)
+    lake.stage_run("run-a", layout, workers=1)
+print("finished")
+"""
+
+
+def crash(layout: DataLayout, mode: str) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CRASH_SCRIPT), str(layout.root), mode],
+        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 137, done.stderr
+    assert "finished" not in done.stdout
+
+
+def test_a_crash_mid_publish_leaves_whole_partitions_and_the_next_publish_finishes_it(layout):
+    stage_pages(layout, "run-a", visits_over_days(6))
+    lake.publish_run("run-a", layout, None)
+    old = lake_rows(layout)
+    new_visits = [
+        reference_visit(_id=f"v{n:05d}", date=f"2026-11-0{n % 3 + 1}", docNo="NEW") for n in range(6)
+    ]
+    stage_pages(layout, "run-b", new_visits)
+
+    crash(layout, "publish")  # dies while swapping the second partition in
+
+    after_crash = lake_rows(layout)
+    assert len(after_crash) == len(old)  # every partition is there, whole
+    for day in (DAY_1, DAY_2, DAY_3):  # each partition is entirely old or entirely new
+        assert len({doc_no for (d, _, doc_no) in after_crash if d == day}) == 1
+    assert after_crash != old
+    journal = json.loads((layout.lake / "_journal" / "run-b.json").read_text())
+    assert journal["state"] == "publishing"
+
+    assert lake.recover(layout) == ["run-b"]
+    assert {doc_no for (_, _, doc_no) in lake_rows(layout)} == {"NEW"}
+    assert len(lake_rows(layout)) == 6
+    assert not (layout.lake / "_publish_tmp" / "run-b").exists()
+    assert json.loads((layout.lake / "_journal" / "run-b.json").read_text())["state"] == "published"
+
+
+def test_an_interrupted_publish_is_finished_before_the_next_run_publishes(layout):
+    stage_pages(layout, "run-a", visits_over_days(6))
+    lake.publish_run("run-a", layout, None)
+    stage_pages(
+        layout, "run-b", [reference_visit(_id=f"v{n:05d}", date="2026-11-01", docNo="B") for n in range(3)]
+    )
+    crash(layout, "publish")
+
+    stage_pages(layout, "run-c", [reference_visit(_id="c", date="2026-11-03", docNo="C")])
+    result = lake.publish_run("run-c", layout, [DAY_3])
+
+    assert result.recovered == ["run-b"]
+    assert {(d, doc) for (d, _, doc) in lake_rows(layout)} == {(DAY_1, "B"), (DAY_3, "C")}
+
+
+def test_a_crash_mid_staging_leaves_the_previous_staging_intact(layout):
+    first = stage_pages(layout, "run-a", visits_over_days(6))
+    before = {table: lake.read_table(Path(first.path) / table) for table in schema.TABLES}
+    write_raw_part(layout, "run-a", "full", [raw_page(visits_over_days(9, prefix="x"))])
+
+    crash(layout, "stage")
+
+    for table in schema.TABLES:
+        assert lake.read_table(Path(first.path) / table).equals(before[table])
+    again = lake.stage_run("run-a", layout, workers=1)
+    assert again.rows["visits"] == 9
+    assert [p.name for p in layout.staging.iterdir()] == ["run-a"]  # the dead attempt's scratch is gone
+
+
+def test_prune_keeps_the_newest_runs_and_any_pending_publication(layout):
+    for n in range(4):
+        stage_pages(layout, f"run-{n}", visits_over_days(1))
+        os.utime(lake.raw_run_dir(layout, f"run-{n}"), (1000 + n, 1000 + n))
+        os.utime(lake.staging_dir(layout, f"run-{n}"), (1000 + n, 1000 + n))
+    (layout.lake / "_journal").mkdir(parents=True)
+    (layout.lake / "_journal" / "run-0.json").write_text(
+        json.dumps({"run_id": "run-0", "state": "publishing"})
+    )
+
+    lake.prune_runs(layout, keep=2)
+
+    assert sorted(p.name for p in layout.raw.iterdir()) == ["run_id=run-0", "run_id=run-2", "run_id=run-3"]
+    assert sorted(p.name for p in layout.staging.iterdir()) == ["run-0", "run-2", "run-3"]
