@@ -1,0 +1,209 @@
+"""Benchmark: flatten N simulated visits from raw pages into the staged lake tables; prints figures.
+
+    .venv/bin/python bench/bench_flatten.py --visits 1000000          # the issue's target size
+    .venv/bin/python bench/bench_flatten.py --visits 100000 --workers 1 --floor
+
+The raw pages are generated once with the simulator's generator (the extractor's format: gzip JSON lines,
+100 visits a page) and cached under --cache-dir, so a re-run measures only the lake. The figures are the
+wall time of `lake.stage_run` (parse, flatten, coerce, dedupe, sort, write parquet) and the peak resident
+memory of the whole process tree (this process and its workers, summed, sampled every 50 ms).
+With --floor it first measures the floor: gunzip + orjson parse of the same pages, nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import gzip
+import importlib
+import logging
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import psutil
+
+from include.letsjobit import lake
+from include.letsjobit.config import DataLayout
+
+PAGE_SIZE = 100
+GENERATION_BLOCK = 10_000
+GZIP_LEVEL = 5  # the extractor's
+
+
+def _generator(spec: str):
+    module, _, function = spec.partition(":")
+    return getattr(importlib.import_module(module), function or "generate_visits")
+
+
+def _write_part(args: tuple[str, Path, int, int, int, date]) -> None:
+    """Generate visits [start, stop) and write them as raw pages of 100 to one part file."""
+    spec, path, start, stop, seed, anchor = args
+    generate_visits = _generator(spec)
+    fetched = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with gzip.open(temporary, "wb", compresslevel=GZIP_LEVEL) as out:
+        for block in range(start, stop, GENERATION_BLOCK):
+            visits = generate_visits(min(GENERATION_BLOCK, stop - block), seed, anchor, start=block)
+            for offset in range(0, len(visits), PAGE_SIZE):
+                data = visits[offset : offset + PAGE_SIZE]
+                page_offset = block + offset
+                page = {
+                    "offset": page_offset,
+                    "filters": {},
+                    "fetched_at": (fetched + timedelta(milliseconds=page_offset // PAGE_SIZE)).isoformat(),
+                    "body": {
+                        "meta": {
+                            "totalRecords": stop,
+                            "returnedRecords": len(data),
+                            "remainingRecords": max(0, stop - page_offset - len(data)),
+                            "nextStart": page_offset + len(data),
+                        },
+                        "data": data,
+                    },
+                }
+                out.write(orjson.dumps(page))
+                out.write(b"\n")
+    os.replace(temporary, path)
+
+
+def raw_run(cache: Path, spec: str, visits: int, parts: int, seed: int, anchor: date) -> Path:
+    """The cached raw run directory for these settings, generated (in parallel) when missing."""
+    run_dir = cache / f"raw-{visits}-{parts}-{seed}-{anchor:%Y%m%d}" / "run_id=bench"
+    if (run_dir / "_complete").exists():
+        return run_dir
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    bounds = [visits * part // parts for part in range(parts + 1)]
+    jobs = [
+        (spec, run_dir / f"part-{part:03d}.jsonl.gz", bounds[part], bounds[part + 1], seed, anchor)
+        for part in range(parts)
+    ]
+    # Split big parts into pieces for the generator pool, then concatenate (gzip members concatenate).
+    pieces = []
+    for spec_, path, start, stop, seed_, anchor_ in jobs:
+        edges = list(range(start, stop, 50_000)) + [stop]
+        for index, (low, high) in enumerate(zip(edges, edges[1:], strict=False)):
+            pieces.append((spec_, path.with_name(f"{path.name}.{index:04d}"), low, high, seed_, anchor_))
+    started = time.monotonic()
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        pool.map(_write_part, pieces, chunksize=1)
+    for _, path, *_ in jobs:
+        with open(path, "wb") as out:
+            for piece in sorted(path.parent.glob(f"{path.name}.*")):
+                with open(piece, "rb") as source:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                piece.unlink()
+    (run_dir / "_complete").touch()
+    print(
+        f"generated {visits:,} visits in {parts} part(s) in {time.monotonic() - started:.0f} s -> {run_dir}"
+    )
+    return run_dir
+
+
+class PeakMemory:
+    """Samples the summed RSS of this process and its children in a background thread."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.peak = 0
+        self.peak_single = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total, single = 0, 0
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    rss = process.memory_info().rss
+                except psutil.Error:
+                    continue
+                total += rss
+                single = max(single, rss)
+            self.peak = max(self.peak, total)
+            self.peak_single = max(self.peak_single, single)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure_floor(run_dir: Path) -> tuple[float, int]:
+    """Seconds to gunzip and orjson-parse every page (one process), and the visits seen."""
+    gc.disable()
+    started = time.monotonic()
+    visits = 0
+    for part in sorted(run_dir.glob("part-*.jsonl.gz")):
+        with gzip.open(part, "rb") as lines:
+            for line in lines:
+                visits += len(orjson.loads(line)["body"]["data"])
+    gc.enable()
+    return time.monotonic() - started, visits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--visits", type=int, default=1_000_000)
+    parser.add_argument("--parts", type=int, default=1, help="raw parts (a full refresh is one part)")
+    parser.add_argument("--workers", type=int, default=None, help="flatten processes (default: CPUs, max 2)")
+    parser.add_argument("--pages-per-batch", type=int, default=lake.PAGES_PER_BATCH)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--anchor", type=date.fromisoformat, default=date(2026, 11, 1))
+    parser.add_argument("--generator", default="include.letsjobit.simulator.data:generate_visits")
+    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/letsjobit-bench"))
+    parser.add_argument("--floor", action="store_true", help="also time gunzip + orjson parse alone")
+    parser.add_argument("--log", action="store_true", help="show the lake's log lines")
+    args = parser.parse_args()
+    if args.log:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    run_dir = raw_run(args.cache_dir, args.generator, args.visits, args.parts, args.seed, args.anchor)
+    raw_bytes = sum(path.stat().st_size for path in run_dir.glob("part-*.jsonl.gz"))
+    print(f"raw: {raw_bytes / 1e6:,.0f} MB gzip in {args.parts} part(s)")
+    if args.floor:
+        seconds, visits = measure_floor(run_dir)
+        print(f"floor: gunzip + orjson parse of {visits:,} visits: {seconds:.1f} s (one process)")
+
+    layout = DataLayout(args.cache_dir / "data")
+    shutil.rmtree(layout.root, ignore_errors=True)
+    layout.raw.mkdir(parents=True)
+    os.symlink(run_dir, layout.raw / "run_id=bench")
+
+    with PeakMemory() as memory:
+        started = time.monotonic()
+        result = lake.stage_run(
+            "bench", layout, workers=args.workers, pages_per_batch=args.pages_per_batch, pseudonymise_key=None
+        )
+        seconds = time.monotonic() - started
+    staged_bytes = sum(path.stat().st_size for path in Path(result.path).rglob("*.parquet"))
+    print(
+        f"stage_run: {result.visits_read:,} visits -> {result.rows['visits']:,} visits, "
+        f"{result.rows['visit_lines']:,} lines, {result.rows['line_extra_data']:,} extraData rows, "
+        f"{result.rejects:,} rejects, {len(result.partitions)} partitions, {staged_bytes / 1e6:,.0f} MB parquet"
+    )
+    print(f"  workers {result.workers}, phases {result.timings}")
+    print(
+        f"  wall {seconds:.1f} s ({result.visits_read / seconds:,.0f} visits/s), "
+        f"peak RSS {memory.peak / 2**20:,.0f} MiB summed over processes "
+        f"(largest single process {memory.peak_single / 2**20:,.0f} MiB)"
+    )
+    target_ok = seconds <= 60 * args.visits / 1_000_000 and memory.peak <= 2**30
+    print(f"  target (<= 60 s per 1M visits, <= 1 GiB): {'met' if target_ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
