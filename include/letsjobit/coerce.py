@@ -35,6 +35,7 @@ Decisions, per kind (the reference's own examples use every one of these encodin
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -91,14 +92,19 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT8_MIN, INT8_MAX = -(2**7), 2**7 - 1
 
 
+def json_text(value: Any) -> str:
+    """A JSON value as compact JSON text with sorted keys (stable across runs)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits, which the standard library still writes
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+
+
 def raw_text(value: Any) -> str | None:
     """A raw value as text for the rejects table: strings as they are, anything else as JSON."""
     if value is None or isinstance(value, str):
         return value
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return repr(value)
+    return json_text(value)
 
 
 # --- one function per kind ---------------------------------------------------------------------
@@ -314,7 +320,7 @@ def coerce_rating(value: Any) -> int | None:
 def coerce_json(value: Any) -> str | None:
     if value is None:
         return None
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return json_text(value)
 
 
 _SCALAR_FUNCTIONS: dict[Kind, Callable[[Any], Any]] = {

@@ -199,7 +199,7 @@ def _unknown_json(rows: list[dict[str, Any]], known: frozenset[str], names: set[
         if not row.keys() <= known:
             unknown = {key: value for key, value in row.items() if key not in known}
             names.update(unknown)
-            texts[position] = orjson.dumps(unknown, option=orjson.OPT_SORT_KEYS).decode()
+            texts[position] = coerce.json_text(unknown)
     return texts
 
 
