@@ -1,0 +1,1 @@
+"""Airflow-side pieces of the LetsJobIt pipeline (the hook); importable as ``letsjobit``."""
