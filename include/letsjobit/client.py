@@ -33,7 +33,7 @@ import math
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -167,7 +167,7 @@ class ClientSettings:
     rate_state_dir: Path | None = None
     progress_interval_seconds: float = 5.0
     # Re-fetches allowed to mend one break in the page chain before giving up.
-    max_repair_attempts: int = 12
+    max_repair_attempts: int = 16
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -775,7 +775,7 @@ class LetsJobItClient:
             exc = state.outcome.exception()
             stats.count_retry(getattr(exc, "kind", "fault"))
             wait = state.upcoming_sleep or getattr(exc, "wait_seconds", 0.0)
-            log.warning("%s: %s; retry %s in %.1f s", what, exc, state.attempt_number, wait)
+            log.warning("%s; retry %s in %.1f s", exc, state.attempt_number, wait)
 
         def sleep(seconds: float) -> None:
             if cancel is not None:
@@ -963,9 +963,10 @@ class _Request:
 class _Window:
     """What the chain needs of a fetched page: where it was asked for and which ids it held."""
 
-    __slots__ = ("offset", "ids", "id_set", "remaining", "total")
+    __slots__ = ("offset", "ids", "id_set", "remaining", "total", "fetched")
 
     def __init__(self, page: Page) -> None:
+        self.fetched = time.monotonic()
         self.offset = page.offset
         self.ids = page.ids
         self.id_set = frozenset(self.ids)
@@ -1002,13 +1003,20 @@ class _Stitcher:
         self.requested: set[int] = {0}
         self.next_index = 1
         self.tail = _Window(first)
-        self.before_tail: _Window | None = None
+        # The chain's pages just before the tail: a re-read sharing ids with them lies left of the tail.
+        self.behind: deque[_Window] = deque(maxlen=32)
         self.latest_total = total
         self.repair_offset: int | None = None
         self.repair_attempts = 0
         self.repair_requested = False
         self.repair_started = 0.0
+        self.repair_low: int = -1
+        self.repair_high: int | None = None
+        # Records per second that deletions moved the listing left, as measured by the last repair.
+        self.shift_rate = 0.0
         self.complete = self.tail.is_tail
+        if self.page_size == 1 and not self.complete:
+            log.warning("The API answers one record a page: offset drift cannot be detected in this listing")
 
     def offset_of(self, index: int) -> int:
         return self.offsets.get(index, index * self.stride)
@@ -1050,6 +1058,12 @@ class _Stitcher:
                 )
                 log.info("Drift: the listing grew; reading on from offset %s", self.offsets[index])
                 return
+            if self.page_size == 1:
+                # One-record pages cannot overlap, so the chain cannot be checked: take them in order.
+                if index not in self.windows:
+                    return
+                self._link(index)
+                continue
             linked = [i for i, w in self.windows.items() if i >= index and self.tail.links_to(w)]
             if linked:
                 # Jump to the furthest page the tail already links to (earlier ones add nothing new).
@@ -1061,18 +1075,21 @@ class _Stitcher:
             self._start_repair(window)
 
     def _link(self, index: int) -> None:
-        self.before_tail, self.tail = self.tail, self.windows[index]
+        self._set_tail(self.windows[index])
         for i in [i for i in self.windows if i <= index]:
             del self.windows[i]
         self.next_index = index + 1
 
+    def _set_tail(self, window: _Window) -> None:
+        self.behind.append(self.tail)
+        self.tail = window
+
     def _start_repair(self, unlinked: _Window) -> None:
-        deleted_estimate = max(0, self.tail.total - self.latest_total)
-        last_offset = self.tail.offset + max(len(self.tail.ids), 1) - 1
-        self.repair_offset = max(0, last_offset - deleted_estimate)
+        self.repair_offset = self._guess_tail_end()
         self.repair_attempts = 0
         self.repair_requested = False
         self.repair_started = time.monotonic()
+        self.repair_low, self.repair_high = -1, None
         detail = (
             f"page at offset {unlinked.offset} shares no visit with the page at offset {self.tail.offset}; "
             f"totalRecords {self.tail.total} -> {self.latest_total}; re-reading from offset {self.repair_offset}"
@@ -1080,41 +1097,104 @@ class _Stitcher:
         self.stats.note_drift("chain_break", detail)
         log.warning("Drift detected: %s", detail)
 
+    def _guess_tail_end(self) -> int:
+        """Where the tail's last record probably is now, minus a small margin so the re-read overlaps it.
+
+        Deletions shift records left. The fall in totalRecords misses deletions that inserts offset, so
+        the shift rate the last repair measured, over the tail's age, is used when it says more.
+        """
+        age = time.monotonic() - self.tail.fetched
+        deleted_estimate = max(0, self.tail.total - self.latest_total, round(self.shift_rate * age))
+        margin = max(1, self.stride // 10)
+        last_offset = self.tail.offset + max(len(self.tail.ids), 1) - 1
+        return max(0, last_offset - deleted_estimate - margin)
+
     def _on_repair(self, window: _Window) -> None:
+        """Link the re-read page to the chain, or choose where to re-read next.
+
+        A re-read sharing ids with the tail tells exactly where the tail's latest surviving record is
+        now. One sharing ids with an earlier page of the chain is part of the chain too, and fresher
+        than the tail: the chain continues from it (re-reading a little, never skipping). One sharing
+        nothing known lies after the tail (records before it were deleted), or, when its offset is below
+        the tail's, before everything remembered. Offsets found too far left or right bound the search.
+        """
         self.repair_attempts += 1
         self.repair_requested = False
-        extends = bool(window.ids) and window.ids[-1] not in self.tail.id_set
-        if window.links_to(self.tail) and (extends or window.is_tail):
-            self.stats.note_drift(
-                "repaired",
-                f"chain mended at offset {window.offset} after {self.repair_attempts} re-read(s)",
-            )
-            log.info(
-                "Drift repaired: page at offset %s links to the chain (%s re-read(s), %.1f s)",
-                window.offset,
-                self.repair_attempts,
-                time.monotonic() - self.repair_started,
-            )
-            self.before_tail, self.tail = self.tail, window
-            self.repair_offset = None
+        if window.offset == 0 and not window.ids and window.is_tail:
+            # Everything was deleted meanwhile: no visit that existed throughout is left to read.
+            self._repaired(window)
             return
+        shared = [i for i, visit_id in enumerate(window.ids) if visit_id in self.tail.id_set]
+        if shared:
+            latest_shared = max(shared, key=lambda i: self.tail.ids.index(window.ids[i]))
+            was_at = self.tail.offset + self.tail.ids.index(window.ids[latest_shared])
+            shift = max(0, was_at - (window.offset + latest_shared))
+            self.shift_rate = shift / max(time.monotonic() - self.tail.fetched, 1e-3)
+            if latest_shared < len(window.ids) - 1 or window.is_tail:
+                self._repaired(window)
+                return
+            # Ends on a tail record: read again starting at it, which reaches past it. Its position
+            # is known exactly, so the bounds of the search so far no longer apply.
+            next_offset = window.offset + max(latest_shared, 1)
+            self.repair_low, self.repair_high = window.offset, None
+            direction = "ends inside the chain's last page"
+        elif any(window.links_to(w) for w in self.behind):
+            self._repaired(window, "re-anchored on a fresh page inside the chain")
+            return
+        elif (
+            window.ids
+            and (window.offset < self.tail.offset)
+            and not any(window.links_to(w) for w in self.windows.values())
+        ):
+            self.repair_low = max(self.repair_low, window.offset)
+            next_offset = self._within_bounds(window.offset + max(len(window.ids) - 1, 1))
+            direction = "lies before the pages remembered"
+        else:
+            self.repair_high = (
+                window.offset if self.repair_high is None else min(self.repair_high, window.offset)
+            )
+            step = max(1, self.stride // 4) * 2 ** min(self.repair_attempts - 1, 6)
+            next_offset = self._within_bounds(window.offset - step)
+            direction = "lies after the chain's last page"
         if self.repair_attempts >= self.max_repair_attempts:
             raise LetsJobItDriftError(
                 f"could not mend the page chain after offset {self.tail.offset} in {self.repair_attempts} "
                 "re-reads: the listing changes too fast to read consistently; retry later or narrow the filters"
             )
-        step = max(1, self.stride // 2) * 2 ** min(self.repair_attempts - 1, 4)
-        too_far_left = (
-            window.links_to(self.tail)  # overlaps but ends inside the tail
-            or (self.before_tail is not None and window.links_to(self.before_tail))
-            or window.offset == 0
-        )
-        self.repair_offset = window.offset + step if too_far_left else max(0, window.offset - step)
+        self.repair_offset = max(0, next_offset)
         log.info(
-            "Drift repair: page at offset %s does not link; trying offset %s",
+            "Drift repair: page at offset %s %s; re-reading at offset %s",
             window.offset,
+            direction,
             self.repair_offset,
         )
+
+    def _within_bounds(self, offset: int) -> int:
+        """Keep the next re-read strictly between the offsets known to be too far left and right."""
+        low, high = self.repair_low, self.repair_high
+        if high is not None and high <= low + 1:
+            # The bounds crossed: the listing moved under the search. Start the bounds afresh.
+            self.repair_low, self.repair_high = -1, None
+            return offset
+        if high is not None and offset >= high:
+            offset = (max(low, 0) + high) // 2
+        if offset <= low:
+            offset = low + 1 if high is None else (low + high + 1) // 2
+        return offset
+
+    def _repaired(self, window: _Window, how: str = "links to the chain") -> None:
+        self.stats.note_drift(
+            "repaired", f"page at offset {window.offset} {how} after {self.repair_attempts} re-read(s)"
+        )
+        log.info(
+            "Drift repaired: page at offset %s %s (%s re-read(s), %.1f s)",
+            window.offset,
+            how,
+            self.repair_attempts,
+            time.monotonic() - self.repair_started,
+        )
+        self._set_tail(window)
+        self.repair_offset = None
 
 
 class _PageFetcher:

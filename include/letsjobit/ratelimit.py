@@ -174,7 +174,16 @@ class RateBudget:
         if remaining is None or remaining > 0:
             return 0.0
         pause = (reset_seconds if reset_seconds is not None else self.window_seconds) + self.margin_seconds
-        self.pause_for(pause)
+        with self._store.transaction() as state:
+            now = self._clock()
+            self._prune(state, now)
+            # Our own log already holds the key's whole budget: it frees each slot exactly one window
+            # after that request's answer, which is never earlier than the server frees it, and more
+            # precisely than the header's whole-second reset. The header only matters when the server
+            # counts more than we do (another user of the key, or a smaller limit than configured).
+            if len(state["entries"]) >= self.limit:
+                return 0.0
+            state["blocked_until"] = max(float(state.get("blocked_until", 0.0)), now + pause)
         return pause
 
     def pause_for(self, seconds: float) -> None:
