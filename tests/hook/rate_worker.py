@@ -23,12 +23,18 @@ def main(base_url: str, key: str, state_dir: str, limit: str, window: str) -> No
         window_seconds=float(window),
         progress_interval_seconds=60,
     )
-    policy = RetryPolicy(backoff_initial_seconds=0.01, backoff_max_seconds=0.05, rate_limit_extra_seconds=0.02)
+    policy = RetryPolicy(
+        backoff_initial_seconds=0.01, backoff_max_seconds=0.05, rate_limit_extra_seconds=0.02
+    )
     stats = ScanStats()
     with LetsJobItClient(settings, retry_policy=policy) as client:
         ids = {visit["_id"] for visit in client.iter_visits(stats=stats)}
-    sys.stdout.write(json.dumps({"visits": len(ids), "requests": stats.requests,
-                                 "rate_limited_429": stats.rate_limited_429}) + "\n")
+    sys.stdout.write(
+        json.dumps(
+            {"visits": len(ids), "requests": stats.requests, "rate_limited_429": stats.rate_limited_429}
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,14 @@ def test_random_fault_mix_still_delivers_every_visit_once(simulator_factory, cli
     sim = simulator_factory(
         rate_limit=0,
         page_size=10,
-        faults=FaultConfig(error_rate=0.15, truncate_rate=0.1, drop_rate=0.1, spurious_429_rate=0.05,
-                           spurious_429_reset_seconds=1, seed=11),
+        faults=FaultConfig(
+            error_rate=0.15,
+            truncate_rate=0.1,
+            drop_rate=0.1,
+            spurious_429_rate=0.05,
+            spurious_429_reset_seconds=1,
+            seed=11,
+        ),
     )
     client = client_factory(sim)
     stats = ScanStats()
@@ -76,8 +82,9 @@ def test_wrong_key_fails_fast_with_one_request(simulator, client_factory):
     assert simulator.counters()["requests_total"] == 1
 
 
-@pytest.mark.parametrize(("status", "error"), [(400, LetsJobItBadRequest), (403, LetsJobItAuthError),
-                                               (404, LetsJobItNotFound)])
+@pytest.mark.parametrize(
+    ("status", "error"), [(400, LetsJobItBadRequest), (403, LetsJobItAuthError), (404, LetsJobItNotFound)]
+)
 def test_client_errors_are_not_retried(simulator, client_factory, status, error):
     simulator.set_faults(FaultConfig(force_status=status))
     client = client_factory(simulator)
@@ -90,12 +97,18 @@ def test_client_errors_are_not_retried(simulator, client_factory, status, error)
 
 def test_persistent_server_errors_end_when_the_time_budget_is_spent(simulator, client_factory):
     simulator.set_faults(FaultConfig(force_status=503))
-    policy = RetryPolicy(fault_budget_seconds=0.6, backoff_initial_seconds=0.05, backoff_max_seconds=0.1,
-                         backoff_jitter_seconds=0.01)
+    policy = RetryPolicy(
+        fault_budget_seconds=0.6,
+        backoff_initial_seconds=0.05,
+        backoff_max_seconds=0.1,
+        backoff_jitter_seconds=0.01,
+    )
     client = client_factory(simulator, retry_policy=policy)
     started = time.monotonic()
 
-    with pytest.raises(LetsJobItRetryBudgetExhausted, match="GET visits at offset 0: still failing") as caught:
+    with pytest.raises(
+        LetsJobItRetryBudgetExhausted, match="GET visits at offset 0: still failing"
+    ) as caught:
         list(client.iter_visits())
 
     assert 0.6 <= time.monotonic() - started < 3
@@ -114,8 +127,12 @@ def test_a_worker_failure_stops_the_whole_listing(simulator, client_factory):
 
 def _page(offset=99, total=250, returned=2, remaining=None, next_start=None, data=None):
     remaining = max(0, total - offset - returned) if remaining is None else remaining
-    meta = {"totalRecords": total, "returnedRecords": returned, "remainingRecords": remaining,
-            "nextStart": offset + returned if next_start is None else next_start}
+    meta = {
+        "totalRecords": total,
+        "returnedRecords": returned,
+        "remainingRecords": remaining,
+        "nextStart": offset + returned if next_start is None else next_start,
+    }
     return {"meta": meta, "data": data if data is not None else [{"_id": f"v{i}"} for i in range(returned)]}
 
 
@@ -125,13 +142,18 @@ def _page(offset=99, total=250, returned=2, remaining=None, next_start=None, dat
         ({"data": []}, "no meta object"),
         ({"meta": {}, "data": {}}, "data is dict"),
         (_page(returned=3, data=[{"_id": "a"}]), "returnedRecords=3 but data holds 1"),
-        (_page(remaining=0) | {"meta": {"totalRecords": -5, "returnedRecords": 2, "remainingRecords": 0}},
-         "totalRecords is not a count"),
+        (
+            _page(remaining=0) | {"meta": {"totalRecords": -5, "returnedRecords": 2, "remainingRecords": 0}},
+            "totalRecords is not a count",
+        ),
         ({"meta": {"totalRecords": 9, "returnedRecords": 0}, "data": []}, "remainingRecords is missing"),
         (_page(remaining=7), "remainingRecords=7 but totalRecords=250"),
         (_page(next_start=500), "nextStart=500, expected"),
-        (_page(remaining=1) | {"meta": {"totalRecords": "many", "returnedRecords": 2, "remainingRecords": 1}},
-         "totalRecords is not a number"),
+        (
+            _page(remaining=1)
+            | {"meta": {"totalRecords": "many", "returnedRecords": 2, "remainingRecords": 1}},
+            "totalRecords is not a number",
+        ),
     ],
 )
 def test_page_meta_that_does_not_hold_together_is_refused_naming_the_offset(body, message):

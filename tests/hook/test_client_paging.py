@@ -111,8 +111,14 @@ def test_filter_aliases_and_values_are_normalised():
 
 @pytest.mark.parametrize(
     "filters",
-    [{"colour": "red"}, {"pagination": 5}, {"date": "01/11/2026"}, {"closed": "yes"}, {"priority": "high"},
-     {"driverId": "a", "driver_id": "b"}],
+    [
+        {"colour": "red"},
+        {"pagination": 5},
+        {"date": "01/11/2026"},
+        {"closed": "yes"},
+        {"priority": "high"},
+        {"driverId": "a", "driver_id": "b"},
+    ],
 )
 def test_bad_filters_are_refused_before_any_request(simulator, client_factory, filters):
     client = client_factory(simulator)

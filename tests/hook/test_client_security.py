@@ -30,13 +30,17 @@ def _all_text(caplog, error: BaseException | None) -> str:
 
 
 @pytest.mark.parametrize("placement", ["query", "header"])
-def test_the_key_is_in_no_log_line_or_exception_when_requests_fail(simulator, client_factory, caplog, placement):
+def test_the_key_is_in_no_log_line_or_exception_when_requests_fail(
+    simulator, client_factory, caplog, placement
+):
     key = simulator.api_key
     simulator.configure(page_size=50)
     client = client_factory(
         simulator,
         key_placement=placement,
-        retry_policy=RetryPolicy(fault_budget_seconds=1.0, backoff_initial_seconds=0.01, backoff_max_seconds=0.02),
+        retry_policy=RetryPolicy(
+            fault_budget_seconds=1.0, backoff_initial_seconds=0.01, backoff_max_seconds=0.02
+        ),
     )
     simulator.fail_next("drop", "500", "truncate", "short", "429-no-headers", "ok", "drop")
     with caplog.at_level(logging.DEBUG):
@@ -62,8 +66,11 @@ def test_a_refused_key_is_not_echoed(simulator, client_factory, caplog):
 
 def test_a_dropped_connection_error_does_not_carry_the_url_with_the_key(simulator_factory, client_factory):
     sim = simulator_factory()
-    client = client_factory(sim, key_placement="query",
-                            retry_policy=RetryPolicy(fault_budget_seconds=0.2, backoff_initial_seconds=0.01))
+    client = client_factory(
+        sim,
+        key_placement="query",
+        retry_policy=RetryPolicy(fault_budget_seconds=0.2, backoff_initial_seconds=0.01),
+    )
     sim.stop()  # nothing listens any more: requests raises ConnectionError with the full URL inside
 
     with pytest.raises(LetsJobItError) as caught:
@@ -115,7 +122,9 @@ def test_unsafe_or_unusable_base_urls_are_refused(raw, message):
 
 
 def test_plain_http_to_a_remote_host_only_when_explicitly_allowed():
-    settings = ClientSettings(base_url="http://api.internal/api/v2", api_key="k" * 20, allow_insecure_http=True)
+    settings = ClientSettings(
+        base_url="http://api.internal/api/v2", api_key="k" * 20, allow_insecure_http=True
+    )
     assert settings.base_url == "http://api.internal/api/v2"
 
 

@@ -30,7 +30,15 @@ def test_raw_part_holds_every_page_as_answered_and_the_manifest_reports_it(simul
     part = layout.raw / "run_id=manual__2026-11-24" / "part-full.jsonl.gz"
     assert result.part_path == str(part)
     lines = list(extract.read_raw_pages(part))
-    assert [line["offset"] for line in sorted(lines, key=lambda x: x["offset"])] == [0, 39, 78, 117, 156, 195, 234]
+    assert [line["offset"] for line in sorted(lines, key=lambda x: x["offset"])] == [
+        0,
+        39,
+        78,
+        117,
+        156,
+        195,
+        234,
+    ]
     for line in lines:
         assert set(line) == {"offset", "filters", "fetched_at", "body"}
         assert set(line["body"]) == {"meta", "data"}

@@ -18,8 +18,9 @@ from .conftest import truth_ids
 
 @pytest.mark.parametrize("mode", ["sliding", "fixed"])
 def test_listing_runs_at_the_ceiling_without_a_single_429(simulator_factory, client_factory, mode):
-    sim = simulator_factory(rate_limit=10, rate_window_seconds=1.0, rate_limit_mode=mode, page_size=10,
-                            latency_ms=20)
+    sim = simulator_factory(
+        rate_limit=10, rate_window_seconds=1.0, rate_limit_mode=mode, page_size=10, latency_ms=20
+    )
     client = client_factory(sim)
     stats = ScanStats()
     started = time.monotonic()
@@ -38,8 +39,9 @@ def test_listing_runs_at_the_ceiling_without_a_single_429(simulator_factory, cli
 
 
 def test_a_budget_larger_than_the_servers_is_corrected_by_the_429_headers(simulator_factory, client_factory):
-    sim = simulator_factory(rate_limit=10, rate_window_seconds=1.0, rate_limit_mode="sliding", page_size=10,
-                            fractional_reset=True)
+    sim = simulator_factory(
+        rate_limit=10, rate_window_seconds=1.0, rate_limit_mode="sliding", page_size=10, fractional_reset=True
+    )
     client = client_factory(sim, requests_per_window=1000, max_concurrency=4)
     stats = ScanStats()
 
@@ -77,7 +79,16 @@ def _run_workers(sim, state_dirs) -> list[dict]:
     limit, window = str(sim.config.rate_limit), str(sim.config.rate_window_seconds)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.hook.rate_worker", sim.base_url, sim.api_key, str(d), limit, window],
+            [
+                sys.executable,
+                "-m",
+                "tests.hook.rate_worker",
+                sim.base_url,
+                sim.api_key,
+                str(d),
+                limit,
+                window,
+            ],
             cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
