@@ -114,7 +114,7 @@ def audit_child(root: str, counts: str) -> None:
                 "audit_s": done - imported,
                 "peak_rss_mib": peak_mib,
                 "verdict": result.verdict.value,
-                "quarantined": result.quarantined_rows,
+                "quarantined": {t: c["quarantined"] for t, c in result.counts.items()},
             }
         )
     )

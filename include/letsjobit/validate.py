@@ -75,6 +75,7 @@ QUARANTINE_FIELDS = (
     pa.field("quarantined_with", pa.string()),  # parent table whose row took this one along, else NULL
 )
 
+REWRITE_SUFFIX = ".audited"  # a staged file rewritten without its quarantined rows, before it replaces it
 SAMPLE_SIZE = 5  # example values named in a failed check's message
 
 
@@ -89,7 +90,7 @@ class ValidationFailed(Exception):
     def from_result(cls, result: AuditResult) -> ValidationFailed:
         details = "; ".join(f"{c.name}: {c.detail}" for c in result.checks if c.status in (FAILED, ERROR))
         return cls(
-            f"validation failed for run {result.run_id}: {details} (report: {result.report_path})", result
+            f"validation failed for run {result.run_id}: {details} (report: {result.report_html})", result
         )
 
 
@@ -136,35 +137,33 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class AuditResult:
+    """What an audit decided and where it wrote. ``dataclasses.asdict`` of it is JSON-able for XCom."""
+
     run_id: str
     verdict: Verdict
+    counts: dict[str, dict[str, int]]  # per table: staged, quarantined, quarantined_earlier, clean
+    quarantined_rows: int  # all tables together
+    failed_checks: list[str]
     checks: tuple[CheckResult, ...]
-    tables: dict[str, dict[str, int]]
-    summary_path: Path
-    report_path: Path
-    data_docs_path: Path | None
-    latest_path: Path
+    report_html: Path  # our self-contained page
+    report_json: Path  # summary.json
+    data_docs_html: Path | None  # GX Data Docs index (None when no table could be loaded)
+    latest_json: Path
     quarantine_paths: dict[str, Path]
     seconds: float
 
-    @property
-    def failed_checks(self) -> list[str]:
-        return [c.name for c in self.checks if c.status in (FAILED, ERROR)]
-
-    @property
-    def quarantined_rows(self) -> dict[str, int]:
-        return {table: counts["quarantined"] for table, counts in self.tables.items()}
-
     def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly: what the DAG passes on through XCom (paths and counts, never data)."""
+        """The small JSON-friendly part (paths and counts, never data, no per-check detail)."""
         return {
             "run_id": self.run_id,
             "verdict": self.verdict.value,
+            "counts": self.counts,
+            "quarantined_rows": self.quarantined_rows,
             "failed_checks": self.failed_checks,
-            "tables": self.tables,
-            "summary_path": str(self.summary_path),
-            "report_path": str(self.report_path),
-            "data_docs_path": str(self.data_docs_path) if self.data_docs_path else None,
+            "report_html": str(self.report_html),
+            "report_json": str(self.report_json),
+            "data_docs_html": str(self.data_docs_html) if self.data_docs_html else None,
+            "latest_json": str(self.latest_json),
             "quarantine_paths": {t: str(p) for t, p in self.quarantine_paths.items()},
             "seconds": round(self.seconds, 3),
         }
@@ -230,6 +229,8 @@ def audit_run(
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no staged data for run {run_id} at {run_dir}")
 
+    for leftover in run_dir.rglob(f".*{REWRITE_SUFFIX}"):  # rewrites of an audit that crashed
+        leftover.unlink()
     tables = {name: _scan(name, run_dir / name) for name in schema.TABLES}
     checks: list[CheckResult] = [_schema_result(t) for t in tables.values()]
     loadable = [t for t in tables.values() if not t.problems]
@@ -269,12 +270,14 @@ def audit_run(
     result = AuditResult(
         run_id=run_id,
         verdict=verdict,
+        counts=counts,
+        quarantined_rows=sum(c["quarantined"] for c in counts.values()),
+        failed_checks=[c.name for c in checks if c.status in (FAILED, ERROR)],
         checks=tuple(checks),
-        tables=counts,
-        summary_path=reports / "summary.json",
-        report_path=reports / "index.html",
-        data_docs_path=docs_path,
-        latest_path=layout.reports / "latest.json",
+        report_html=reports / "index.html",
+        report_json=reports / "summary.json",
+        data_docs_html=docs_path,
+        latest_json=layout.reports / "latest.json",
         quarantine_paths=quarantine_paths,
         seconds=time.monotonic() - started,
     )
@@ -284,10 +287,10 @@ def audit_run(
         run_id,
         verdict,
         result.seconds,
-        result.quarantined_rows,
-        result.report_path,
-        result.summary_path,
-        result.data_docs_path,
+        {table: c["quarantined"] for table, c in result.counts.items()},
+        result.report_html,
+        result.report_json,
+        result.data_docs_html,
     )
     if failed:
         raise ValidationFailed.from_result(result)
@@ -583,92 +586,87 @@ def _quarantine(
     bad_rows: Mapping[str, Mapping[int, list[str]]],
     removed: Mapping[str, Any],
 ) -> dict[str, Path]:
-    """Write the quarantine files (earlier and new rows), then take the new rows out of the staged files."""
+    """Move the removed rows from the staged files to the run's quarantine files, crash-safely.
+
+    Each affected staged file is read once: its removed rows are kept for the quarantine file and the
+    rest is written beside it under a hidden name. Then the quarantine files are written (with the rows
+    of earlier audits), and only then the rewritten files replace the staged ones, so a crash at any
+    point leaves rows either still staged (a re-audit finds them again) or already quarantined.
+    """
     target = quarantine_dir(layout, run_id)
+    replacements: list[tuple[Path, Path | None]] = []  # staged file, its rewrite (None: no row left)
     paths: dict[str, Path] = {}
     for name, table in tables.items():
         mask = removed[name]
-        path = target / f"{name}.parquet"
         if not mask.any() and table.previous is None:
-            continue  # nothing now and no file from an earlier audit to keep or empty
-        new_rows = _quarantine_rows(table, mask, bad_rows[name])
-        rows = (
-            new_rows
-            if table.previous is None
-            else pa.concat_tables([table.previous.cast(new_rows.schema), new_rows])
+            continue  # nothing now and no file from an earlier audit to keep
+        taken = [_take_rows(table, file, mask, replacements) for file in _files_of(table, mask)]
+        rows = _annotate(
+            table, pa.concat_tables([schema.TABLES[name].empty_table(), *taken]), mask, bad_rows[name]
         )
+        if table.previous is not None:
+            rows = pa.concat_tables([table.previous.select(rows.schema.names).cast(rows.schema), rows])
         target.mkdir(parents=True, exist_ok=True)
-        _write_parquet_atomic(rows, path)
-        paths[name] = path
+        paths[name] = target / f"{name}.parquet"
+        _write_parquet_atomic(rows, paths[name])
+    for staged, rewrite in replacements:
+        if rewrite is not None:
+            os.replace(rewrite, staged)
+            continue
+        staged.unlink()
+        if not any(staged.parent.iterdir()):
+            staged.parent.rmdir()
     for name, table in tables.items():
         if removed[name].any():
-            _remove_from_staging(table, removed[name])
+            log.info("Quarantined %d %s rows of %s", int(removed[name].sum()), name, table.root)
     return paths
 
 
-def _quarantine_rows(table: _Table, mask, own_failures: Mapping[int, list[str]]) -> pa.Table:
-    """The full staged rows under ``mask``, with the checks each failed and the values those checks read."""
+def _files_of(table: _Table, mask) -> list[Path]:
+    return sorted({Path(f) for f in table.row_files[mask]}) if mask.any() else []
+
+
+def _take_rows(table: _Table, file: Path, mask, replacements: list[tuple[Path, Path | None]]) -> pa.Table:
+    """The removed rows of one staged file (typed as schema.py); its rewrite without them is queued."""
+    content = _dataset(table, [file]).to_table()  # with visit_date, from the folder if not in the file
+    hit = pc.is_in(suites.key_strings(content, table.keys), value_set=table.key.filter(pa.array(mask)))
+    kept = content.filter(pc.invert(hit))
+    if kept.num_rows:
+        # A fixed hidden name: ignored by readers, overwritten by a re-audit after a crash.
+        rewrite = file.with_name(f".{file.name}{REWRITE_SUFFIX}")
+        pq.write_table(kept.select(pq.read_schema(file).names), rewrite)
+        replacements.append((file, rewrite))
+    else:
+        replacements.append((file, None))
+    return content.filter(hit)
+
+
+def _annotate(table: _Table, rows: pa.Table, mask, own_failures: Mapping[int, list[str]]) -> pa.Table:
+    """Add to the removed rows the checks each failed and the values those checks read."""
     quarantine_schema = pa.schema([*schema.TABLES[table.name], *QUARANTINE_FIELDS])
     positions = mask.nonzero()[0]
-    if not len(positions):
-        return quarantine_schema.empty_table()
-    keys = table.key.take(pa.array(positions))
-    visit_ids = pc.unique(table.frame["visit_id"].iloc[positions].to_numpy().astype(object))
-    files = sorted({Path(f) for f in table.row_files.iloc[positions]})
-    candidates = _dataset(table, files).to_table(
-        filter=pc.field("visit_id").isin(pa.array(visit_ids, pa.string()))
+    # Frame position of each removed row, through its key.
+    index = pc.index_in(suites.key_strings(rows, table.keys), value_set=table.key.take(pa.array(positions)))
+    row_positions = (
+        [int(p) for p in positions[index.to_numpy(zero_copy_only=False).astype(int)]] if rows.num_rows else []
     )
-    candidate_keys = suites.key_strings(candidates, table.keys)
-    rows = candidates.filter(pc.is_in(candidate_keys, value_set=keys))
-    # Frame position of each quarantined row, through its key.
-    row_positions = positions[
-        pc.index_in(
-            candidate_keys.filter(pc.is_in(candidate_keys, value_set=keys)), value_set=keys
-        ).to_numpy()
-    ]
-
-    # A cascaded row was taken along by its parent table's removed row.
+    own_positions = [p for p in row_positions if p in own_failures]
+    own_records = dict(zip(own_positions, table.frame.iloc[own_positions].to_dict("records"), strict=True))
+    # A row removed without failing a check of its own was taken along by its parent table's row.
     parent = suites.PARENTS.get(table.name)
     failed_checks, failed_values, quarantined_with = [], [], []
-    own_positions = [int(p) for p in row_positions if int(p) in own_failures]
-    own_records = dict(zip(own_positions, table.frame.iloc[own_positions].to_dict("records"), strict=True))
-    for position in (int(p) for p in row_positions):
+    for position in row_positions:
         own = own_failures.get(position, [])
         failed_checks.append(own)
-        if own:
-            record = own_records[position]
-            values = {
-                name: {c: _jsonable(record[c]) for c in suites.ALL_CHECKS[name].columns} for name in own
-            }
-            failed_values.append(json.dumps(values, sort_keys=True))
-        else:
-            failed_values.append(None)
+        record = own_records.get(position)
+        values = {check: {c: _jsonable(record[c]) for c in suites.ALL_CHECKS[check].columns} for check in own}
+        failed_values.append(json.dumps(values, sort_keys=True) if own else None)
         quarantined_with.append(None if own else parent)
     for column, values in zip(
         QUARANTINE_FIELDS, (failed_checks, failed_values, quarantined_with), strict=True
     ):
         rows = rows.append_column(column, pa.array(values, column.type))
     return rows.select(quarantine_schema.names).cast(quarantine_schema)
-
-
-def _remove_from_staging(table: _Table, mask) -> None:
-    """Rewrite each staged file that holds removed rows without them (temp file, then replace)."""
-    gone = table.key.filter(pa.array(mask))
-    for file in sorted({Path(f) for f in table.row_files[mask]}):
-        content = pq.ParquetFile(file).read()
-        keep = pc.invert(pc.is_in(suites.key_strings(content, table.keys), value_set=gone))
-        kept = pc.sum(keep).as_py() or 0
-        if kept == content.num_rows:
-            continue
-        if not kept:
-            file.unlink()
-            if not any(file.parent.iterdir()):
-                file.parent.rmdir()
-            continue
-        _write_parquet_atomic(content.filter(keep), file)
-    log.info(
-        "Removed %d quarantined %s rows from the staged files of %s", int(mask.sum()), table.name, table.root
-    )
 
 
 def _table_counts(
@@ -702,6 +700,8 @@ def _write_reports(
         "validated_at": dt.datetime.now(dt.UTC).isoformat(),
         "seconds": round(result.seconds, 3),
         "failed_checks": result.failed_checks,
+        "quarantined_rows": result.quarantined_rows,
+        "counts": result.counts,
         "expected_visits": expected_visits,
         "rows_flattened": dict(rows_flattened) if rows_flattened else None,
         "thresholds": {
@@ -709,21 +709,18 @@ def _write_reports(
             "per_check": dict(thresholds.per_check),
             "quarantine_share": thresholds.quarantine_share,
         },
-        "tables": result.tables,
+        "report_html": str(result.report_html),
+        "report_json": str(result.report_json),
+        "data_docs_html": str(result.data_docs_html) if result.data_docs_html else None,
+        "quarantine_paths": {t: str(p) for t, p in result.quarantine_paths.items()},
+        "staging": str(tables["visits"].root.parent),
         "checks": [c.as_dict() for c in result.checks],
-        "paths": {
-            "summary": str(result.summary_path),
-            "report": str(result.report_path),
-            "data_docs": str(result.data_docs_path) if result.data_docs_path else None,
-            "quarantine": {t: str(p) for t, p in result.quarantine_paths.items()},
-            "staging": str(tables["visits"].root.parent),
-        },
     }
     text = json.dumps(summary, indent=2, sort_keys=False).encode()
-    result.summary_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_bytes_atomic(text, result.summary_path)
-    _write_bytes_atomic(_render_html(summary).encode(), result.report_path)
-    _write_bytes_atomic(text, result.latest_path)
+    result.report_json.parent.mkdir(parents=True, exist_ok=True)
+    _write_bytes_atomic(text, result.report_json)
+    _write_bytes_atomic(_render_html(summary).encode(), result.report_html)
+    _write_bytes_atomic(text, result.latest_json)
 
 
 def _render_html(summary: Mapping[str, Any]) -> str:
@@ -748,15 +745,14 @@ def _render_html(summary: Mapping[str, Any]) -> str:
     )
     table_rows = "".join(
         f"<tr><td>{e(name)}</td><td>{n['staged']}</td><td>{n['quarantined']}</td><td>{n['clean']}</td></tr>"
-        for name, n in summary["tables"].items()
+        for name, n in summary["counts"].items()
     )
-    paths = summary["paths"]
     links = ""
-    if paths["data_docs"]:
+    if summary["data_docs_html"]:
         links += "<li><a href='data_docs/index.html'>Great Expectations Data Docs</a></li>"
     links += "<li><a href='summary.json'>summary.json</a></li>"
     links += "".join(
-        f"<li>quarantine {e(t)}: <code>{e(p)}</code></li>" for t, p in paths["quarantine"].items()
+        f"<li>quarantine {e(t)}: <code>{e(p)}</code></li>" for t, p in summary["quarantine_paths"].items()
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Validation {e(summary["run_id"])}</title>

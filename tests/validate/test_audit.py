@@ -59,19 +59,19 @@ def test_clean_run_passes_and_writes_summary_report_data_docs_and_latest(layout)
     assert result.quarantine_paths == {}
     assert not validate.quarantine_dir(layout, RUN_ID).exists()
     assert tree_digest(layout.staging) == staged_before
-    summary = json.loads(result.summary_path.read_text())
+    summary = json.loads(result.report_json.read_text())
     assert summary["verdict"] == "pass"
-    assert summary["tables"]["visits"] == {
+    assert summary["counts"]["visits"] == {
         "staged": 30,
         "quarantined": 0,
         "quarantined_earlier": 0,
         "clean": 30,
     }
     assert {c["status"] for c in summary["checks"]} == {"passed"}
-    assert json.loads(result.latest_path.read_text()) == summary
-    assert result.report_path.read_text().count("passed") >= len(summary["checks"])
-    assert result.data_docs_path.is_file()
-    assert (result.data_docs_path.parent / "expectations" / "visits.html").is_file()
+    assert json.loads(result.latest_json.read_text()) == summary
+    assert result.report_html.read_text().count("passed") >= len(summary["checks"])
+    assert result.data_docs_html.is_file()
+    assert (result.data_docs_html.parent / "expectations" / "visits.html").is_file()
 
 
 def test_files_that_also_hold_visit_date_and_null_date_partition_are_read(layout):
@@ -132,8 +132,8 @@ def test_each_row_level_problem_quarantines_exactly_its_visit_with_dependants(la
             expected = [r for r in expected if r["type"] != "checkbox"]
         assert keys_of(read_staged(layout, table), table) == keys_of(pa.Table.from_pylist(expected), table)
     assert not (layout.staging / RUN_ID / "visits" / "visit_date=__HIVE_DEFAULT_PARTITION__").exists()
-    assert result.tables["visits"] == {"staged": 100, "quarantined": 8, "quarantined_earlier": 0, "clean": 92}
-    assert result.tables["line_extra_data"]["quarantined"] == 2 * 8 + 1
+    assert result.counts["visits"] == {"staged": 100, "quarantined": 8, "quarantined_earlier": 0, "clean": 92}
+    assert result.counts["line_extra_data"]["quarantined"] == 2 * 8 + 1
     statuses = {c.name: c.status for c in result.checks}
     assert statuses["visits.signee_rating_in_range"] == "quarantined"
     assert statuses["visits.quarantine_share"] == "passed"
@@ -153,7 +153,7 @@ def test_reaudit_of_a_quarantined_run_changes_nothing_and_still_reconciles(layou
     assert second.failed_checks == []
     assert tree_digest(layout.staging) == staged_after_first
     assert quarantined(second, "visits") == quarantine_after_first
-    assert second.tables["visits"] == {"staged": 39, "quarantined": 1, "quarantined_earlier": 1, "clean": 39}
+    assert second.counts["visits"] == {"staged": 39, "quarantined": 1, "quarantined_earlier": 1, "clean": 39}
     rating = next(c for c in second.checks if c.name == "visits.signee_rating_in_range")
     assert (rating.status, rating.unexpected_count) == ("quarantined", 1)
 
@@ -171,8 +171,8 @@ def test_row_problems_above_threshold_fail_and_leave_staging_untouched(layout):
     assert "visits.lat_in_range: 2 of 20 rows (10.00%)" in str(error)
     assert tree_digest(layout.staging) == staged_before
     assert not validate.quarantine_dir(layout, RUN_ID).exists()
-    assert json.loads(error.result.summary_path.read_text())["verdict"] == "fail"
-    assert json.loads(error.result.latest_path.read_text())["verdict"] == "fail"
+    assert json.loads(error.result.report_json.read_text())["verdict"] == "fail"
+    assert json.loads(error.result.latest_json.read_text())["verdict"] == "fail"
 
 
 def test_thresholds_are_configurable_per_check_and_overall(layout):
