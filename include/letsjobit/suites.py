@@ -284,17 +284,20 @@ def key_strings(table: pa.Table, columns: Sequence[str]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "\x1f")
 
 
-def derive_columns(tables: Mapping[str, pa.Table]) -> dict[str, dict[str, np.ndarray]]:
-    """The lookup columns of the cross-table checks, per child table, from the loaded (arrow) tables."""
+def derive_columns(
+    tables: Mapping[str, pa.Table], keys: Mapping[str, pa.Array], parent_keys: Mapping[str, pa.Array]
+) -> dict[str, dict[str, np.ndarray]]:
+    """The lookup columns of the cross-table checks, per child table, from the loaded (arrow) tables.
+
+    ``keys``: each table's row keys (``key_strings`` of its KEYS); ``parent_keys``: each child row's
+    parent key.
+    """
     derived: dict[str, dict[str, np.ndarray]] = {}
     for child, parent in PARENTS.items():
         if child not in tables or parent not in tables:
             continue
-        parent_keys = schema.KEYS[parent]
         # Position of each child's parent row (the first, if duplicated: key_unique reports those).
-        position = pc.index_in(
-            key_strings(tables[child], parent_keys), value_set=key_strings(tables[parent], parent_keys)
-        )
+        position = pc.index_in(parent_keys[child], value_set=keys[parent])
         exists = position.is_valid()
         if child == "visit_lines":
             own = tables[child].column(schema.PARTITION_COLUMN).combine_chunks()

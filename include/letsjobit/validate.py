@@ -22,8 +22,9 @@ Re-running an audit is safe: the quarantine file is written before the staged fi
 quarantined by an earlier audit of the same run stay quarantined and count towards reconciliation, and a
 second audit of an already cleaned run finds nothing new.
 
-GX, pandas and pyarrow.dataset are imported inside functions only: GX alone takes seconds to import, and
-DAG parsing must stay light.
+GX and pandas are imported inside functions only: GX alone takes seconds to import, and DAG parsing must
+stay light. Staged files are read one by one with pyarrow.parquet (pyarrow.dataset would import pandas),
+which also tells which file holds each row.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from include.letsjobit.config import DataLayout
 from include.letsjobit.suites import Severity
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -181,7 +183,7 @@ class _Table:
     frame: pd.DataFrame | None = None  # the same columns in pandas, plus derived ones: what GX validates
     key: pa.Array | None = None  # each frame row's key as one string (suites.key_strings)
     parent_key: pa.Array | None = None  # each frame row's parent key, for child tables
-    row_files: pd.Series | None = None  # file of each frame row
+    row_files: np.ndarray | None = None  # index in `files` of each frame row
     previous: pa.Table | None = None  # rows an earlier audit of this run quarantined (no longer staged)
 
     @property
@@ -236,7 +238,11 @@ def audit_run(
     loadable = [t for t in tables.values() if not t.problems]
     for table in loadable:
         _load(table, quarantine_dir(layout, run_id) / f"{table.name}.parquet")
-    derived = suites.derive_columns({t.name: t.loaded for t in loadable})
+    derived = suites.derive_columns(
+        {t.name: t.loaded for t in loadable},
+        keys={t.name: t.key for t in loadable},
+        parent_keys={t.name: t.parent_key for t in loadable if t.parent_key is not None},
+    )
     for table in loadable:
         table.frame = table.loaded.to_pandas()
         table.loaded = None
@@ -329,44 +335,52 @@ def _scan(name: str, root: Path) -> _Table:
     return table
 
 
-def _is_partition_folder(folder: str) -> bool:
-    key, _, value = folder.partition("=")
+def _partition_value(path: Path) -> dt.date | None | str:
+    """The visit_date of a staged file's folder: a date, None (hive NULL), or the raw text if malformed."""
+    key, _, value = path.parent.name.partition("=")
     if key != schema.PARTITION_COLUMN:
-        return False
+        return path.parent.name
     if value == HIVE_NULL_PARTITION:
-        return True
+        return None
     try:
-        dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(value)
     except ValueError:
-        return False
-    return True
+        return value
 
 
-def _dataset(table: _Table, files: list[Path] | None = None):
-    """The table's files as one pyarrow dataset with the hive visit_date partition, typed as schema.py."""
-    import pyarrow.dataset as ds  # imports pandas: kept out of module import
+def _is_partition_folder(folder: str) -> bool:
+    return not isinstance(_partition_value(Path(folder) / "f"), str)
 
-    return ds.dataset(
-        [str(p) for p in (table.files if files is None else files)],
-        format="parquet",
-        schema=schema.TABLES[table.name],
-        partitioning=ds.HivePartitioning(
-            pa.schema([(schema.PARTITION_COLUMN, pa.date32())]), null_fallback=HIVE_NULL_PARTITION
-        ),
-        partition_base_dir=str(table.root),
-    )
+
+def _read_file(table: _Table, path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One staged file typed as schema.py, with visit_date from its folder when the file leaves it out."""
+    wanted = columns or schema.TABLES[table.name].names
+    target = pa.schema([schema.TABLES[table.name].field(c) for c in wanted])
+    stored = set(pq.read_schema(path).names)
+    content = pq.ParquetFile(path).read(columns=[c for c in wanted if c in stored])
+    if schema.PARTITION_COLUMN in wanted and schema.PARTITION_COLUMN not in stored:
+        day = pa.scalar(_partition_value(path), pa.date32())
+        content = content.append_column(schema.PARTITION_COLUMN, pa.repeat(day, content.num_rows))
+    return content.select(wanted).cast(target)
 
 
 def _load(table: _Table, previous_path: Path) -> None:
     """Load the columns the checks read (and each row's file), and the rows quarantined earlier."""
+    import numpy as np
+
     columns = suites.columns_to_load(table.name)
-    loaded = _dataset(table).to_table(columns=[*columns, "__filename"])
-    files = loaded.column("__filename").dictionary_encode()
-    table.row_files = pa.table({"f": files}).to_pandas()["f"]
-    table.loaded = loaded.drop_columns(["__filename"])
-    table.key = suites.key_strings(table.loaded, table.keys)
+    parts = [_read_file(table, path, columns) for path in table.files]
+    loaded = pa.concat_tables(
+        [pa.schema([schema.TABLES[table.name].field(c) for c in columns]).empty_table(), *parts]
+    )
+    table.row_files = np.repeat(np.arange(len(parts), dtype=np.int32), [p.num_rows for p in parts])
+    table.key = suites.key_strings(loaded, table.keys)
     if table.name in suites.PARENTS:
-        table.parent_key = suites.key_strings(table.loaded, schema.KEYS[suites.PARENTS[table.name]])
+        table.parent_key = suites.key_strings(loaded, schema.KEYS[suites.PARENTS[table.name]])
+    # GX checks ranges vectorised only on 64-bit numpy dtypes (int8 and int32 go through a Python loop).
+    table.loaded = loaded.cast(
+        pa.schema([f.with_type(pa.int64()) if pa.types.is_integer(f.type) else f for f in loaded.schema])
+    )
     if previous_path.exists():
         previous = pq.read_table(previous_path)
         still_out = pc.invert(pc.is_in(suites.key_strings(previous, table.keys), value_set=table.key))
@@ -600,7 +614,9 @@ def _quarantine(
         mask = removed[name]
         if not mask.any() and table.previous is None:
             continue  # nothing now and no file from an earlier audit to keep
-        taken = [_take_rows(table, file, mask, replacements) for file in _files_of(table, mask)]
+        visit_ids = pa.array(table.frame["visit_id"][mask].unique(), pa.string())
+        gone = _Gone(table.key.filter(pa.array(mask)), visit_ids)
+        taken = [_take_rows(table, file, gone, replacements) for file in _files_of(table, mask)]
         rows = _annotate(
             table, pa.concat_tables([schema.TABLES[name].empty_table(), *taken]), mask, bad_rows[name]
         )
@@ -623,22 +639,44 @@ def _quarantine(
 
 
 def _files_of(table: _Table, mask) -> list[Path]:
-    return sorted({Path(f) for f in table.row_files[mask]}) if mask.any() else []
+    import numpy as np
+
+    return [table.files[i] for i in np.unique(table.row_files[mask])]
 
 
-def _take_rows(table: _Table, file: Path, mask, replacements: list[tuple[Path, Path | None]]) -> pa.Table:
+@dataclass(frozen=True)
+class _Gone:
+    """The keys of a table's removed rows, and their visit ids (a cheap first filter: every key has one)."""
+
+    keys: pa.Array
+    visit_ids: pa.Array
+
+
+def _take_rows(
+    table: _Table, file: Path, gone: _Gone, replacements: list[tuple[Path, Path | None]]
+) -> pa.Table:
     """The removed rows of one staged file (typed as schema.py); its rewrite without them is queued."""
-    content = _dataset(table, [file]).to_table()  # with visit_date, from the folder if not in the file
-    hit = pc.is_in(suites.key_strings(content, table.keys), value_set=table.key.filter(pa.array(mask)))
+    import numpy as np
+
+    content = pq.ParquetFile(file).read()
+    maybe = pc.indices_nonzero(pc.is_in(content.column("visit_id"), value_set=gone.visit_ids))
+    exact = pc.is_in(suites.key_strings(content.take(maybe), table.keys), value_set=gone.keys)
+    hit = np.zeros(content.num_rows, dtype=bool)
+    hit[maybe.filter(exact).to_numpy()] = True
+    hit = pa.array(hit)
     kept = content.filter(pc.invert(hit))
     if kept.num_rows:
         # A fixed hidden name: ignored by readers, overwritten by a re-audit after a crash.
         rewrite = file.with_name(f".{file.name}{REWRITE_SUFFIX}")
-        pq.write_table(kept.select(pq.read_schema(file).names), rewrite)
+        pq.write_table(kept, rewrite)
         replacements.append((file, rewrite))
     else:
         replacements.append((file, None))
-    return content.filter(hit)
+    removed = content.filter(hit)
+    if schema.PARTITION_COLUMN not in removed.column_names:
+        day = pa.scalar(_partition_value(file), pa.date32())
+        removed = removed.append_column(schema.PARTITION_COLUMN, pa.repeat(day, removed.num_rows))
+    return removed.select(schema.TABLES[table.name].names).cast(schema.TABLES[table.name])
 
 
 def _annotate(table: _Table, rows: pa.Table, mask, own_failures: Mapping[int, list[str]]) -> pa.Table:
@@ -814,7 +852,7 @@ def _write_bytes_atomic(content: bytes, path: Path) -> None:
 
 
 def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    # A leading "." keeps a crashed write's leftover out of pyarrow.dataset reads.
+    # A leading "." keeps a crashed write's leftover out of readers (pyarrow.dataset, _data_files).
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     pq.write_table(table, temporary)
     os.replace(temporary, path)
