@@ -644,6 +644,14 @@ def _files_of(table: _Table, mask) -> list[Path]:
     return [table.files[i] for i in np.unique(table.row_files[mask])]
 
 
+def _codec(staged: pq.ParquetFile) -> str:
+    """The compression the lake wrote a file with, so that a rewrite keeps it."""
+    metadata = staged.metadata
+    if metadata.num_row_groups and metadata.num_columns:
+        return metadata.row_group(0).column(0).compression.lower()
+    return "snappy"
+
+
 @dataclass(frozen=True)
 class _Gone:
     """The keys of a table's removed rows, and their visit ids (a cheap first filter: every key has one)."""
@@ -658,7 +666,8 @@ def _take_rows(
     """The removed rows of one staged file (typed as schema.py); its rewrite without them is queued."""
     import numpy as np
 
-    content = pq.ParquetFile(file).read()
+    staged = pq.ParquetFile(file)
+    content = staged.read()
     maybe = pc.indices_nonzero(pc.is_in(content.column("visit_id"), value_set=gone.visit_ids))
     exact = pc.is_in(suites.key_strings(content.take(maybe), table.keys), value_set=gone.keys)
     hit = np.zeros(content.num_rows, dtype=bool)
@@ -668,7 +677,7 @@ def _take_rows(
     if kept.num_rows:
         # A fixed hidden name: ignored by readers, overwritten by a re-audit after a crash.
         rewrite = file.with_name(f".{file.name}{REWRITE_SUFFIX}")
-        pq.write_table(kept, rewrite)
+        pq.write_table(kept, rewrite, compression=_codec(staged))
         replacements.append((file, rewrite))
     else:
         replacements.append((file, None))
@@ -740,6 +749,7 @@ def _write_reports(
         "failed_checks": result.failed_checks,
         "quarantined_rows": result.quarantined_rows,
         "counts": result.counts,
+        "rejects": _count_rows(tables["visits"].root.parent / "rejects.parquet"),
         "expected_visits": expected_visits,
         "rows_flattened": dict(rows_flattened) if rows_flattened else None,
         "thresholds": {
@@ -803,6 +813,7 @@ th{{background:#f6f8fa}}.verdict{{font-size:1.6em;font-weight:bold;color:{verdic
 <p class="verdict">{e(summary["verdict"].upper())}</p>
 <p>Validated at {e(summary["validated_at"])} in {summary["seconds"]} s.
 Expected visits (API): {e(str(summary["expected_visits"]))}.
+Values the flattener could not coerce (rejects, kept as NULL): {e(str(summary["rejects"]))}.
 Failed checks: {e(", ".join(summary["failed_checks"]) or "none")}.</p>
 <h2>Rows</h2>
 <table><tr><th>table</th><th>staged</th><th>quarantined</th><th>clean</th></tr>{table_rows}</table>
@@ -815,6 +826,11 @@ Failed checks: {e(", ".join(summary["failed_checks"]) or "none")}.</p>
 
 
 # --- small helpers --------------------------------------------------------------------------------
+
+
+def _count_rows(path: Path) -> int | None:
+    """Rows of a parquet file from its footer (the lake's rejects), None when there is none."""
+    return pq.read_metadata(path).num_rows if path.exists() else None
 
 
 def _percent(share: float | None) -> str:

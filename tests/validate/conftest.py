@@ -95,6 +95,8 @@ def write_staged(
 ) -> Path:
     """Write the rows as the run's staged tables; `schemas` replaces a table's schema (to break it)."""
     run_dir = layout.staging / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(schema.REJECTS.empty_table(), run_dir / "rejects.parquet")  # the lake always writes one
     for name, table_rows in rows.items():
         table_schema = (schemas or {}).get(name, schema.TABLES[name])
         table = pa.Table.from_pylist(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -72,6 +73,9 @@ def test_clean_run_passes_and_writes_summary_report_data_docs_and_latest(layout)
     assert result.report_html.read_text().count("passed") >= len(summary["checks"])
     assert result.data_docs_html.is_file()
     assert (result.data_docs_html.parent / "expectations" / "visits.html").is_file()
+    # XCom gets paths and counts: both forms are JSON-able.
+    assert json.loads(json.dumps(result.as_dict()))["verdict"] == "pass"
+    json.dumps(dataclasses.asdict(result), default=str)
 
 
 def test_files_that_also_hold_visit_date_and_null_date_partition_are_read(layout):
@@ -146,6 +150,9 @@ def test_reaudit_of_a_quarantined_run_changes_nothing_and_still_reconciles(layou
     first = audit(layout, rows)
     staged_after_first = tree_digest(layout.staging)
     quarantine_after_first = quarantined(first, "visits")
+    # What an audit that crashed before swapping its rewrites in would have left behind.
+    leftover = next((layout.staging / RUN_ID / "visits").rglob("part-*.parquet"))
+    leftover.with_name(f".{leftover.name}{validate.REWRITE_SUFFIX}").write_bytes(b"half written")
 
     second = audit(layout, rows)
 
