@@ -97,6 +97,11 @@ def generate(layout: DataLayout, visits: int) -> dict[str, int]:
     return {name: t.num_rows for name, t in tables.items()}
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def audit_child(root: str, counts: str) -> None:
     from include.letsjobit import validate
 
@@ -104,14 +109,17 @@ def audit_child(root: str, counts: str) -> None:
     started = time.perf_counter()
     validate._import_gx()
     imported = time.perf_counter()
+    cpu_before = _cpu_seconds()
     result = validate.audit_run(RUN_ID, DataLayout(Path(root)), rows["visits"], rows)
     done = time.perf_counter()
+    cpu = _cpu_seconds() - cpu_before
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(
             {
                 "gx_import_s": imported - started,
                 "audit_s": done - imported,
+                "audit_cpu_s": cpu,
                 "peak_rss_mib": peak_mib,
                 "verdict": result.verdict.value,
                 "quarantined": {t: c["quarantined"] for t, c in result.counts.items()},
@@ -143,7 +151,8 @@ def main() -> None:
             figures = json.loads(out.strip().splitlines()[-1])
             print(
                 f"{visits:>9,} visits ({counts['visit_lines']:,} lines, {counts['line_extra_data']:,} extra data): "
-                f"audit {figures['audit_s']:.1f} s (+ GX import {figures['gx_import_s']:.1f} s), "
+                f"audit {figures['audit_s']:.1f} s wall / {figures['audit_cpu_s']:.1f} s CPU "
+                f"(+ GX import {figures['gx_import_s']:.1f} s), "
                 f"peak RSS {figures['peak_rss_mib']:.0f} MiB, {figures['verdict']}, quarantined {figures['quarantined']} "
                 f"[generated in {generated:.1f} s, {dt.datetime.now():%H:%M}]",
                 flush=True,

@@ -316,3 +316,13 @@ def test_importing_the_gate_does_not_import_great_expectations_or_pandas():
     code = "import sys, include.letsjobit.validate; print(sorted(m for m in ('great_expectations', 'pandas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_run_without_extra_data_passes(layout):
+    rows = good_rows(5, extras_per_line=0)
+    write_staged(layout, rows)
+
+    result = audit(layout, rows)
+
+    assert result.verdict is Verdict.PASS
+    assert result.counts["line_extra_data"]["staged"] == 0
