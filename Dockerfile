@@ -23,6 +23,7 @@ COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 sql/ /opt/airflow/sql/
 COPY --chown=airflow:0 deploy/ /opt/airflow/deploy/
+COPY --chown=airflow:0 dashboard/ /opt/airflow/dashboard/
 
 # Mount points of the named volumes, created here so that Docker gives them to the airflow user.
-RUN mkdir -p /opt/airflow/data /opt/airflow/auth /opt/airflow/dashboard
+RUN mkdir -p /opt/airflow/data /opt/airflow/auth

@@ -159,11 +159,17 @@ def test_python_services_run_modules_that_exist_with_arguments_they_accept(servi
     assert (options.admin_username, options.pool_slots) == ("admin", 4)
     assert json.loads(options.conn_extra) == {"allow_insecure_http": True}
 
+    # The dashboard's own launcher builds the `streamlit run` line; it must listen beyond loopback.
     dashboard = command_argv(services["dashboard"]["command"])
-    assert dashboard[:4] == ["python", "-m", "streamlit", "run"]
+    assert dashboard[:3] == ["python", "-m", "dashboard"]
+    exec_argv = dashboard_exec_argv(dashboard[3:])
+    assert exec_argv[1:4] == ["-m", "streamlit", "run"]
+    app = Path(exec_argv[4])
+    assert app == PROJECT_ROOT / "dashboard" / "app.py" and app.is_file()
+    assert exec_argv[exec_argv.index("--server.address") + 1] == "0.0.0.0"  # noqa: S104 - inside its container
+    assert exec_argv[exec_argv.index("--server.port") + 1] == "8501"
+    assert mounts(services["dashboard"])["/opt/airflow/dashboard"] == "./dashboard"
     assert pinned("streamlit")
-    app = PurePosixPath(dashboard[4])
-    assert app.name == "app.py" and mounts(services["dashboard"])[str(app.parent)] == "./dashboard"
 
 
 def test_mounts_lay_the_project_over_the_image_where_the_code_looks(services):
@@ -269,8 +275,19 @@ def test_dockerfile_installs_the_pinned_requirements_then_the_project_without_de
     )
     assert install < project
     assert any("pyproject.toml" in copy for copy in copies)
-    for folder in ("include", "dags", "plugins", "sql", "deploy"):
+    for folder in ("include", "dags", "plugins", "sql", "deploy", "dashboard"):
         assert any(copy.endswith(f"{folder}/ /opt/airflow/{folder}/") for copy in copies), folder
+
+
+def dashboard_exec_argv(arguments: list[str]) -> list[str]:
+    """The command line ``python -m dashboard ARGUMENTS`` would exec, without executing it."""
+    from dashboard import server
+
+    captured: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(server.os, "execv", lambda path, argv: captured.extend(argv))
+        server.main(arguments)
+    return captured
 
 
 # --- helpers running the installed Airflow in a subprocess (its own AIRFLOW_HOME and configuration) ----
