@@ -193,9 +193,19 @@ def _signal_group(pid: int, signal_number: int) -> None:
         os.killpg(pid, signal_number)
 
 
-def _tail(path: Path, lines: int) -> str:
-    text = path.read_text(errors="replace").splitlines()[-lines:]
+def _tail(path: Path, lines: int, width: int = 500) -> str:
+    text = [line[:width] for line in path.read_text(errors="replace").splitlines()[-lines:]]
     return f"----- {path.name} (last {len(text)} lines) -----\n" + "\n".join(text)
+
+
+def _failed_task_log_tails(airflow_home: Path, lines: int = 8) -> str:
+    """The ends of the task attempt logs that recorded an error (JSON lines, one event each)."""
+    failed = [
+        path
+        for path in sorted((airflow_home / "logs").glob("dag_id=*/**/*.log"))
+        if '"level":"error"' in path.read_text(errors="replace")
+    ]
+    return "\n".join(f"{path.relative_to(airflow_home)}\n{_tail(path, lines)}" for path in failed)
 
 
 def free_port() -> int:
@@ -416,6 +426,8 @@ def airflow_environment(cluster: Cluster, worker_concurrency: int) -> dict[str, 
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(cluster.home / "logs"),
         # Only the run we trigger: a scheduled run of the DAG would compete for the API budget.
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        # A failed try is retried after seconds, not the default 5 minutes, so a run fits a test's time.
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
     }
 
 
@@ -510,6 +522,8 @@ class RunOptions:
     dag_id: str = config.DAG_ID
     dags_folder: Path = PROJECT_ROOT / "dags"
     conf: dict = field(default_factory=dict)
+    # ISO timestamp of the run's logical date; None triggers it "now" with no logical date (Airflow 3's default).
+    logical_date: str | None = None
     workers: int = 2
     worker_concurrency: int = 2
     pool_slots: int = 4
@@ -649,7 +663,7 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
         client.send(
             "POST",
             f"/dags/{options.dag_id}/dagRuns",
-            {"dag_run_id": run_id, "logical_date": None, "conf": options.conf},
+            {"dag_run_id": run_id, "logical_date": options.logical_date, "conf": options.conf},
         )
 
         def finished() -> str | None:
@@ -672,15 +686,18 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
             origin = simulator_url.split("/api/", 1)[0]
             report.simulator_counters = requests.get(f"{origin}/_sim/counters", timeout=10).json()
         if state != "success":
-            raise DistributedRunError(
-                f"run {run_id} ended {state}: {_describe(report.task_instances)}\n{_task_log_tails(cluster)}"
-            )
+            raise DistributedRunError(f"run {run_id} ended {state}: {_describe(report.task_instances)}")
         if inspect:
             inspect(report)
         succeeded = True
         return report
     except BaseException as error:
-        log.error("distributed run failed: %s\n%s", error, processes.tails())
+        log.error(
+            "distributed run failed: %s\n%s\n%s",
+            error,
+            processes.tails(),
+            _failed_task_log_tails(base / "airflow"),
+        )
         raise
     finally:
         stop_clock = time.monotonic()
@@ -697,11 +714,6 @@ def _describe(tis: list[dict]) -> str:
     return ", ".join(f"{ti['task_id']}[{ti['map_index']}]={ti['state']}@{ti['hostname']}" for ti in tis)
 
 
-def _task_log_tails(cluster: Cluster) -> str:
-    paths = sorted((cluster.home / "logs").rglob("*.log"))
-    return "\n".join(_tail(path, 15) for path in paths[-10:])
-
-
 def parse_args(argv: list[str] | None) -> RunOptions:
     parser = argparse.ArgumentParser(
         description="Run a DAG on CeleryExecutor with PostgreSQL and Redis on this machine."
@@ -709,9 +721,11 @@ def parse_args(argv: list[str] | None) -> RunOptions:
     parser.add_argument("--dag-id", default=config.DAG_ID)
     parser.add_argument("--dags-folder", type=Path, default=PROJECT_ROOT / "dags")
     parser.add_argument("--conf", default="{}", help="JSON conf of the DAG run")
+    parser.add_argument("--logical-date", default=None, help="ISO timestamp (default: none, as a manual run)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--pool-slots", type=int, default=4)
+    parser.add_argument("--conn-extra", default="{}", help="JSON extras of the letsjobit_default connection")
     parser.add_argument("--no-simulator", dest="simulator", action="store_false")
     parser.add_argument("--simulator-args", default="--visits 2000 --seed 7")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds the DAG run may take")
@@ -721,11 +735,13 @@ def parse_args(argv: list[str] | None) -> RunOptions:
         dag_id=args.dag_id,
         dags_folder=args.dags_folder,
         conf=json.loads(args.conf),
+        logical_date=args.logical_date,
         workers=args.workers,
         worker_concurrency=args.worker_concurrency,
         pool_slots=args.pool_slots,
         simulator=args.simulator,
         simulator_arguments=args.simulator_args.split(),
+        conn_extra=json.loads(args.conn_extra),
         run_timeout=args.timeout,
         keep=args.keep,
     )
