@@ -435,6 +435,35 @@ def airflow_command(*arguments: str) -> list[str]:
     return [str(Path(sys.executable).with_name("airflow")), *arguments]
 
 
+class OneShot:
+    """A command that must finish successfully, started now and waited for later."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait(self, timeout: float) -> None:
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise DistributedRunError(f"{self.name} did not finish within {timeout:.0f} s") from None
+        if code != 0:
+            raise DistributedRunError(
+                f"{self.name} exited with code {code}\n{_tail(self.log_path, LOG_TAIL_LINES)}"
+            )
+
+
 def run_once(name: str, argv: list[str], env: dict[str, str], log_dir: Path, timeout: float) -> None:
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log_file:
@@ -545,7 +574,10 @@ class RunReport:
     seconds: dict[str, float]
     # Every long-running process started, by name: each pid is also its process group's id.
     pids: dict[str, int] = field(default_factory=dict)
+    simulator_url: str | None = None
     simulator_counters: dict | None = None
+    # Signed in to the API server; usable by ``inspect`` only (the cluster stops when run() returns).
+    rest: RestClient | None = field(default=None, repr=False)
 
     @property
     def hostnames(self) -> dict[str, int]:
@@ -577,6 +609,7 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
     log_dir = base / "logs"
     log_dir.mkdir()
     processes = Processes(log_dir)
+    bootstrapping: OneShot | None = None
     succeeded = False
     try:
         pg_port = start_postgres(processes, binaries, base)
@@ -617,16 +650,8 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
         ]
         if options.conn_extra:
             bootstrap += ["--conn-extra", json.dumps(options.conn_extra)]
-        run_once("bootstrap", bootstrap, bootstrap_env, log_dir, timeout=120)
-        lap("bootstrap")
-
-        processes.start(
-            "api-server",
-            airflow_command(
-                "api-server", "--host", "127.0.0.1", "--port", str(cluster.api_port), "--workers", "1"
-            ),
-            env=env,
-        )
+        # Bootstrap beside the components' slow start; only the API server needs its passwords file first.
+        bootstrapping = OneShot("bootstrap", bootstrap, bootstrap_env, log_dir)
         processes.start("scheduler", airflow_command("scheduler"), env=env)
         processes.start("dag-processor", airflow_command("dag-processor"), env=env)
         workers = []
@@ -644,6 +669,15 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
                     env=worker_env,
                 )
             )
+        bootstrapping.wait(timeout=180)
+        lap("bootstrap")
+        processes.start(
+            "api-server",
+            airflow_command(
+                "api-server", "--host", "127.0.0.1", "--port", str(cluster.api_port), "--workers", "1"
+            ),
+            env=env,
+        )
         wait_until("the API server to be healthy", lambda: api_server_healthy(cluster), 120, processes)
         client = RestClient(cluster.api_url, ADMIN_USER, cluster.admin_password)
         for worker in workers:
@@ -681,6 +715,8 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
             log_dir=log_dir,
             seconds=seconds,
             pids={started.name: started.process.pid for started in processes.started},
+            simulator_url=simulator_url,
+            rest=client,
         )
         if simulator_url:
             origin = simulator_url.split("/api/", 1)[0]
@@ -701,6 +737,9 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
         raise
     finally:
         stop_clock = time.monotonic()
+        if bootstrapping and bootstrapping.process.poll() is None:
+            bootstrapping.process.kill()
+            bootstrapping.process.wait()
         processes.stop([s.name for s in processes.started if s.name not in ("postgres", "redis")])
         processes.stop()
         seconds["stop"] = round(time.monotonic() - stop_clock, 1)
@@ -720,7 +759,7 @@ def parse_args(argv: list[str] | None) -> RunOptions:
     )
     parser.add_argument("--dag-id", default=config.DAG_ID)
     parser.add_argument("--dags-folder", type=Path, default=PROJECT_ROOT / "dags")
-    parser.add_argument("--conf", default="{}", help="JSON conf of the DAG run")
+    parser.add_argument("--conf", default='{"full_refresh": true}', help="JSON conf of the DAG run")
     parser.add_argument("--logical-date", default=None, help="ISO timestamp (default: none, as a manual run)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
