@@ -152,6 +152,7 @@ VISITS_CHECKS: tuple[Check, ...] = (
     _between("visits", "lng", -180, 180, "lng in [-180, 180]"),
     _between("visits", "priority", 1, 10, "priority in 1..10"),
     _between("visits", "total_jobs", 0, None, "total_jobs >= 0"),
+    _between("visits", "duration", 0, None, "duration (seconds of work planned) >= 0"),
     Check(
         "visits.close_date_when_closed",
         "visits",

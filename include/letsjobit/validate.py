@@ -697,16 +697,25 @@ def _annotate(table: _Table, rows: pa.Table, mask, own_failures: Mapping[int, li
     row_positions = (
         [int(p) for p in positions[index.to_numpy(zero_copy_only=False).astype(int)]] if rows.num_rows else []
     )
-    own_positions = [p for p in row_positions if p in own_failures]
-    own_records = dict(zip(own_positions, table.frame.iloc[own_positions].to_dict("records"), strict=True))
+    # The values the failed checks read, as stored (the frame widened integers for GX).
+    checked = sorted(
+        {
+            c
+            for p in row_positions
+            for check in own_failures.get(p, [])
+            for c in suites.ALL_CHECKS[check].columns
+        }
+    )
+    stored = {c: rows.column(c).to_pylist() for c in checked}
     # A row removed without failing a check of its own was taken along by its parent table's row.
     parent = suites.PARENTS.get(table.name)
     failed_checks, failed_values, quarantined_with = [], [], []
-    for position in row_positions:
+    for i, position in enumerate(row_positions):
         own = own_failures.get(position, [])
         failed_checks.append(own)
-        record = own_records.get(position)
-        values = {check: {c: _jsonable(record[c]) for c in suites.ALL_CHECKS[check].columns} for check in own}
+        values = {
+            check: {c: _jsonable(stored[c][i]) for c in suites.ALL_CHECKS[check].columns} for check in own
+        }
         failed_values.append(json.dumps(values, sort_keys=True) if own else None)
         quarantined_with.append(None if own else parent)
     for column, values in zip(
