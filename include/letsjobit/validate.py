@@ -244,7 +244,8 @@ def audit_run(
         parent_keys={t.name: t.parent_key for t in loadable if t.parent_key is not None},
     )
     for table in loadable:
-        table.frame = table.loaded.to_pandas()
+        # Dates as datetime64 rather than one Python object per row; the arrow table is not used again.
+        table.frame = table.loaded.to_pandas(date_as_object=False, split_blocks=True, self_destruct=True)
         table.loaded = None
         for column, values in derived.get(table.name, {}).items():
             table.frame[column] = values
