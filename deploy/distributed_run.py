@@ -346,15 +346,19 @@ def start_redis(processes: Processes, binaries: ServerBinaries, base: Path) -> i
     return port
 
 
-def start_simulator(processes: Processes, env: dict[str, str], arguments: list[str]) -> str:
-    started = processes.start(
+def start_simulator(processes: Processes, env: dict[str, str], arguments: list[str]) -> Started:
+    return processes.start(
         "simulator",
         [sys.executable, "-m", "include.letsjobit.simulator", "--port", "0", *arguments],
         env=env,
     )
 
+
+def simulator_base_url(processes: Processes, simulator: Started) -> str:
+    """The base URL the simulator prints on its ``LISTENING`` line once it serves."""
+
     def listening_url() -> str | None:
-        for line in started.log_path.read_text(errors="replace").splitlines():
+        for line in simulator.log_path.read_text(errors="replace").splitlines():
             if line.startswith("LISTENING "):
                 return line.split(" ", 1)[1].strip()
         return None
@@ -627,11 +631,12 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
         env = airflow_environment(cluster, options.worker_concurrency)
         lap("postgres_redis")
 
-        simulator_url = (
+        simulator = (
             start_simulator(processes, env, options.simulator_arguments) if options.simulator else None
         )
         run_once("db-migrate", airflow_command("db", "migrate"), env, log_dir, timeout=300)
         lap("db_migrate")
+        simulator_url = simulator_base_url(processes, simulator) if simulator else None
         bootstrap_env = {
             **env,
             "_AIRFLOW_WWW_USER_PASSWORD": cluster.admin_password,

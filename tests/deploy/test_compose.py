@@ -350,3 +350,15 @@ def import_in_airflow(dotted: str, service_env: dict[str, str], home: Path) -> s
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip().splitlines()[-1]
+
+
+def test_the_connection_airflow_init_makes_from_env_example_is_one_the_client_accepts(services):
+    from include.letsjobit.client import ClientSettings, LetsJobItConfigError
+
+    init = environment(services["airflow-init"])
+    extras = json.loads(init["LETSJOBIT_CONN_EXTRA"])
+    settings = ClientSettings(base_url=init["LETSJOBIT_API_URL"], api_key="k", **extras)
+    assert settings.base_url == "http://letsjobit-simulator:8000/api/v2"
+    # The extras are what makes plain http to the simulator service acceptable.
+    with pytest.raises(LetsJobItConfigError, match="plain http"):
+        ClientSettings(base_url=init["LETSJOBIT_API_URL"], api_key="k")
