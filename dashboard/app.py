@@ -79,8 +79,13 @@ def freshness(build: dict, validation: dict) -> None:
         if isinstance(built_at, datetime)
         else "Warehouse build time unknown"
     )
-    verdict = validation.get("verdict") or build.get("validation_verdict") or "unknown"
-    st.sidebar.caption(f"Last validation: **{verdict}**")
+    if validation:
+        note = f" (run {validation.get('run_id', '?')})"
+        if validation.get("run_id") and build.get("run_id") and validation["run_id"] != build["run_id"]:
+            note = f" (run {validation['run_id']}; the warehouse is from run {build['run_id']})"
+        st.sidebar.caption(f"Last validation: **{queries.validation_verdict(validation)}**{note}")
+    else:
+        st.sidebar.caption("Last validation: none yet")
     st.sidebar.page_link(PAGES["data_quality"], label="Validation report", icon=":material/description:")
 
 

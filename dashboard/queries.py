@@ -395,6 +395,24 @@ def _is_missing(value) -> bool:
         return False
 
 
+GOOD_VERDICTS = {"pass", "passed"}
+FAILED_VERDICTS = {"fail", "failed"}
+
+
+def validation_verdict(validation: dict) -> str:
+    return str(validation.get("verdict") or "unknown").lower()
+
+
+def validation_report(validation: dict, layout: config.DataLayout) -> Path | None:
+    """The HTML report of the last validation (``paths.report`` of the summary), or None."""
+    paths = validation.get("paths") if isinstance(validation.get("paths"), dict) else {}
+    report = validation.get("report_html") or paths.get("report")
+    if not report:
+        return None
+    path = Path(str(report))
+    return path if path.is_absolute() else layout.root / path
+
+
 def latest_validation(layout: config.DataLayout | None = None) -> dict:
     """The validation summary of the last pipeline run (``reports/latest.json``), or {} when none."""
     path = (layout or config.layout()).reports / "latest.json"

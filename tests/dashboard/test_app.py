@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -217,18 +218,53 @@ def test_operations_page_equals_the_visits(marts):
     assert jobs["visits"].sum() == len(visits)
 
 
+def write_validation_summary(layout, run_id: str, verdict: str, failed_checks=()) -> Path:
+    """latest.json and the HTML report, shaped as validate.audit_run writes them."""
+    report = layout.reports / run_id / "index.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(f"<html><body><h1>Validation report {run_id}</h1></body></html>")
+    summary = {
+        "run_id": run_id,
+        "verdict": verdict,
+        "failed_checks": list(failed_checks),
+        "tables": {"visits": {"staged": 10, "quarantined": 1}},
+        "checks": [
+            {
+                "name": "visit_id_unique",
+                "table": "visits",
+                "status": "passed",
+                "unexpected_count": 0,
+                "detail": "",
+            }
+        ],
+        "paths": {"summary": str(report.with_name("summary.json")), "report": str(report), "data_docs": None},
+    }
+    (layout.reports / "latest.json").write_text(json.dumps(summary))
+    return report
+
+
 def test_data_quality_page_shows_the_build_and_the_last_validation_with_its_report(warehouse):
-    report = warehouse.reports / "run-1" / "validation.html"
-    report.parent.mkdir(parents=True)
-    report.write_text("<html><body><h1>Validation report run-1</h1></body></html>")
-    (warehouse.reports / "latest.json").write_text(
-        json.dumps({"run_id": "run-1", "verdict": "passed", "report_html": str(report)})
-    )
+    report = write_validation_summary(warehouse, "fixture-run", "pass")
 
     app = open_app("views/data_quality.py")
 
     assert_ran_cleanly(app)
-    assert [s.value for s in app.success] == ["Verdict: passed"]
-    assert "Last validation: **passed**" in [caption.value for caption in app.sidebar.caption]
+    assert [s.value for s in app.success] == ["Verdict: pass (run fixture-run)"]
+    assert "Last validation: **pass** (run fixture-run)" in [c.value for c in app.sidebar.caption]
     assert str(report) in [caption.value for caption in app.caption]
     assert app.get("iframe"), "the report is embedded"
+    checks = app.dataframe[1].value
+    assert list(checks["name"]) == ["visit_id_unique"]
+
+
+def test_a_failed_validation_says_the_warehouse_is_from_an_earlier_run(warehouse):
+    write_validation_summary(warehouse, "run-2", "fail", failed_checks=["visit_id_unique"])
+
+    app = open_app("views/data_quality.py")
+
+    assert not app.exception
+    (error,) = app.error
+    assert "Verdict: fail (run run-2)" in error.value and "Nothing of that run was published" in error.value
+    assert "Last validation: **fail** (run run-2; the warehouse is from run fixture-run)" in [
+        c.value for c in app.sidebar.caption
+    ]
