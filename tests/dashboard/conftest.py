@@ -1,4 +1,5 @@
-"""Fixtures of the dashboard tests: a data directory holding a small warehouse, and its expected KPIs."""
+"""Fixtures of the dashboard tests: a data directory holding a warehouse built by the real
+`warehouse.build()` over a small lake (fixture_lake.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ import duckdb
 import pytest
 
 from include.letsjobit import config
-from tests.dashboard import fixture_warehouse
+from tests.dashboard import fixture_lake
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "browser: drives a real headless Chromium (installed from Debian when missing); runs in make test",
+    )
 
 
 @pytest.fixture
@@ -23,10 +31,10 @@ def data_dir(tmp_path, monkeypatch) -> config.DataLayout:
 
 @pytest.fixture(scope="session")
 def built_warehouse(tmp_path_factory) -> Path:
-    """One build per session; tests get a copy."""
-    path = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
-    fixture_warehouse.build(path, fixture_warehouse.sample_visits())
-    return path
+    """One lake and one real build per test session; each test gets a copy of the file."""
+    layout = config.DataLayout(tmp_path_factory.mktemp("fixture-data"))
+    fixture_lake.build(layout)
+    return layout.warehouse
 
 
 @pytest.fixture
@@ -42,10 +50,3 @@ def marts(warehouse):
     """A read-only connection for the tests' own, independent SQL over the marts."""
     with duckdb.connect(str(warehouse.warehouse), read_only=True) as con:
         yield con
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "browser: drives a real headless Chromium (installed from Debian when missing); runs in make test",
-    )

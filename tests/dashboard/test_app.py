@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import formatting as fmt
 from dashboard import queries
-from tests.dashboard import fixture_warehouse as fw
+from tests.dashboard import fixture_lake as fl
 from tests.dashboard.conftest import APP
 from tests.dashboard.test_queries import expected
 
@@ -25,7 +25,7 @@ PAGES = [
     "views/data_quality.py",
 ]
 # Today is after the fixture's data, so the default period is its last 28 days.
-DEFAULT = queries.Filters(fw.LAST_DAY - timedelta(days=27), fw.LAST_DAY)
+DEFAULT = queries.Filters(fl.LAST_DAY - timedelta(days=27), fl.LAST_DAY)
 
 
 def open_app(page: str | None = None) -> AppTest:
@@ -128,7 +128,7 @@ def test_overview_weekly_charts_recompute_each_week(marts):
 def test_overview_without_ratings_shows_nps_not_available_with_zero_ratings(warehouse):
     app = open_app()
 
-    app.sidebar.date_input(key="period").set_value((fw.FIRST_DAY, fw.UNRATED_UNTIL)).run()
+    app.sidebar.date_input(key="period").set_value((fl.FIRST_DAY, fl.UNRATED_UNTIL)).run()
 
     assert_ran_cleanly(app)
     assert tiles(app)["NPS"] == ("n/a", None)
@@ -140,7 +140,7 @@ def test_overview_without_ratings_shows_nps_not_available_with_zero_ratings(ware
 def test_every_page_handles_a_day_without_visits(warehouse, page):
     app = open_app(page)
 
-    app.sidebar.date_input(key="period").set_value((fw.GAP_DAY, fw.GAP_DAY)).run()
+    app.sidebar.date_input(key="period").set_value((fl.GAP_DAY, fl.GAP_DAY)).run()
 
     assert_ran_cleanly(app)
     if page != "views/data_quality.py":
@@ -164,16 +164,16 @@ def test_territories_page_equals_the_marts(marts):
 
     assert_ran_cleanly(app)
     table = app.dataframe[0].value.set_index("territory")
-    assert set(table.index) == set(fw.TERRITORIES)
+    assert set(fl.TERRITORIES) <= set(table.index) <= {*fl.TERRITORIES, fl.UNKNOWN}
     for territory, row in table.iterrows():
         want = expected(marts, queries.Filters(DEFAULT.start, DEFAULT.end, (territory,), ("d-noah",)))
         assert row["visits"] == want["visits"]
         assert row["close_rate"] == pytest.approx(100 * want["close_rate"])  # shown in percent
         assert row["nps"] == fmt.nps(want["nps"], want["rated_visits"])
-    assert table.loc[fw.UNRATED_TERRITORY, "nps"] == "n/a"
+    assert table.loc[fl.UNRATED_TERRITORY, "nps"] == "n/a"
     close_chart, nps_chart = chart_frames(app)
-    assert fw.UNRATED_TERRITORY not in set(nps_chart["territory"])  # no bar for a territory without ratings
-    assert any(fw.UNRATED_TERRITORY in caption.value for caption in app.caption)
+    assert fl.UNRATED_TERRITORY not in set(nps_chart["territory"])  # no bar for a territory without ratings
+    assert any(fl.UNRATED_TERRITORY in caption.value for caption in app.caption)
 
 
 def test_drivers_page_ranks_only_drivers_with_enough_ratings(marts):
@@ -183,10 +183,10 @@ def test_drivers_page_ranks_only_drivers_with_enough_ratings(marts):
     assert_ran_cleanly(app)
     board, unranked = (table.value for table in app.dataframe)
     assert "rank" in board and "rank" not in unranked
-    assert fw.DRIVERS[fw.SINGLE_RATING_DRIVER] in set(unranked["driver_name"])
+    assert fl.DRIVERS[fl.SINGLE_RATING_DRIVER] in set(unranked["driver_name"])
     assert list(board["rank"]) == list(range(1, len(board) + 1))
     top = board.iloc[0]
-    top_id = {name: driver for driver, name in fw.DRIVERS.items()}[top["driver_name"]]
+    top_id = {name: driver for driver, name in fl.DRIVERS.items()}[top["driver_name"]]
     want = expected(marts, queries.Filters(date(2026, 10, 1), date(2026, 10, 31), driver_ids=(top_id,)))
     assert (
         top["nps"] == fmt.nps(want["nps"], want["rated_visits"])
@@ -195,7 +195,7 @@ def test_drivers_page_ranks_only_drivers_with_enough_ratings(marts):
 
     app.number_input(key="min_ratings").set_value(1).run()
 
-    assert app.dataframe[0].value.iloc[0]["driver_name"] == fw.DRIVERS[fw.SINGLE_RATING_DRIVER]
+    assert app.dataframe[0].value.iloc[0]["driver_name"] == fl.DRIVERS[fl.SINGLE_RATING_DRIVER]
 
 
 def test_operations_page_equals_the_visits(marts):
@@ -203,19 +203,24 @@ def test_operations_page_equals_the_visits(marts):
     app.sidebar.multiselect(key="customers").set_value(["30100003"]).run()
 
     assert_ran_cleanly(app)
+    filters = queries.Filters(DEFAULT.start, DEFAULT.end, site_ids=("30100003",))
+    want, before = expected(marts, filters), expected(marts, filters.previous())
     visits = marts.execute(
         "select * from marts.fct_visits where visit_date between ? and ? and site_id = '30100003'",
         [DEFAULT.start, DEFAULT.end],
     ).df()
-    judged = visits[visits["is_closed"] & visits["closed_within_window"].notna()]
     shown = tiles(app)
-    assert shown["Jobs per visit"][0] == fmt.rating(visits["jobs"].mean())
-    assert shown["Closed within customer window"][0] == fmt.percent(
-        judged["closed_within_window"].astype(bool).mean()
+    assert shown["Jobs per visit"] == (
+        fmt.rating(want["jobs_per_visit"]),
+        fmt.rating_delta(want["jobs_per_visit"], before["jobs_per_visit"]),
     )
-    reasons, jobs = chart_frames(app)
-    assert reasons["skipped_visits"].sum() == visits["is_skipped"].sum()
+    assert shown["Closed within customer window"][0] == fmt.percent(want["closed_within_window_rate"])
+    assert shown["Repeat-visit rate"][0] == fmt.percent(want["repeat_visit_rate"])
+    assert shown["Hours to close"][0] == fmt.hours(visits.loc[visits["closed"], "hours_to_close"].mean())
+    reasons, jobs, weekly = chart_frames(app)
+    assert reasons["skipped_visits"].sum() == visits["skipped"].sum()
     assert jobs["visits"].sum() == len(visits)
+    assert weekly["visits"].sum() == len(visits)
 
 
 def write_validation_summary(layout, run_id: str, verdict: str, failed_checks=()) -> Path:

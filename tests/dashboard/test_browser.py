@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.dashboard import browser
-from tests.dashboard import fixture_warehouse as fw
+from tests.dashboard import fixture_lake as fl
 from tests.dashboard.test_app import DEFAULT, expected_tiles
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
@@ -42,7 +42,7 @@ def test_dashboard_renders_the_marts_kpis_in_a_real_browser_and_picks_up_a_new_b
         assert "Traceback" not in text and "Error" not in text
 
         # A rebuild swaps the file underneath the running dashboard: the next load shows the new build.
-        fw.build(warehouse.warehouse, fw.sample_visits(seed=8, scale=3), run_id="second-build")
+        fl.build(warehouse, seed=8, scale=3, run_id="second-build")
         marts.close()
         new_tiles = expected_tiles(browser_marts(warehouse.warehouse), DEFAULT)
         assert new_tiles["Visits"] != tiles["Visits"]
