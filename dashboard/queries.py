@@ -407,9 +407,14 @@ def territories(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def drivers(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """driver_id -> display name."""
-    rows = con.execute("select driver_id, driver_name from marts.dim_drivers order by driver_name, driver_id")
-    return {driver_id: (name or driver_id) for driver_id, name in rows.fetchall()}
+    """driver_id -> display name: the name, with the id when several drivers share the name."""
+    rows = con.execute(
+        "select driver_id, driver_name, count(*) over (partition by driver_name) > 1 as shared "
+        "from marts.dim_drivers order by driver_name, driver_id"
+    ).fetchall()
+    return {
+        driver_id: f"{name} ({driver_id})" if shared or not name else name for driver_id, name, shared in rows
+    }
 
 
 def customers(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

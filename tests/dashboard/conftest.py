@@ -29,12 +29,22 @@ def data_dir(tmp_path, monkeypatch) -> config.DataLayout:
     return config.layout()
 
 
+def _build_once(tmp_path_factory, run_id: str) -> Path:
+    layout = config.DataLayout(tmp_path_factory.mktemp(run_id))
+    fixture_lake.build(layout, run_id=run_id, **fixture_lake.DATA_SETS[run_id])
+    return layout.warehouse
+
+
 @pytest.fixture(scope="session")
 def built_warehouse(tmp_path_factory) -> Path:
-    """One lake and one real build per test session; each test gets a copy of the file."""
-    layout = config.DataLayout(tmp_path_factory.mktemp("fixture-data"))
-    fixture_lake.build(layout)
-    return layout.warehouse
+    """One lake and one real build per test session (data set build-a); tests get copies of the file."""
+    return _build_once(tmp_path_factory, "build-a")
+
+
+@pytest.fixture(scope="session")
+def second_build(tmp_path_factory) -> Path:
+    """The real build of the other data set (build-b), for tests that swap builds under the dashboard."""
+    return _build_once(tmp_path_factory, "build-b")
 
 
 @pytest.fixture

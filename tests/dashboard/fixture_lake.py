@@ -38,6 +38,8 @@ CUSTOMERS = {
 SKIP_REASONS = ("1", "2", "3", None)
 OPENING_HOURS = [{"earliest": 8 * 3600 + 1800, "latest": 18 * 3600}]  # 08:30-18:00
 FETCHED_AT = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+# Two data sets with different KPIs, for tests that swap one build for another: run_id -> sample().
+DATA_SETS = {"build-a": {"seed": 7}, "build-b": {"seed": 8, "scale": 3}}
 
 
 def sample(seed: int = 7, scale: int = 1) -> tuple[list[dict], list[dict]]:

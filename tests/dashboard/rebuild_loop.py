@@ -14,7 +14,7 @@ from pathlib import Path
 from include.letsjobit import config
 from tests.dashboard import fixture_lake
 
-DATA_SETS = {"build-a": {"seed": 7}, "build-b": {"seed": 8, "scale": 3}}
+DATA_SETS = fixture_lake.DATA_SETS
 
 
 def main(data_dir: Path, stop: Path) -> None:

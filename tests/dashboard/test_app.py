@@ -249,13 +249,13 @@ def write_validation_summary(layout, run_id: str, verdict: str, failed_checks=()
 
 
 def test_data_quality_page_shows_the_build_and_the_last_validation_with_its_report(warehouse):
-    report = write_validation_summary(warehouse, "fixture-run", "pass")
+    report = write_validation_summary(warehouse, "build-a", "pass")
 
     app = open_app("views/data_quality.py")
 
     assert_ran_cleanly(app)
-    assert [s.value for s in app.success] == ["Verdict: pass (run fixture-run)"]
-    assert "Last validation: **pass** (run fixture-run)" in [c.value for c in app.sidebar.caption]
+    assert [s.value for s in app.success] == ["Verdict: pass (run build-a)"]
+    assert "Last validation: **pass** (run build-a)" in [c.value for c in app.sidebar.caption]
     assert str(report) in [caption.value for caption in app.caption]
     assert app.get("iframe"), "the report is embedded"
     checks = app.dataframe[1].value
@@ -270,6 +270,19 @@ def test_a_failed_validation_says_the_warehouse_is_from_an_earlier_run(warehouse
     assert not app.exception
     (error,) = app.error
     assert "Verdict: fail (run run-2)" in error.value and "Nothing of that run was published" in error.value
-    assert "Last validation: **fail** (run run-2; the warehouse is from run fixture-run)" in [
+    assert "Last validation: **fail** (run run-2; the warehouse is from run build-a)" in [
         c.value for c in app.sidebar.caption
     ]
+
+
+def test_filters_come_from_the_url_so_a_filtered_view_can_be_shared(marts):
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.query_params["period"] = ["2026-10-01", "2026-10-14"]
+    app.query_params["territories"] = ["DD-Dundee", fl.UNKNOWN]
+    app.query_params["drivers"] = ["Liam"]  # the URL holds what the widget shows
+
+    app.run()
+
+    assert_ran_cleanly(app)
+    filters = queries.Filters(date(2026, 10, 1), date(2026, 10, 14), ("DD-Dundee", fl.UNKNOWN), ("d-liam",))
+    assert tiles(app) == expected_tiles(marts, filters)

@@ -9,6 +9,7 @@ import pytest
 
 from dashboard import formatting as fmt
 from dashboard import queries
+from include.letsjobit import warehouse
 from tests.dashboard import fixture_lake as fl
 
 FULL = queries.Filters(fl.FIRST_DAY, fl.LAST_DAY)
@@ -301,3 +302,19 @@ def test_connect_refuses_a_file_that_is_not_a_finished_build(data_dir):
         queries.connect(data_dir.warehouse),
     ):
         pass
+
+
+def test_drivers_sharing_a_name_are_told_apart_by_their_id(data_dir):
+    layout = data_dir
+    visits, lines = fl.sample()
+    for visit in visits:
+        if visit["driver_id"] == "d-ava":
+            visit["driver_name"] = "Liam"
+    fl.publish(layout, visits, lines)
+    warehouse.build(layout)
+
+    with queries.connect(layout.warehouse) as con:
+        names = queries.drivers(con)
+
+    assert names["d-ava"] == "Liam (d-ava)" and names["d-liam"] == "Liam (d-liam)"
+    assert names["d-noah"] == "Noah"
