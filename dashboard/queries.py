@@ -44,14 +44,16 @@ COUNT_COLUMNS = (
     "promoters",
     "passives",
     "detractors",
+    "rating_sum",
     "jobs",
     "window_checked_visits",
     "closed_within_window_visits",
+    "timed_closed_visits",
+    "hours_to_close_sum",
     "equipment_visits",
     "repeat_visits",
 )
-# Not in the KPI tables as such: the sum of ratings, recovered as avg_rating * rated_visits.
-ADDITIVE_COLUMNS = (*COUNT_COLUMNS, "rating_sum")
+FRACTIONAL_SUMS = ("hours_to_close_sum",)
 
 
 def member(column: str) -> str:
@@ -71,6 +73,8 @@ FACT_COUNTS = """
     coalesce(sum(visits.job_count), 0) as jobs,
     count(visits.closed_within_time_window) as window_checked_visits,
     count(*) filter (where visits.closed_within_time_window) as closed_within_window_visits,
+    count(visits.hours_to_close) as timed_closed_visits,
+    coalesce(sum(visits.hours_to_close), 0) as hours_to_close_sum,
     count(repeats.is_repeat_visit) as equipment_visits,
     count(*) filter (where repeats.is_repeat_visit) as repeat_visits,
     coalesce(sum(visits.signee_rating) filter (where visits.is_rated), 0) as rating_sum
@@ -94,9 +98,12 @@ KPI_FROM_COUNTS = """
     sum(promoters)::bigint as promoters,
     sum(passives)::bigint as passives,
     sum(detractors)::bigint as detractors,
+    sum(rating_sum)::bigint as rating_sum,
     sum(jobs)::bigint as jobs,
     sum(window_checked_visits)::bigint as window_checked_visits,
     sum(closed_within_window_visits)::bigint as closed_within_window_visits,
+    sum(timed_closed_visits)::bigint as timed_closed_visits,
+    sum(hours_to_close_sum) as hours_to_close_sum,
     sum(equipment_visits)::bigint as equipment_visits,
     sum(repeat_visits)::bigint as repeat_visits,
     100.0 * (sum(promoters) - sum(detractors)) / nullif(sum(rated_visits), 0) as nps,
@@ -106,6 +113,7 @@ KPI_FROM_COUNTS = """
     (sum(promoters) + sum(passives)) / nullif(sum(rated_visits), 0) as csat,
     sum(jobs) / nullif(sum(visits), 0) as jobs_per_visit,
     sum(closed_within_window_visits) / nullif(sum(window_checked_visits), 0) as closed_within_window_rate,
+    sum(hours_to_close_sum) / nullif(sum(timed_closed_visits), 0) as avg_hours_to_close,
     sum(repeat_visits) / nullif(sum(equipment_visits), 0) as repeat_visit_rate
 """
 
@@ -209,7 +217,7 @@ def _where(filters: Filters, *, visit_grain: bool) -> tuple[str, dict]:
 
 
 def count_source(filters: Filters, by: Dimension | None = None) -> tuple[str, dict, str]:
-    """SQL for daily counts: visit_date, the dimension's key (if ``by``), ADDITIVE_COLUMNS.
+    """SQL for daily counts: visit_date, the dimension's key (if ``by``), COUNT_COLUMNS.
 
     Returns (sql, parameters, name of the mart it reads), choosing the KPI table that answers the
     filters exactly, or fct_visits when none does.
@@ -224,15 +232,7 @@ def count_source(filters: Filters, by: Dimension | None = None) -> tuple[str, di
         else:
             table = "kpi_daily"
         where, params = _where(filters, visit_grain=False)
-        columns = ", ".join(
-            (
-                "visit_date",
-                *([DIMENSION_KEYS[by]] if by else []),
-                *COUNT_COLUMNS,
-                # avg_rating * rated_visits gives back the rating sum, so averages over a range stay exact.
-                "coalesce(avg_rating * rated_visits, 0) as rating_sum",
-            )
-        )
+        columns = ", ".join(("visit_date", *([DIMENSION_KEYS[by]] if by else []), *COUNT_COLUMNS))
         return f"select {columns} from marts.{table} where {where}", params, table
     where, params = _where(filters, visit_grain=True)
     keys = ["visits.visit_date"] + (
@@ -257,7 +257,9 @@ def headline(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict:
     row = _records(con, sql, params).iloc[0].to_dict()
     row = {key: (None if pd.isna(value) else value) for key, value in row.items()}
     for column in COUNT_COLUMNS:
-        row[column] = int(row[column] or 0)
+        row[column] = row[column] or 0
+        if column not in FRACTIONAL_SUMS:
+            row[column] = int(row[column])
     return row
 
 
@@ -273,7 +275,7 @@ def kpi_series(con: duckdb.DuckDBPyConnection, filters: Filters, grain: Grain = 
     """
     source, params, _ = count_source(filters)
     bucket = "visit_date" if grain == "day" else "date_trunc('week', visit_date)::date"
-    zero_filled = ", ".join(f"coalesce(counts.{c}, 0) as {c}" for c in ADDITIVE_COLUMNS)
+    zero_filled = ", ".join(f"coalesce(counts.{c}, 0) as {c}" for c in COUNT_COLUMNS)
     sql = f"""
         with counts as ({source}),
         calendar as (
@@ -371,18 +373,13 @@ def jobs_per_visit(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataF
     return _records(con, sql, params)
 
 
-def hours_to_close(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict:
-    """Mean and median hours from creation to close over the closed visits where both are known."""
+def median_hours_to_close(con: duckdb.DuckDBPyConnection, filters: Filters) -> float | None:
+    """Median hours from creation to close over the closed visits where both are known (visit grain:
+    a median does not add up from daily rows; the mean comes with the headline KPIs)."""
     where, params = _where(filters, visit_grain=True)
-    sql = f"""
-        select count(hours_to_close) as closed_visits_timed,
-               avg(hours_to_close) as avg_hours_to_close,
-               median(hours_to_close) as median_hours_to_close
-        from marts.fct_visits as visits
-        where {where} and visits.closed
-    """
-    row = _records(con, sql, params).iloc[0].to_dict()
-    return {key: (None if pd.isna(value) else value) for key, value in row.items()}
+    sql = f"select median(visits.hours_to_close) from marts.fct_visits as visits where {where}"
+    (median,) = con.execute(sql, params).fetchone()
+    return median
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from dashboard import formatting as fmt
 page = context.current()
 filters = page.filters
 current, previous = queries.headline_with_previous(page.con, filters)
-timing = queries.hours_to_close(page.con, filters)
+median_hours = queries.median_hours_to_close(page.con, filters)
 
 st.title("Operations")
 jobs_tile, window_tile, repeat_tile, hours_tile = st.columns(4)
@@ -44,11 +44,13 @@ repeat_tile.metric(
 repeat_tile.caption(f"of {fmt.count(current['equipment_visits'])} equipment visits")
 hours_tile.metric(
     "Hours to close",
-    fmt.hours(timing["avg_hours_to_close"]),
+    fmt.hours(current["avg_hours_to_close"]),
+    fmt.hours_delta(current["avg_hours_to_close"], previous["avg_hours_to_close"]),
+    delta_color="inverse",
     border=True,
     help="Mean hours from creation to close over the closed visits where both are known.",
 )
-hours_tile.caption(f"median {fmt.hours(timing['median_hours_to_close'])}")
+hours_tile.caption(f"median {fmt.hours(median_hours)}")
 
 if current["visits"] == 0:
     st.info("No visits in this period with these filters.")
