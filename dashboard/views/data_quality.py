@@ -18,7 +18,11 @@ st.title("Data quality")
 left, right = st.columns(2)
 with left:
     st.subheader("Warehouse build")
-    st.json({key: str(value) for key, value in build.items()}, expanded=True)
+    st.table(
+        pd.DataFrame(
+            {"": list(build), "value": ["" if value is None else str(value) for value in build.values()]}
+        ).set_index("")
+    )
 with right:
     st.subheader("Last validation")
     if not validation:

@@ -104,7 +104,7 @@ def _add_visit(rng, visits, lines, day: date, driver_id: str | None = None, rati
                 "visit_date": day,
                 "action_item": is_job,
                 "description": "Service" if is_job else "Parts",
-                "serial_nr": f"SN-{site_id}-{rng.randint(0, 1)}" if is_job else None,
+                "serial_nr": f"SN-{site_id}-{rng.randint(0, 9)}" if is_job else None,
                 "qty": 1.0,
                 "extra_data_count": 0,
                 "run_id": "fixture",

@@ -199,16 +199,23 @@ def test_drivers_page_ranks_only_drivers_with_enough_ratings(marts):
 
 
 def test_operations_page_equals_the_visits(marts):
+    # The customer with the most skipped visits in the period, so that every chart has something to show.
+    (site_id,) = marts.execute(
+        "select site_id from marts.fct_visits where visit_date between ? and ? and site_id != ? "
+        "group by site_id order by count(*) filter (where skipped) desc, site_id limit 1",
+        [DEFAULT.start, DEFAULT.end, fl.UNKNOWN],
+    ).fetchone()
     app = open_app("views/operations.py")
-    app.sidebar.multiselect(key="customers").set_value(["30100003"]).run()
+    app.sidebar.multiselect(key="customers").set_value([site_id]).run()
 
     assert_ran_cleanly(app)
-    filters = queries.Filters(DEFAULT.start, DEFAULT.end, site_ids=("30100003",))
+    filters = queries.Filters(DEFAULT.start, DEFAULT.end, site_ids=(site_id,))
     want, before = expected(marts, filters), expected(marts, filters.previous())
     visits = marts.execute(
-        "select * from marts.fct_visits where visit_date between ? and ? and site_id = '30100003'",
-        [DEFAULT.start, DEFAULT.end],
+        "select * from marts.fct_visits where visit_date between ? and ? and site_id = ?",
+        [DEFAULT.start, DEFAULT.end, site_id],
     ).df()
+    assert visits["skipped"].any()
     shown = tiles(app)
     assert shown["Jobs per visit"] == (
         fmt.rating(want["jobs_per_visit"]),
@@ -260,6 +267,8 @@ def test_data_quality_page_shows_the_build_and_the_last_validation_with_its_repo
     assert app.get("iframe"), "the report is embedded"
     checks = app.dataframe[1].value
     assert list(checks["name"]) == ["visit_id_unique"]
+    build = app.table[0].value["value"]
+    assert build["run_id"] == "build-a" and build["fct_visits_rows"] == str(len(fl.sample()[0]))
 
 
 def test_a_failed_validation_says_the_warehouse_is_from_an_earlier_run(warehouse):
