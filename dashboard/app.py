@@ -37,6 +37,7 @@ def period_filter(bounds: tuple[date, date] | None) -> tuple[date, date]:
         min_value=bounds[0] if bounds else None,
         max_value=bounds[1] if bounds else None,
         key="period",
+        bind="query-params",
         help="Visit dates, both ends included. Changes are against the period of equal length before it.",
     )
     # While a range is being picked the widget briefly returns one date.
@@ -48,14 +49,25 @@ def period_filter(bounds: tuple[date, date] | None) -> tuple[date, date]:
 
 def sidebar_filters(con) -> queries.Filters:
     start, end = period_filter(queries.date_bounds(con))
-    territories = st.sidebar.multiselect("Territory", queries.territories(con), key="territories")
+    # Bound to the URL, so a filtered view is a link to share: ?territories=AB-Aberdeen&period=2026-10-01&...
+    territories = st.sidebar.multiselect(
+        "Territory", queries.territories(con), key="territories", bind="query-params"
+    )
     driver_names = queries.drivers(con)
     driver_ids = st.sidebar.multiselect(
-        "Driver", list(driver_names), format_func=lambda d: driver_names.get(d, d), key="drivers"
+        "Driver",
+        list(driver_names),
+        format_func=lambda d: driver_names.get(d, d),
+        key="drivers",
+        bind="query-params",
     )
     customer_names = queries.customers(con)
     site_ids = st.sidebar.multiselect(
-        "Customer", list(customer_names), format_func=lambda s: customer_names.get(s, s), key="customers"
+        "Customer",
+        list(customer_names),
+        format_func=lambda s: customer_names.get(s, s),
+        key="customers",
+        bind="query-params",
     )
     return queries.Filters(start, end, tuple(territories), tuple(driver_ids), tuple(site_ids))
 
@@ -79,8 +91,13 @@ def freshness(build: dict, validation: dict) -> None:
         if isinstance(built_at, datetime)
         else "Warehouse build time unknown"
     )
-    verdict = validation.get("verdict") or build.get("validation_verdict") or "unknown"
-    st.sidebar.caption(f"Last validation: **{verdict}**")
+    if validation:
+        note = f" (run {validation.get('run_id', '?')})"
+        if validation.get("run_id") and build.get("run_id") and validation["run_id"] != build["run_id"]:
+            note = f" (run {validation['run_id']}; the warehouse is from run {build['run_id']})"
+        st.sidebar.caption(f"Last validation: **{queries.validation_verdict(validation)}**{note}")
+    else:
+        st.sidebar.caption("Last validation: none yet")
     st.sidebar.page_link(PAGES["data_quality"], label="Validation report", icon=":material/description:")
 
 

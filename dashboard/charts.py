@@ -28,14 +28,21 @@ def over_time(frame: pd.DataFrame, column: str, title: str, percent: bool = Fals
     )
 
 
-def bars(frame: pd.DataFrame, category: str, column: str, title: str, percent: bool = False) -> alt.Chart:
-    """Horizontal bars, largest first."""
+def bars(
+    frame: pd.DataFrame,
+    category: str,
+    column: str,
+    title: str,
+    percent: bool = False,
+    sort: str | None = "-x",
+) -> alt.Chart:
+    """Horizontal bars, largest first (``sort=None``: in the frame's order)."""
     return (
         alt.Chart(frame, title=title)
         .mark_bar()
         .encode(
             x=alt.X(f"{column}:Q", title=title, axis=PERCENT_AXIS if percent else alt.Axis()),
-            y=alt.Y(f"{category}:N", title=None, sort="-x"),
+            y=alt.Y(f"{category}:N", title=None, sort=sort),
             tooltip=[
                 alt.Tooltip(f"{category}:N"),
                 alt.Tooltip(f"{column}:Q", title=title, format=".1%" if percent else ".1f"),

@@ -61,3 +61,9 @@ def rating_delta(current, previous) -> str | None:
     if _missing(current) or _missing(previous):
         return None
     return f"{current - previous:+.2f}"
+
+
+def hours_delta(current, previous) -> str | None:
+    if _missing(current) or _missing(previous):
+        return None
+    return f"{current - previous:+.1f} h"

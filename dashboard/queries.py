@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 Dimension = Literal["territory", "driver"]
 Grain = Literal["day", "week"]
 
-# The additive counts every KPI table carries, in the contract's names.
+# The additive counts the KPI tables carry (the contract's names), summed over any period or group.
 COUNT_COLUMNS = (
     "visits",
     "closed_visits",
@@ -44,22 +44,52 @@ COUNT_COLUMNS = (
     "promoters",
     "passives",
     "detractors",
+    "rating_sum",
+    "jobs",
+    "window_checked_visits",
+    "closed_within_window_visits",
+    "timed_closed_visits",
+    "hours_to_close_sum",
+    "equipment_visits",
+    "repeat_visits",
 )
-KPI_COLUMNS = ("nps", "close_rate", "skip_rate", "avg_rating", "csat")
+FRACTIONAL_SUMS = ("hours_to_close_sum",)
 
-# The same counts from visit grain: fct_visits's flags, one row per visit.
+
+def member(column: str) -> str:
+    """The warehouse's unknown_member(): an empty key counts under '(unknown)' in the KPI tables and dims."""
+    return f"coalesce(nullif(trim({column}::varchar), ''), '(unknown)')"
+
+
+# The same counts from visit grain (fct_visits, one row per visit), as int_kpi_measures counts them.
 FACT_COUNTS = """
     count(*) as visits,
-    count(*) filter (where is_closed) as closed_visits,
-    count(*) filter (where is_skipped) as skipped_visits,
-    count(*) filter (where is_rated) as rated_visits,
-    count(*) filter (where is_promoter) as promoters,
-    count(*) filter (where is_passive) as passives,
-    count(*) filter (where is_detractor) as detractors,
-    coalesce(sum(rating) filter (where is_rated), 0) as rating_sum
+    count(*) filter (where visits.closed) as closed_visits,
+    count(*) filter (where visits.skipped) as skipped_visits,
+    count(*) filter (where visits.is_rated) as rated_visits,
+    count(*) filter (where visits.nps_category = 'promoter') as promoters,
+    count(*) filter (where visits.nps_category = 'passive') as passives,
+    count(*) filter (where visits.nps_category = 'detractor') as detractors,
+    coalesce(sum(visits.job_count), 0) as jobs,
+    count(visits.closed_within_time_window) as window_checked_visits,
+    count(*) filter (where visits.closed_within_time_window) as closed_within_window_visits,
+    count(visits.hours_to_close) as timed_closed_visits,
+    coalesce(sum(visits.hours_to_close), 0) as hours_to_close_sum,
+    count(repeats.is_repeat_visit) as equipment_visits,
+    count(*) filter (where repeats.is_repeat_visit) as repeat_visits,
+    coalesce(sum(visits.signee_rating) filter (where visits.is_rated), 0) as rating_sum
+"""
+FACT_FROM = """
+    marts.fct_visits as visits
+    left join (
+        select visit_id, bool_or(is_repeat_visit) as is_repeat_visit
+        from marts.fct_equipment_visits
+        group by visit_id
+    ) as repeats on visits.visit_id = repeats.visit_id
 """
 
-# The KPI definitions of issue 6, over summed counts: NULL when the denominator is zero.
+# The KPI definitions of issue 6 (as int_kpi_measures writes them), over summed counts; NULL when the
+# denominator is zero.
 KPI_FROM_COUNTS = """
     sum(visits)::bigint as visits,
     sum(closed_visits)::bigint as closed_visits,
@@ -68,17 +98,27 @@ KPI_FROM_COUNTS = """
     sum(promoters)::bigint as promoters,
     sum(passives)::bigint as passives,
     sum(detractors)::bigint as detractors,
+    sum(rating_sum)::bigint as rating_sum,
+    sum(jobs)::bigint as jobs,
+    sum(window_checked_visits)::bigint as window_checked_visits,
+    sum(closed_within_window_visits)::bigint as closed_within_window_visits,
+    sum(timed_closed_visits)::bigint as timed_closed_visits,
+    sum(hours_to_close_sum) as hours_to_close_sum,
+    sum(equipment_visits)::bigint as equipment_visits,
+    sum(repeat_visits)::bigint as repeat_visits,
     100.0 * (sum(promoters) - sum(detractors)) / nullif(sum(rated_visits), 0) as nps,
     sum(closed_visits) / nullif(sum(visits), 0) as close_rate,
     sum(skipped_visits) / nullif(sum(visits), 0) as skip_rate,
     sum(rating_sum) / nullif(sum(rated_visits), 0) as avg_rating,
-    (sum(promoters) + sum(passives)) / nullif(sum(rated_visits), 0) as csat
+    (sum(promoters) + sum(passives)) / nullif(sum(rated_visits), 0) as csat,
+    sum(jobs) / nullif(sum(visits), 0) as jobs_per_visit,
+    sum(closed_within_window_visits) / nullif(sum(window_checked_visits), 0) as closed_within_window_rate,
+    sum(hours_to_close_sum) / nullif(sum(timed_closed_visits), 0) as avg_hours_to_close,
+    sum(repeat_visits) / nullif(sum(equipment_visits), 0) as repeat_visit_rate
 """
 
-DIMENSION_COLUMNS: dict[str, tuple[str, ...]] = {
-    "territory": ("territory",),
-    "driver": ("driver_id", "driver_name"),
-}
+# The key a KPI table groups by.
+DIMENSION_KEYS: dict[str, str] = {"territory": "territory", "driver": "driver_id"}
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -160,33 +200,30 @@ def _mart_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 # Where clauses and count sources
 
 
-def _where(filters: Filters, *, territory: bool, driver: bool, site: bool) -> tuple[str, dict]:
+def _where(filters: Filters, *, visit_grain: bool) -> tuple[str, dict]:
+    """Filters as a where clause; at visit grain the keys get the KPI tables' '(unknown)' label first."""
     clauses = ["visit_date between $start and $end"]
     params: dict = {"start": filters.start, "end": filters.end}
-    if territory and filters.territories:
-        clauses.append("list_contains($territories, territory)")
-        params["territories"] = list(filters.territories)
-    if driver and filters.driver_ids:
-        clauses.append("list_contains($driver_ids, driver_id)")
-        params["driver_ids"] = list(filters.driver_ids)
-    if site and filters.site_ids:
-        clauses.append("list_contains($site_ids, site_id)")
-        params["site_ids"] = list(filters.site_ids)
+    for column, name, values in (
+        ("territory", "territories", filters.territories),
+        ("driver_id", "driver_ids", filters.driver_ids),
+        ("site_id", "site_ids", filters.site_ids),
+    ):
+        if values:
+            key = member(f"visits.{column}") if visit_grain else column
+            clauses.append(f"list_contains(${name}, {key})")
+            params[name] = list(values)
     return " and ".join(clauses), params
 
 
 def count_source(filters: Filters, by: Dimension | None = None) -> tuple[str, dict, str]:
-    """SQL for daily counts (visit_date, the dimension's columns, COUNT_COLUMNS, rating_sum).
+    """SQL for daily counts: visit_date, the dimension's key (if ``by``), COUNT_COLUMNS.
 
     Returns (sql, parameters, name of the mart it reads), choosing the KPI table that answers the
     filters exactly, or fct_visits when none does.
     """
-    dims = DIMENSION_COLUMNS[by] if by else ()
     wants_territory = bool(filters.territories) or by == "territory"
     wants_driver = bool(filters.driver_ids) or by == "driver"
-    counts = ", ".join(COUNT_COLUMNS)
-    # avg_rating * rated_visits gives back the rating sum, so averages over a range stay exact.
-    rating_sum = "coalesce(avg_rating * rated_visits, 0) as rating_sum"
     if not filters.site_ids and not (wants_territory and wants_driver):
         if wants_territory:
             table = "kpi_territory_daily"
@@ -194,12 +231,14 @@ def count_source(filters: Filters, by: Dimension | None = None) -> tuple[str, di
             table = "kpi_driver_daily"
         else:
             table = "kpi_daily"
-        where, params = _where(filters, territory=True, driver=True, site=False)
-        columns = ", ".join(("visit_date", *dims, counts, rating_sum))
+        where, params = _where(filters, visit_grain=False)
+        columns = ", ".join(("visit_date", *([DIMENSION_KEYS[by]] if by else []), *COUNT_COLUMNS))
         return f"select {columns} from marts.{table} where {where}", params, table
-    where, params = _where(filters, territory=True, driver=True, site=True)
-    group = ", ".join(("visit_date", *dims))
-    sql = f"select {group}, {FACT_COUNTS} from marts.fct_visits where {where} group by all"
+    where, params = _where(filters, visit_grain=True)
+    keys = ["visits.visit_date"] + (
+        [f"{member('visits.' + DIMENSION_KEYS[by])} as {DIMENSION_KEYS[by]}"] if by else []
+    )
+    sql = f"select {', '.join(keys)}, {FACT_COUNTS} from {FACT_FROM} where {where} group by all"
     return sql, params, "fct_visits"
 
 
@@ -218,7 +257,9 @@ def headline(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict:
     row = _records(con, sql, params).iloc[0].to_dict()
     row = {key: (None if pd.isna(value) else value) for key, value in row.items()}
     for column in COUNT_COLUMNS:
-        row[column] = int(row[column] or 0)
+        row[column] = row[column] or 0
+        if column not in FRACTIONAL_SUMS:
+            row[column] = int(row[column])
     return row
 
 
@@ -234,7 +275,7 @@ def kpi_series(con: duckdb.DuckDBPyConnection, filters: Filters, grain: Grain = 
     """
     source, params, _ = count_source(filters)
     bucket = "visit_date" if grain == "day" else "date_trunc('week', visit_date)::date"
-    zero_filled = ", ".join(f"coalesce(counts.{c}, 0) as {c}" for c in (*COUNT_COLUMNS, "rating_sum"))
+    zero_filled = ", ".join(f"coalesce(counts.{c}, 0) as {c}" for c in COUNT_COLUMNS)
     sql = f"""
         with counts as ({source}),
         calendar as (
@@ -253,15 +294,20 @@ def kpi_series(con: duckdb.DuckDBPyConnection, filters: Filters, grain: Grain = 
 
 
 def kpi_by(con: duckdb.DuckDBPyConnection, filters: Filters, by: Dimension) -> pd.DataFrame:
-    """KPIs per territory or per driver over the period (only groups that had visits)."""
+    """KPIs per territory or per driver (with driver_name from dim_drivers) over the period.
+
+    Only groups that had visits in the period are listed.
+    """
     source, params, _ = count_source(filters, by=by)
-    dims = ", ".join(DIMENSION_COLUMNS[by])
+    key = DIMENSION_KEYS[by]
     sql = f"""
-        with counts as ({source})
-        select {dims}, {KPI_FROM_COUNTS}
-        from counts
-        group by {dims}
-        order by visits desc, {dims}
+        with counts as ({source}),
+        grouped as (select {key}, {KPI_FROM_COUNTS} from counts group by {key})
+        select {"grouped.driver_id, drivers.driver_name," if by == "driver" else "grouped.territory,"}
+               grouped.* exclude ({key})
+        from grouped
+        {"left join marts.dim_drivers as drivers using (driver_id)" if by == "driver" else ""}
+        order by visits desc, {key}
     """
     return _records(con, sql, params)
 
@@ -291,19 +337,23 @@ def driver_leaderboard(con: duckdb.DuckDBPyConnection, filters: Filters, min_rat
 # Operations: visit grain
 
 
-def _fact_where(filters: Filters) -> tuple[str, dict]:
-    return _where(filters, territory=True, driver=True, site=True)
-
-
 def skip_reasons(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
-    """Skipped visits per skip reason id ("(none given)" when the visit has none), most frequent first."""
-    where, params = _fact_where(filters)
+    """Skipped visits per skip reason id ('(unknown)' when none was given), most frequent first."""
+    if filters.territories or filters.driver_ids or filters.site_ids:
+        where, params = _where(filters, visit_grain=True)
+        source = f"""
+            select {member("visits.skipped_reason_id")} as skipped_reason_id, count(*) as skipped_visits
+            from marts.fct_visits as visits where {where} and visits.skipped group by all
+        """
+    else:
+        where, params = _where(filters, visit_grain=False)
+        source = f"select skipped_reason_id, skipped_visits from marts.kpi_skip_reasons_daily where {where}"
     sql = f"""
-        select coalesce(nullif(trim(skipped_reason_id), ''), '(none given)') as skip_reason,
-               count(*) as skipped_visits,
-               count(*) / sum(count(*)) over () as share
-        from marts.fct_visits
-        where {where} and is_skipped
+        with counts as ({source})
+        select skipped_reason_id as skip_reason,
+               sum(skipped_visits)::bigint as skipped_visits,
+               sum(skipped_visits) / sum(sum(skipped_visits)) over () as share
+        from counts
         group by all
         order by skipped_visits desc, skip_reason
     """
@@ -312,10 +362,10 @@ def skip_reasons(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFra
 
 def jobs_per_visit(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     """How many visits had 0, 1, 2, ... jobs (action-item lines)."""
-    where, params = _fact_where(filters)
+    where, params = _where(filters, visit_grain=True)
     sql = f"""
-        select coalesce(jobs, 0) as jobs, count(*) as visits
-        from marts.fct_visits
+        select coalesce(visits.job_count, 0) as jobs, count(*) as visits
+        from marts.fct_visits as visits
         where {where}
         group by all
         order by jobs
@@ -323,28 +373,13 @@ def jobs_per_visit(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataF
     return _records(con, sql, params)
 
 
-def operations_summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict:
-    """Average jobs per visit, closed-within-customer-window rate and median hours from creation to close.
-
-    The window rate counts closed visits whose close time fell inside one of the site's time windows,
-    over the closed visits that had time windows (visits without windows cannot be judged).
-    """
-    where, params = _fact_where(filters)
-    sql = f"""
-        select
-            count(*) as visits,
-            avg(coalesce(jobs, 0)) as avg_jobs_per_visit,
-            count(*) filter (where is_closed and closed_within_window is not null) as judged_closed_visits,
-            count(*) filter (where is_closed and closed_within_window) as closed_within_window_visits,
-            count(*) filter (where is_closed and closed_within_window)
-                / nullif(count(*) filter (where is_closed and closed_within_window is not null), 0)
-                as closed_within_window_rate,
-            median(hours_to_close) filter (where is_closed) as median_hours_to_close
-        from marts.fct_visits
-        where {where}
-    """
-    row = _records(con, sql, params).iloc[0].to_dict()
-    return {key: (None if pd.isna(value) else value) for key, value in row.items()}
+def median_hours_to_close(con: duckdb.DuckDBPyConnection, filters: Filters) -> float | None:
+    """Median hours from creation to close over the closed visits where both are known (visit grain:
+    a median does not add up from daily rows; the mean comes with the headline KPIs)."""
+    where, params = _where(filters, visit_grain=True)
+    sql = f"select median(visits.hours_to_close) from marts.fct_visits as visits where {where}"
+    (median,) = con.execute(sql, params).fetchone()
+    return median
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -369,15 +404,20 @@ def territories(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def drivers(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """driver_id -> display name."""
-    rows = con.execute("select driver_id, driver_name from marts.dim_drivers order by driver_name, driver_id")
-    return {driver_id: (name or driver_id) for driver_id, name in rows.fetchall()}
+    """driver_id -> display name: the name, with the id when several drivers share the name."""
+    rows = con.execute(
+        "select driver_id, driver_name, count(*) over (partition by driver_name) > 1 as shared "
+        "from marts.dim_drivers order by driver_name, driver_id"
+    ).fetchall()
+    return {
+        driver_id: f"{name} ({driver_id})" if shared or not name else name for driver_id, name, shared in rows
+    }
 
 
 def customers(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """site_id -> "customer (site id)"."""
     rows = con.execute("select site_id, customer from marts.dim_customers order by customer, site_id")
-    return {site_id: f"{name or '?'} ({site_id})" for site_id, name in rows.fetchall()}
+    return {site_id: f"{name} ({site_id})" if name else site_id for site_id, name in rows.fetchall()}
 
 
 def build_info(con: duckdb.DuckDBPyConnection) -> dict:
@@ -393,6 +433,24 @@ def _is_missing(value) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):  # lists and dicts
         return False
+
+
+GOOD_VERDICTS = {"pass", "passed"}
+FAILED_VERDICTS = {"fail", "failed"}
+
+
+def validation_verdict(validation: dict) -> str:
+    return str(validation.get("verdict") or "unknown").lower()
+
+
+def validation_report(validation: dict, layout: config.DataLayout) -> Path | None:
+    """The HTML report of the last validation (``paths.report`` of the summary), or None."""
+    paths = validation.get("paths") if isinstance(validation.get("paths"), dict) else {}
+    report = validation.get("report_html") or paths.get("report")
+    if not report:
+        return None
+    path = Path(str(report))
+    return path if path.is_absolute() else layout.root / path
 
 
 def latest_validation(layout: config.DataLayout | None = None) -> dict:

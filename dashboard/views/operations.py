@@ -1,4 +1,5 @@
-"""Operations: skip reasons, jobs per visit, closes inside the customer's time windows, time to close."""
+"""Operations: jobs per visit, closes inside the customer's time windows, repeat visits, time to close,
+skip reasons."""
 
 from __future__ import annotations
 
@@ -8,31 +9,54 @@ from dashboard import charts, context, queries
 from dashboard import formatting as fmt
 
 page = context.current()
-summary = queries.operations_summary(page.con, page.filters)
+filters = page.filters
+current, previous = queries.headline_with_previous(page.con, filters)
+median_hours = queries.median_hours_to_close(page.con, filters)
 
 st.title("Operations")
-jobs_tile, window_tile, hours_tile = st.columns(3)
+jobs_tile, window_tile, repeat_tile, hours_tile = st.columns(4)
 jobs_tile.metric(
     "Jobs per visit",
-    fmt.rating(summary["avg_jobs_per_visit"]),
+    fmt.rating(current["jobs_per_visit"]),
+    fmt.rating_delta(current["jobs_per_visit"], previous["jobs_per_visit"]),
+    delta_color="off",
     border=True,
-    help="Action-item lines per visit, averaged over the visits in the period.",
+    help="Action-item lines per visit.",
 )
 window_tile.metric(
     "Closed within customer window",
-    fmt.percent(summary["closed_within_window_rate"]),
+    fmt.percent(current["closed_within_window_rate"]),
+    fmt.rate_delta(current["closed_within_window_rate"], previous["closed_within_window_rate"]),
     border=True,
-    help="Closed visits whose close time fell inside one of the site's time windows, "
-    "over closed visits whose site has time windows.",
+    help="Closed visits whose close time fell inside one of the customer's time windows, "
+    "over closed visits with a close time and at least one window.",
 )
-window_tile.caption(f"of {fmt.count(summary['judged_closed_visits'])} closed visits with time windows")
-hours_tile.metric("Median hours to close", fmt.hours(summary["median_hours_to_close"]), border=True)
+window_tile.caption(f"of {fmt.count(current['window_checked_visits'])} closed visits with time windows")
+repeat_tile.metric(
+    "Repeat-visit rate",
+    fmt.percent(current["repeat_visit_rate"]),
+    fmt.rate_delta(current["repeat_visit_rate"], previous["repeat_visit_rate"]),
+    delta_color="inverse",
+    border=True,
+    help="Closed visits to a site and serial number that had a closed visit in the 30 days before "
+    "(a first-time-fix proxy), over closed visits with serviced equipment.",
+)
+repeat_tile.caption(f"of {fmt.count(current['equipment_visits'])} equipment visits")
+hours_tile.metric(
+    "Hours to close",
+    fmt.hours(current["avg_hours_to_close"]),
+    fmt.hours_delta(current["avg_hours_to_close"], previous["avg_hours_to_close"]),
+    delta_color="inverse",
+    border=True,
+    help="Mean hours from creation to close over the closed visits where both are known.",
+)
+hours_tile.caption(f"median {fmt.hours(median_hours)}")
 
-if not summary["visits"]:
+if current["visits"] == 0:
     st.info("No visits in this period with these filters.")
 else:
     left, right = st.columns(2)
-    reasons = queries.skip_reasons(page.con, page.filters)
+    reasons = queries.skip_reasons(page.con, filters)
     with left:
         st.subheader("Skip reasons")
         if reasons.empty:
@@ -43,6 +67,13 @@ else:
             )
     with right:
         st.subheader("Jobs per visit")
-        jobs = queries.jobs_per_visit(page.con, page.filters)
+        jobs = queries.jobs_per_visit(page.con, filters)
         jobs["jobs"] = jobs["jobs"].astype(str)
-        st.altair_chart(charts.bars(jobs, "jobs", "visits", "Visits"), width="stretch")
+        st.altair_chart(charts.bars(jobs, "jobs", "visits", "Visits", sort=None), width="stretch")
+    weekly = queries.kpi_series(page.con, filters, "week")
+    st.altair_chart(
+        charts.over_time(
+            weekly, "closed_within_window_rate", "Closed within customer window, by week", percent=True
+        ),
+        width="stretch",
+    )

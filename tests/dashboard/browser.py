@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -149,7 +150,8 @@ class Browser:
 @contextlib.contextmanager
 def headless_chromium() -> Iterator[Browser]:
     binary = chromium()
-    with tempfile.TemporaryDirectory(prefix="letsjobit-chromium-") as profile:
+    # ignore_cleanup_errors: a crash reporter child may still be writing to the profile as it goes.
+    with tempfile.TemporaryDirectory(prefix="letsjobit-chromium-", ignore_cleanup_errors=True) as profile:
         command = [
             binary,
             *CHROMIUM_FLAGS,
@@ -157,7 +159,10 @@ def headless_chromium() -> Iterator[Browser]:
             "--remote-debugging-port=0",
             "about:blank",
         ]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own, so that its renderer and zygote children can be stopped with it.
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         browser = None
         try:
             # Chromium writes the port it picked to DevToolsActivePort in the profile.
@@ -179,12 +184,19 @@ def headless_chromium() -> Iterator[Browser]:
         finally:
             if browser:
                 browser.close()
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop_session(process)
+
+
+def _stop_session(process: subprocess.Popen) -> None:
+    """Stop a process started with start_new_session=True, and what is left of its process group."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _json(url: str):

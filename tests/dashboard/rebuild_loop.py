@@ -1,6 +1,7 @@
-"""Rebuilds a warehouse again and again, alternating two data sets, until told to stop.
+"""Republishes the lake and rebuilds the real warehouse again and again, alternating two data sets,
+until told to stop: what `make run` does to a dashboard's warehouse, many times over.
 
-    python -m tests.dashboard.rebuild_loop <warehouse path> <stop file>
+    python -m tests.dashboard.rebuild_loop <data dir> <stop file>
 
 Prints one line per finished build ("built <run_id>"), so the test knows builds happened while it read.
 """
@@ -8,21 +9,20 @@ Prints one line per finished build ("built <run_id>"), so the test knows builds 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-from tests.dashboard import fixture_warehouse
+from include.letsjobit import config
+from tests.dashboard import fixture_lake
 
-DATA_SETS = {"build-a": {"seed": 7}, "build-b": {"seed": 8, "scale": 3}}
+DATA_SETS = fixture_lake.DATA_SETS
 
 
-def main(warehouse: Path, stop: Path) -> None:
-    visits = {run_id: fixture_warehouse.sample_visits(**settings) for run_id, settings in DATA_SETS.items()}
+def main(data_dir: Path, stop: Path) -> None:
+    layout = config.DataLayout(data_dir)
     while not stop.exists():
-        for run_id, rows in visits.items():
-            fixture_warehouse.build(warehouse, rows, run_id=run_id)
+        for run_id, settings in DATA_SETS.items():
+            fixture_lake.build(layout, run_id=run_id, **settings)
             print(f"built {run_id}", flush=True)
-            time.sleep(0.05)  # leave the readers some CPU on a small machine
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -12,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import formatting as fmt
 from dashboard import queries
-from tests.dashboard import fixture_warehouse as fw
+from tests.dashboard import fixture_lake as fl
 from tests.dashboard.conftest import APP
 from tests.dashboard.test_queries import expected
 
@@ -24,7 +25,7 @@ PAGES = [
     "views/data_quality.py",
 ]
 # Today is after the fixture's data, so the default period is its last 28 days.
-DEFAULT = queries.Filters(fw.LAST_DAY - timedelta(days=27), fw.LAST_DAY)
+DEFAULT = queries.Filters(fl.LAST_DAY - timedelta(days=27), fl.LAST_DAY)
 
 
 def open_app(page: str | None = None) -> AppTest:
@@ -127,7 +128,7 @@ def test_overview_weekly_charts_recompute_each_week(marts):
 def test_overview_without_ratings_shows_nps_not_available_with_zero_ratings(warehouse):
     app = open_app()
 
-    app.sidebar.date_input(key="period").set_value((fw.FIRST_DAY, fw.UNRATED_UNTIL)).run()
+    app.sidebar.date_input(key="period").set_value((fl.FIRST_DAY, fl.UNRATED_UNTIL)).run()
 
     assert_ran_cleanly(app)
     assert tiles(app)["NPS"] == ("n/a", None)
@@ -139,7 +140,7 @@ def test_overview_without_ratings_shows_nps_not_available_with_zero_ratings(ware
 def test_every_page_handles_a_day_without_visits(warehouse, page):
     app = open_app(page)
 
-    app.sidebar.date_input(key="period").set_value((fw.GAP_DAY, fw.GAP_DAY)).run()
+    app.sidebar.date_input(key="period").set_value((fl.GAP_DAY, fl.GAP_DAY)).run()
 
     assert_ran_cleanly(app)
     if page != "views/data_quality.py":
@@ -163,16 +164,16 @@ def test_territories_page_equals_the_marts(marts):
 
     assert_ran_cleanly(app)
     table = app.dataframe[0].value.set_index("territory")
-    assert set(table.index) == set(fw.TERRITORIES)
+    assert set(fl.TERRITORIES) <= set(table.index) <= {*fl.TERRITORIES, fl.UNKNOWN}
     for territory, row in table.iterrows():
         want = expected(marts, queries.Filters(DEFAULT.start, DEFAULT.end, (territory,), ("d-noah",)))
         assert row["visits"] == want["visits"]
         assert row["close_rate"] == pytest.approx(100 * want["close_rate"])  # shown in percent
         assert row["nps"] == fmt.nps(want["nps"], want["rated_visits"])
-    assert table.loc[fw.UNRATED_TERRITORY, "nps"] == "n/a"
+    assert table.loc[fl.UNRATED_TERRITORY, "nps"] == "n/a"
     close_chart, nps_chart = chart_frames(app)
-    assert fw.UNRATED_TERRITORY not in set(nps_chart["territory"])  # no bar for a territory without ratings
-    assert any(fw.UNRATED_TERRITORY in caption.value for caption in app.caption)
+    assert fl.UNRATED_TERRITORY not in set(nps_chart["territory"])  # no bar for a territory without ratings
+    assert any(fl.UNRATED_TERRITORY in caption.value for caption in app.caption)
 
 
 def test_drivers_page_ranks_only_drivers_with_enough_ratings(marts):
@@ -182,10 +183,10 @@ def test_drivers_page_ranks_only_drivers_with_enough_ratings(marts):
     assert_ran_cleanly(app)
     board, unranked = (table.value for table in app.dataframe)
     assert "rank" in board and "rank" not in unranked
-    assert fw.DRIVERS[fw.SINGLE_RATING_DRIVER] in set(unranked["driver_name"])
+    assert fl.DRIVERS[fl.SINGLE_RATING_DRIVER] in set(unranked["driver_name"])
     assert list(board["rank"]) == list(range(1, len(board) + 1))
     top = board.iloc[0]
-    top_id = {name: driver for driver, name in fw.DRIVERS.items()}[top["driver_name"]]
+    top_id = {name: driver for driver, name in fl.DRIVERS.items()}[top["driver_name"]]
     want = expected(marts, queries.Filters(date(2026, 10, 1), date(2026, 10, 31), driver_ids=(top_id,)))
     assert (
         top["nps"] == fmt.nps(want["nps"], want["rated_visits"])
@@ -194,41 +195,103 @@ def test_drivers_page_ranks_only_drivers_with_enough_ratings(marts):
 
     app.number_input(key="min_ratings").set_value(1).run()
 
-    assert app.dataframe[0].value.iloc[0]["driver_name"] == fw.DRIVERS[fw.SINGLE_RATING_DRIVER]
+    assert app.dataframe[0].value.iloc[0]["driver_name"] == fl.DRIVERS[fl.SINGLE_RATING_DRIVER]
 
 
 def test_operations_page_equals_the_visits(marts):
+    # The customer with the most skipped visits in the period, so that every chart has something to show.
+    (site_id,) = marts.execute(
+        "select site_id from marts.fct_visits where visit_date between ? and ? and site_id != ? "
+        "group by site_id order by count(*) filter (where skipped) desc, site_id limit 1",
+        [DEFAULT.start, DEFAULT.end, fl.UNKNOWN],
+    ).fetchone()
     app = open_app("views/operations.py")
-    app.sidebar.multiselect(key="customers").set_value(["30100003"]).run()
+    app.sidebar.multiselect(key="customers").set_value([site_id]).run()
 
     assert_ran_cleanly(app)
+    filters = queries.Filters(DEFAULT.start, DEFAULT.end, site_ids=(site_id,))
+    want, before = expected(marts, filters), expected(marts, filters.previous())
     visits = marts.execute(
-        "select * from marts.fct_visits where visit_date between ? and ? and site_id = '30100003'",
-        [DEFAULT.start, DEFAULT.end],
+        "select * from marts.fct_visits where visit_date between ? and ? and site_id = ?",
+        [DEFAULT.start, DEFAULT.end, site_id],
     ).df()
-    judged = visits[visits["is_closed"] & visits["closed_within_window"].notna()]
+    assert visits["skipped"].any()
     shown = tiles(app)
-    assert shown["Jobs per visit"][0] == fmt.rating(visits["jobs"].mean())
-    assert shown["Closed within customer window"][0] == fmt.percent(
-        judged["closed_within_window"].astype(bool).mean()
+    assert shown["Jobs per visit"] == (
+        fmt.rating(want["jobs_per_visit"]),
+        fmt.rating_delta(want["jobs_per_visit"], before["jobs_per_visit"]),
     )
-    reasons, jobs = chart_frames(app)
-    assert reasons["skipped_visits"].sum() == visits["is_skipped"].sum()
+    assert shown["Closed within customer window"][0] == fmt.percent(want["closed_within_window_rate"])
+    assert shown["Repeat-visit rate"][0] == fmt.percent(want["repeat_visit_rate"])
+    assert shown["Hours to close"][0] == fmt.hours(visits.loc[visits["closed"], "hours_to_close"].mean())
+    reasons, jobs, weekly = chart_frames(app)
+    assert reasons["skipped_visits"].sum() == visits["skipped"].sum()
     assert jobs["visits"].sum() == len(visits)
+    assert weekly["visits"].sum() == len(visits)
+
+
+def write_validation_summary(layout, run_id: str, verdict: str, failed_checks=()) -> Path:
+    """latest.json and the HTML report, shaped as validate.audit_run writes them."""
+    report = layout.reports / run_id / "index.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(f"<html><body><h1>Validation report {run_id}</h1></body></html>")
+    summary = {
+        "run_id": run_id,
+        "verdict": verdict,
+        "failed_checks": list(failed_checks),
+        "tables": {"visits": {"staged": 10, "quarantined": 1}},
+        "checks": [
+            {
+                "name": "visit_id_unique",
+                "table": "visits",
+                "status": "passed",
+                "unexpected_count": 0,
+                "detail": "",
+            }
+        ],
+        "paths": {"summary": str(report.with_name("summary.json")), "report": str(report), "data_docs": None},
+    }
+    (layout.reports / "latest.json").write_text(json.dumps(summary))
+    return report
 
 
 def test_data_quality_page_shows_the_build_and_the_last_validation_with_its_report(warehouse):
-    report = warehouse.reports / "run-1" / "validation.html"
-    report.parent.mkdir(parents=True)
-    report.write_text("<html><body><h1>Validation report run-1</h1></body></html>")
-    (warehouse.reports / "latest.json").write_text(
-        json.dumps({"run_id": "run-1", "verdict": "passed", "report_html": str(report)})
-    )
+    report = write_validation_summary(warehouse, "build-a", "pass")
 
     app = open_app("views/data_quality.py")
 
     assert_ran_cleanly(app)
-    assert [s.value for s in app.success] == ["Verdict: passed"]
-    assert "Last validation: **passed**" in [caption.value for caption in app.sidebar.caption]
+    assert [s.value for s in app.success] == ["Verdict: pass (run build-a)"]
+    assert "Last validation: **pass** (run build-a)" in [c.value for c in app.sidebar.caption]
     assert str(report) in [caption.value for caption in app.caption]
     assert app.get("iframe"), "the report is embedded"
+    checks = app.dataframe[1].value
+    assert list(checks["name"]) == ["visit_id_unique"]
+    build = app.table[0].value["value"]
+    assert build["run_id"] == "build-a" and build["fct_visits_rows"] == str(len(fl.sample()[0]))
+
+
+def test_a_failed_validation_says_the_warehouse_is_from_an_earlier_run(warehouse):
+    write_validation_summary(warehouse, "run-2", "fail", failed_checks=["visit_id_unique"])
+
+    app = open_app("views/data_quality.py")
+
+    assert not app.exception
+    (error,) = app.error
+    assert "Verdict: fail (run run-2)" in error.value and "Nothing of that run was published" in error.value
+    assert "Last validation: **fail** (run run-2; the warehouse is from run build-a)" in [
+        c.value for c in app.sidebar.caption
+    ]
+
+
+def test_filters_come_from_the_url_so_a_filtered_view_can_be_shared(marts):
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.query_params["period"] = ["2026-10-01", "2026-10-14"]
+    app.query_params["territories"] = ["DD-Dundee", fl.UNKNOWN]
+    app.query_params["drivers"] = ["Liam"]  # the URL holds what the widget shows
+
+    app.run()
+
+    assert_ran_cleanly(app)
+    filters = queries.Filters(date(2026, 10, 1), date(2026, 10, 14), ("DD-Dundee", fl.UNKNOWN), ("d-liam",))
+    assert tiles(app) == expected_tiles(marts, filters)
