@@ -50,3 +50,10 @@ clean:
 .PHONY: distributed
 distributed: install
 	$(BIN)/python -m deploy.distributed_run $(DISTRIBUTED_ARGS)
+
+# The long reliability soak (issue 10): the fuzz tests with many more examples, then 12 DAG runs through
+# faults, drift, SIGKILLs and concurrent readers, checked against the simulator's truth (~30 min).
+SOAK_ARGS ?=
+soak: install
+	LETSJOBIT_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest tests/reliability -m "not airflow" -n 2 -q
+	$(BIN)/python bench/soak.py --table-out bench/out/soak.md $(SOAK_ARGS)

@@ -96,8 +96,43 @@ def json_text(value: Any) -> str:
     """A JSON value as compact JSON text with sorted keys (stable across runs)."""
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:  # e.g. an integer beyond 64 bits, which the standard library still writes
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+    except TypeError:  # e.g. an integer beyond 64 bits, or nesting beyond orjson's 254 levels
+        pass
+    try:
+        return _scalar_json(value, sort_keys=True)
+    except RecursionError:  # nesting near orjson's parse limit (1024) is deeper than Python's stack
+        return _nested_json_text(value)
+
+
+def _scalar_json(value: Any, sort_keys: bool = False) -> str:
+    return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, default=repr)
+
+
+def _nested_json_text(value: Any) -> str:
+    """`json_text` without recursion, for values nested too deeply for the encoders."""
+    parts: list[str] = []
+    pending: list[Any] = [value]
+    close = object()  # marks "emit the next pending text as is"
+    while pending:
+        item = pending.pop()
+        if item is close:
+            parts.append(pending.pop())
+        elif isinstance(item, dict):
+            parts.append("{")
+            pending += ["}", close]
+            for number, (key, child) in enumerate(reversed(sorted(item.items(), key=lambda kv: str(kv[0])))):
+                pending.append(child)
+                pending += [("," if number < len(item) - 1 else "") + _scalar_json(str(key)) + ":", close]
+        elif isinstance(item, list | tuple):
+            parts.append("[")
+            pending += ["]", close]
+            for number, child in enumerate(reversed(item)):
+                pending.append(child)
+                if number < len(item) - 1:
+                    pending += [",", close]
+        else:
+            parts.append(_scalar_json(item))
+    return "".join(parts)
 
 
 def raw_text(value: Any) -> str | None:

@@ -1,0 +1,986 @@
+"""Soak the pipeline: consecutive DAG runs through faults, drift, SIGKILLs and readers; prove nothing is lost.
+
+    .venv/bin/python bench/soak.py            # the long form (`make soak`): 12 runs, 4 kills
+    .venv/bin/python bench/soak.py --short    # the short form `make test` runs (3 runs, 1 kill)
+
+What it does, all with real components:
+
+- starts the simulator as a separate process (the API key only in its environment), with random faults
+  (5xx, spurious 429s with and without headers, slow answers, truncated JSON, short bodies, dropped
+  connections) at rates the client's retry policy is built to survive, and in some runs offset drift
+  while the run pages (inserts, deletes, updates);
+- runs `airflow dags test letsjobit_visits` in a throw-away Airflow home (`AirflowHome`), run after run:
+  scheduled-style windows at consecutive logical dates and full refreshes; between runs it changes the
+  source through `/_sim/mutate` (random inserts, deletes and updates, plus targeted updates of `closed`,
+  `signeeRating` and `date` of visits in the next window, one of them moved out of it);
+- kills some runs with SIGKILL to their whole process group at a chosen phase (extract: the raw part is
+  being written; stage: the staged parquet is being written; publish: the lake journal says
+  "publishing"; build: a warehouse build folder exists), then re-runs them (same logical date, so the
+  same run id, as an operator's "clear and re-run" would);
+- keeps reader processes querying the marts read-only the whole time, one connection per query, each
+  query checking one snapshot: fct_visits unique by visit_id, and the visits of kpi_daily,
+  kpi_territory_daily and kpi_driver_daily summing to fct_visits' count;
+- after each completed run, compares the warehouse with the simulator's ground truth (GET /_sim/truth
+  before and after the run), recomputed here in Python without the project's code: every visit that
+  existed unchanged for the whole run and whose date the run covered is present exactly once with its
+  latest date, closed, skipped and rating; no row of a covered date belongs to a visit that is not there
+  (a deleted or moved visit); kpi_daily equals the KPI contract (issue 6) computed from the raw records;
+- searches every file under the data dir, the Airflow home and the logs for the API key;
+- prints a table: runs, faults injected by kind, kills, reader queries and errors, visits lost,
+  duplicated and mismatched, KPI mismatches, 429s the client caused (the simulator's own
+  `rate_limited_429`, not the injected ones), wall time.
+
+Exit code 0 when every invariant held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import logging
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import requests
+
+from include.letsjobit import config
+from include.letsjobit.airflow_runner import AirflowHome, airflow_bin
+from include.letsjobit.simulator.process import simulator_process
+
+log = logging.getLogger("soak")
+
+ANCHOR_DATE = date(2026, 11, 1)
+PHASES = ("extract", "stage", "publish", "build")
+# Rates the client's retry policy survives (it retries each request for minutes): the point is that
+# nothing is lost through faults, not that runs fail.
+DEFAULT_FAULTS = {
+    "error_rate": 0.03,
+    "spurious_429_rate": 0.02,
+    "spurious_429_reset_seconds": 1.0,
+    "slow_rate": 0.03,
+    "slow_ms": 800.0,
+    "truncate_rate": 0.02,
+    "drop_rate": 0.02,
+}
+# Queued at the start of each run (spread out, so one request does not meet them all), so that each kind
+# shows up even in a short run.
+QUEUED_FAULTS = [
+    "short",
+    "ok",
+    "ok",
+    "429-no-headers",
+    "ok",
+    "ok",
+    "503",
+    "ok",
+    "ok",
+    "truncate",
+    "ok",
+    "drop",
+]
+IN_RUN_DRIFT = {"drift_every": 3, "drift_inserts": 1, "drift_deletes": 1, "drift_updates": 2}
+BETWEEN_RUN_DRIFT = {"inserts": 6, "deletes": 4, "updates": 15}
+# Longest random wait between seeing a phase start and the SIGKILL (the phase lasts about this long).
+KILL_DELAY_SECONDS = {"extract": 0.3, "stage": 0.4, "publish": 0.0, "build": 0.5}
+READER_PAUSE_SECONDS = 0.05
+KPI_COLUMNS = (
+    "visits",
+    "closed_visits",
+    "skipped_visits",
+    "rated_visits",
+    "promoters",
+    "passives",
+    "detractors",
+    "nps",
+    "close_rate",
+    "skip_rate",
+    "avg_rating",
+    "csat",
+)
+
+
+# --- plan ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    number: int
+    logical_date: date
+    full_refresh: bool
+    kill_phase: str | None = None
+    in_run_drift: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "full refresh" if self.full_refresh else "window"
+
+
+@dataclass
+class SoakSettings:
+    runs: list[RunPlan]
+    visits: int = 1500
+    seed: int = 20261124
+    days: int = 30
+    days_ahead: int = 10
+    latency_ms: float = 100.0
+    readers: int = 2
+    lookback_days: int = 3
+    lookahead_days: int = 2
+    faults: dict = field(default_factory=lambda: dict(DEFAULT_FAULTS))
+    workdir: Path | None = None
+    keep: bool = False
+    attempt_timeout_seconds: float = 900.0
+
+
+def short_plan() -> list[RunPlan]:
+    """`make test`: a full refresh, a window killed while extracting and re-run, a window with drift
+    while it pages. (Each attempt costs ~45 s of CPU whatever it does: Airflow's start, the gate.)"""
+    return [
+        RunPlan(1, ANCHOR_DATE, full_refresh=True),
+        RunPlan(2, ANCHOR_DATE + timedelta(days=1), full_refresh=False, kill_phase="extract"),
+        RunPlan(3, ANCHOR_DATE + timedelta(days=2), full_refresh=False, in_run_drift=True),
+    ]
+
+
+def long_plan(runs: int = 12, kills: int = 4, seed: int = 0) -> list[RunPlan]:
+    """`make soak`: daily windows with a full refresh first, in the middle and last; kills spread over
+    the runs in between, cycling through every phase."""
+    rng = random.Random(seed)
+    full = {1, runs // 2 + 1, runs}
+    candidates = [n for n in range(2, runs + 1)]
+    killed = sorted(rng.sample(candidates, min(kills, len(candidates))))
+    phases = {number: PHASES[index % len(PHASES)] for index, number in enumerate(killed)}
+    return [
+        RunPlan(
+            number,
+            ANCHOR_DATE + timedelta(days=number - 1),
+            full_refresh=number in full,
+            kill_phase=phases.get(number),
+            in_run_drift=number % 3 == 0,
+        )
+        for number in range(1, runs + 1)
+    ]
+
+
+# --- ground truth, recomputed independently ------------------------------------------------------
+
+
+def truthy(value: Any) -> bool:
+    """The KPI contract's flags: true, 1, "1" and "true" are true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value == 1
+    return isinstance(value, str) and value.strip().lower() in ("1", "true")
+
+
+def rating(value: Any) -> int | None:
+    """The KPI contract's rating: an integer 1..5; 0, empty, null, missing or anything else is unrated."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() and 1 <= number <= 5 else None
+
+
+def visit_view(record: dict) -> tuple:
+    """What the soak compares of a visit: (visit_date, closed, skipped, rating)."""
+    return (
+        date.fromisoformat(str(record["date"])[:10]),
+        truthy(record.get("closed")),
+        truthy(record.get("skipped")),
+        rating(record.get("signeeRating")),
+    )
+
+
+def expected_kpis(records: Iterable[dict]) -> dict[date, dict[str, Any]]:
+    """kpi_daily by the contract of issue 6, from the API's raw records."""
+    days: dict[date, list[dict]] = defaultdict(list)
+    for record in records:
+        days[visit_view(record)[0]].append(record)
+    kpis = {}
+    for day, visits in days.items():
+        ratings = [r for r in (rating(v.get("signeeRating")) for v in visits) if r is not None]
+        closed = sum(truthy(v.get("closed")) for v in visits)
+        skipped = sum(truthy(v.get("skipped")) for v in visits)
+        promoters = sum(r == 5 for r in ratings)
+        passives = sum(r == 4 for r in ratings)
+        detractors = sum(r <= 3 for r in ratings)
+        rated = len(ratings)
+        kpis[day] = {
+            "visits": len(visits),
+            "closed_visits": closed,
+            "skipped_visits": skipped,
+            "rated_visits": rated,
+            "promoters": promoters,
+            "passives": passives,
+            "detractors": detractors,
+            "nps": 100.0 * (promoters - detractors) / rated if rated else None,
+            "close_rate": closed / len(visits),
+            "skip_rate": skipped / len(visits),
+            "avg_rating": sum(ratings) / rated if rated else None,
+            "csat": (promoters + passives) / rated if rated else None,
+        }
+    return kpis
+
+
+def same_number(left: Any, right: Any) -> bool:
+    if left is None or right is None:
+        return left is None and right is None
+    return abs(float(left) - float(right)) <= 1e-9 * max(1.0, abs(float(right)))
+
+
+@dataclass
+class RunCheck:
+    """The warehouse after one completed run, against the truth."""
+
+    run_id: str
+    covered_dates: int | None  # None: every date (full refresh)
+    in_scope: int = 0  # visits unchanged for the whole run on a covered date
+    lost: int = 0
+    duplicated: int = 0
+    mismatched: int = 0
+    ghosts: int = 0  # rows on a covered date of a visit that is not (or no longer) there on that date
+    kpi_dates: int = 0
+    kpi_dates_skipped: int = 0  # covered dates where a visit changed while the run was paging
+    kpi_mismatches: int = 0
+    absent_elsewhere: int = 0  # not in the warehouse, date outside the window (moved out of an older one)
+    build_is_this_run: bool = False
+    samples: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        if len(self.samples) < 10:
+            self.samples.append(text)
+
+    @property
+    def clean(self) -> bool:
+        return self.build_is_this_run and not (
+            self.lost or self.duplicated or self.mismatched or self.ghosts or self.kpi_mismatches
+        )
+
+
+def check_warehouse(
+    layout: config.DataLayout, truth_start: dict[str, dict], truth_end: dict[str, dict]
+) -> RunCheck:
+    publication = json.loads((layout.lake / "_last_publication.json").read_text())
+    partitions = publication["partitions"]
+    covered = None if partitions is None else {date.fromisoformat(day) for day in partitions}
+    check = RunCheck(run_id=publication["run_id"], covered_dates=None if covered is None else len(covered))
+
+    def is_covered(day: date) -> bool:
+        return covered is None or day in covered
+
+    with duckdb.connect(str(layout.warehouse), read_only=True) as connection:
+        built = connection.execute("select run_id from marts.build_info").fetchone()[0]
+        rows = connection.execute(
+            "select visit_id, visit_date, closed, skipped, signee_rating from marts.fct_visits"
+        ).fetchall()
+        kpi_rows = connection.execute(
+            f"select visit_date, {', '.join(KPI_COLUMNS)} from marts.kpi_daily"
+        ).fetchall()
+    check.build_is_this_run = built == check.run_id
+    if not check.build_is_this_run:
+        check.note(f"warehouse built by run {built!r}, lake published by {check.run_id!r}")
+
+    warehouse: dict[str, list[tuple]] = defaultdict(list)
+    for visit_id, visit_date, closed, skipped, signee_rating in rows:
+        warehouse[visit_id].append((visit_date, bool(closed), bool(skipped), signee_rating))
+    check.duplicated = len(rows) - len(warehouse)
+    for visit_id, copies in warehouse.items():
+        if len(copies) > 1:
+            check.note(f"visit {visit_id} appears {len(copies)} times: {copies}")
+
+    stable = {key for key in truth_start.keys() & truth_end.keys() if truth_start[key] == truth_end[key]}
+    changed_during_run = (truth_start.keys() | truth_end.keys()) - stable
+    for visit_id in stable:
+        expected = visit_view(truth_end[visit_id])
+        if not is_covered(expected[0]):
+            if visit_id not in warehouse:
+                check.absent_elsewhere += 1
+            continue
+        check.in_scope += 1
+        copies = warehouse.get(visit_id)
+        if not copies:
+            check.lost += 1
+            check.note(f"lost: visit {visit_id} {expected}")
+        elif copies[0] != expected:
+            check.mismatched += 1
+            check.note(f"mismatch: visit {visit_id} warehouse {copies[0]} truth {expected}")
+    for visit_id in changed_during_run:
+        versions = {visit_view(truth[visit_id]) for truth in (truth_start, truth_end) if visit_id in truth}
+        copies = warehouse.get(visit_id)
+        if copies and copies[0] not in versions and any(is_covered(v[0]) for v in versions):
+            check.mismatched += 1
+            check.note(f"mismatch: visit {visit_id} (changed during the run) {copies[0]} not in {versions}")
+        if not copies and len(versions) == 1 and visit_id in truth_start and visit_id in truth_end:
+            if all(is_covered(v[0]) for v in versions):
+                check.lost += 1
+                check.note(f"lost: visit {visit_id} (changed during the run) {versions}")
+
+    allowed = {
+        (visit_id, visit_view(record)[0])
+        for truth in (truth_start, truth_end)
+        for visit_id, record in truth.items()
+    }
+    for visit_id, copies in warehouse.items():
+        for copy in copies:
+            if is_covered(copy[0]) and (visit_id, copy[0]) not in allowed:
+                check.ghosts += 1
+                check.note(f"ghost: visit {visit_id} on {copy[0]} is not in the source on that date")
+
+    unsettled = {
+        visit_view(truth[visit_id])[0]
+        for visit_id in changed_during_run
+        for truth in (truth_start, truth_end)
+        if visit_id in truth
+    }
+    expected = expected_kpis(truth_end.values())
+    actual = {row[0]: dict(zip(KPI_COLUMNS, row[1:], strict=True)) for row in kpi_rows}
+    for day in sorted(d for d in expected.keys() | actual.keys() if is_covered(d)):
+        if day in unsettled:
+            check.kpi_dates_skipped += 1
+            continue
+        check.kpi_dates += 1
+        want, got = expected.get(day), actual.get(day)
+        if want is None or got is None or not all(same_number(got[c], want[c]) for c in KPI_COLUMNS):
+            check.kpi_mismatches += 1
+            check.note(f"kpi_daily {day}: warehouse {got} expected {want}")
+    return check
+
+
+# --- readers -------------------------------------------------------------------------------------
+
+READER_QUERY = """
+select
+    (select run_id from marts.build_info) as run_id,
+    (select count(*) from marts.fct_visits) as visits,
+    (select count(distinct visit_id) from marts.fct_visits) as distinct_visits,
+    (select coalesce(sum(visits), 0) from marts.kpi_daily) as daily,
+    (select coalesce(sum(visits), 0) from marts.kpi_territory_daily) as territory,
+    (select coalesce(sum(visits), 0) from marts.kpi_driver_daily) as driver
+"""
+
+
+def reader_main(warehouse: Path, out: Path, pause: float = READER_PAUSE_SECONDS) -> None:
+    """A reader process: query the published warehouse read-only until SIGTERM, then write figures."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    figures: dict[str, Any] = {"queries": 0, "errors": 0, "inconsistent": 0, "waiting": 0, "samples": []}
+    builds: list[str] = []
+    while not stopping.is_set():
+        if not warehouse.exists():
+            figures["waiting"] += 1
+        else:
+            try:
+                connection = duckdb.connect(str(warehouse), read_only=True)
+                try:
+                    run_id, visits, distinct, daily, territory, driver = connection.execute(
+                        READER_QUERY
+                    ).fetchone()
+                finally:
+                    connection.close()
+            except duckdb.Error as error:
+                figures["errors"] += 1
+                if len(figures["samples"]) < 10:
+                    figures["samples"].append(f"error: {type(error).__name__}: {error}")
+            else:
+                figures["queries"] += 1
+                if not builds or builds[-1] != run_id:
+                    builds.append(run_id)
+                if not visits == distinct == daily == territory == driver:
+                    figures["inconsistent"] += 1
+                    if len(figures["samples"]) < 10:
+                        figures["samples"].append(
+                            f"inconsistent snapshot of build {run_id}: fct_visits {visits} "
+                            f"({distinct} distinct), kpi_daily {daily}, territory {territory}, driver {driver}"
+                        )
+        stopping.wait(pause)
+    figures["builds_seen"] = builds
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(figures))
+    os.replace(tmp, out)
+
+
+class Readers:
+    """Reader processes, started before the first run and stopped after the last."""
+
+    def __init__(self, warehouse: Path, folder: Path, count: int) -> None:
+        self.outputs = [folder / f"reader-{n}.json" for n in range(count)]
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "reader", str(warehouse), str(out)],
+                cwd=config.PROJECT_ROOT,
+                stdout=subprocess.DEVNULL,
+            )
+            for out in self.outputs
+        ]
+
+    def stop(self) -> dict[str, Any]:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        totals: dict[str, Any] = {
+            "queries": 0,
+            "errors": 0,
+            "inconsistent": 0,
+            "samples": [],
+            "builds_seen": 0,
+        }
+        for process, out in zip(self.processes, self.outputs, strict=True):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if not out.exists():
+                totals["errors"] += 1
+                totals["samples"].append(
+                    f"reader {out.name} died without its figures (exit {process.returncode})"
+                )
+                continue
+            figures = json.loads(out.read_text())
+            for name in ("queries", "errors", "inconsistent"):
+                totals[name] += figures[name]
+            totals["samples"] += figures["samples"]
+            totals["builds_seen"] = max(totals["builds_seen"], len(figures["builds_seen"]))
+        return totals
+
+
+# --- the simulator's admin API -------------------------------------------------------------------
+
+
+class SimulatorAdmin:
+    def __init__(self, root_url: str) -> None:
+        self.root = root_url.rstrip("/") + "/_sim"
+        self.session = requests.Session()
+
+    def get(self, name: str) -> Any:
+        response = self.session.get(f"{self.root}/{name}", timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, name: str, payload: dict) -> Any:
+        response = self.session.post(f"{self.root}/{name}", json=payload, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def truth(self) -> dict[str, dict]:
+        return {record["_id"]: record for record in self.get("truth")["data"]}
+
+
+def drift_between_runs(
+    admin: SimulatorAdmin, plan: RunPlan, settings: SoakSettings, rng: random.Random
+) -> dict:
+    """Change the source before a run: random drift, plus targeted changes to visits of its window."""
+    truth = list(admin.truth().values())
+    near = [
+        record
+        for record in truth
+        if abs((visit_view(record)[0] - plan.logical_date).days) <= settings.lookback_days
+    ]
+    rng.shuffle(near)
+    changes: list[Callable[[dict], dict]] = [
+        lambda _: {
+            "closed": 1,
+            "inProgress": 0,
+            "signeeRating": "5",
+            "closeDate": f"{plan.logical_date} 10:00",
+        },
+        lambda _: {"signeeRating": rng.choice([1, "2", 3, "4"])},
+        lambda _: {"signeeRating": ""},
+        lambda _: {"skipped": "1", "closed": 0},
+        lambda record: {"date": str(visit_view(record)[0] + timedelta(days=1))},
+        # Moved far beyond every upcoming window: gone from this window until a full refresh.
+        lambda _: {"date": str(plan.logical_date + timedelta(days=settings.days_ahead + 5))},
+    ]
+    ops = [
+        {"op": "update", "id": record["_id"], "fields": change(record)}
+        for record, change in zip(near, changes, strict=False)
+    ]
+    if len(near) > len(ops):
+        ops.append({"op": "delete", "id": near[len(ops)]["_id"]})
+    return admin.post("mutate", {"ops": ops, **BETWEEN_RUN_DRIFT})
+
+
+# --- runs and kills ------------------------------------------------------------------------------
+
+
+def phase_markers(layout: config.DataLayout, phase: str) -> set[str]:
+    """The files a run leaves while it is inside `phase` (debris of killed attempts included)."""
+    if phase == "extract":
+        return {str(path) for path in layout.raw.glob("run_id=*/.part-*.tmp")}
+    if phase == "stage":
+        return {str(path) for path in layout.staging.glob(".*.tmp-*")}
+    if phase == "publish":
+        publishing = set()
+        for journal in (layout.lake / "_journal").glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(journal.read_text()).get("state") == "publishing":
+                    publishing.add(str(journal))
+        return publishing
+    if phase == "build":
+        return {str(path) for path in layout.root.glob(".warehouse-build-*")}
+    raise ValueError(f"unknown phase {phase!r}; known: {PHASES}")
+
+
+@dataclass
+class Attempt:
+    run: int
+    number: int
+    exit_code: int | None
+    seconds: float
+    kill_phase: str | None = None
+    killed: bool = False
+    killed_in_phase: bool = False
+    log: str = ""
+
+
+def run_attempt(
+    home: AirflowHome,
+    plan: RunPlan,
+    attempt: int,
+    conf: dict,
+    logs: Path,
+    kill_phase: str | None,
+    rng: random.Random,
+    timeout: float,
+) -> Attempt:
+    """One `airflow dags test` in its own process group; SIGKILLs the group once `kill_phase` starts."""
+    layout = config.DataLayout(home.data_dir)
+    log_path = logs / f"run-{plan.number:02d}-attempt-{attempt}.log"
+    command = [
+        airflow_bin(), "dags", "test", config.DAG_ID, plan.logical_date.isoformat(), "-c", json.dumps(conf),
+    ]  # fmt: skip
+    started = time.monotonic()
+    result = Attempt(plan.number, attempt, None, 0.0, kill_phase=kill_phase, log=str(log_path))
+    before = phase_markers(layout, kill_phase) if kill_phase else set()  # debris of earlier kills
+
+    def inside() -> bool:
+        return bool(phase_markers(layout, kill_phase) - before)
+
+    with log_path.open("w") as sink:
+        process = subprocess.Popen(
+            command, env=home.env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            if kill_phase:
+                while process.poll() is None and not inside():
+                    time.sleep(0.01)
+                if process.poll() is None:
+                    time.sleep(rng.uniform(0, KILL_DELAY_SECONDS[kill_phase]))
+                    result.killed_in_phase = inside()
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                        result.killed = True
+            result.exit_code = process.wait(timeout=timeout)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    result.seconds = round(time.monotonic() - started, 1)
+    log.info(
+        "run %d attempt %d: exit %s in %.1f s%s",
+        plan.number, attempt, result.exit_code, result.seconds,
+        f" (SIGKILL during {kill_phase}{'' if result.killed_in_phase else ', phase already over'})"
+        if result.killed else "",
+    )  # fmt: skip
+    return result
+
+
+def snapshot_problem(warehouse: Path, expected_run_id: str | None) -> str | None:
+    """None when the published warehouse reads as one complete build by `expected_run_id` (the last
+    completed run), else what is wrong."""
+    if not warehouse.exists():
+        return None if expected_run_id is None else f"{warehouse} is gone"
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as connection:
+            run_id, visits, distinct, daily, territory, driver = connection.execute(READER_QUERY).fetchone()
+    except duckdb.Error as error:
+        return f"{type(error).__name__}: {error}"
+    if not visits == distinct == daily == territory == driver:
+        return f"build {run_id}: fct_visits {visits} ({distinct} distinct), kpis {daily}/{territory}/{driver}"
+    if expected_run_id is not None and run_id != expected_run_id:
+        return f"the warehouse is now built by {run_id!r}, not by the last completed run {expected_run_id!r}"
+    return None
+
+
+def debris(layout: config.DataLayout) -> list[str]:
+    """Temporary files and folders of attempts that died, still on disk."""
+    patterns = [
+        (layout.raw, "run_id=*/.part-*.tmp"),
+        (layout.staging, ".*.tmp-*"),
+        (layout.root, ".warehouse-build-*"),
+        (layout.lake, "**/.*.tmp-*"),
+    ]
+    found = {str(path) for root, pattern in patterns if root.exists() for path in root.glob(pattern)}
+    return sorted(found)
+
+
+def find_secret(roots: Iterable[Path], secret: str) -> list[str]:
+    """Files under `roots` holding `secret` (gzip files are searched decompressed too)."""
+    needle = secret.encode()
+    hits = []
+    for root in roots:
+        for path in root.rglob("*") if root.is_dir() else [root]:
+            if not path.is_file() or path.is_symlink():
+                continue
+            with contextlib.suppress(OSError):
+                data = path.read_bytes()
+                if needle in data:
+                    hits.append(str(path))
+                elif path.suffix == ".gz":
+                    with contextlib.suppress(OSError, EOFError, gzip.BadGzipFile):
+                        if needle in gzip.decompress(data):
+                            hits.append(str(path))
+    return hits
+
+
+# --- the soak ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    plan: RunPlan
+    attempts: list[Attempt]
+    check: RunCheck | None
+    seconds: float
+    drift: dict = field(default_factory=dict)
+    snapshot_after_kill: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SoakReport:
+    settings: SoakSettings
+    runs: list[RunReport]
+    counters: dict
+    readers: dict
+    key_leaks: list[str]
+    debris: list[str]
+    seconds: float
+    workdir: str
+
+    @property
+    def kills(self) -> int:
+        return sum(attempt.killed for run in self.runs for attempt in run.attempts)
+
+    @property
+    def failed_attempts(self) -> int:
+        return sum(
+            1
+            for run in self.runs
+            for attempt in run.attempts
+            if not attempt.killed and attempt.exit_code != 0
+        )
+
+    def total(self, name: str) -> int:
+        return sum(getattr(run.check, name) for run in self.runs if run.check)
+
+    @property
+    def unchecked_runs(self) -> int:
+        return sum(run.check is None for run in self.runs)
+
+    @property
+    def snapshots_broken_after_kill(self) -> int:
+        return sum(len(run.snapshot_after_kill) for run in self.runs)
+
+    @property
+    def client_429(self) -> int:
+        return int(self.counters.get("rate_limited_429", 0))
+
+    def failures(self) -> list[str]:
+        """Every invariant that did not hold, in words (empty: the soak passed)."""
+        problems = []
+        for name in ("lost", "duplicated", "mismatched", "ghosts", "kpi_mismatches"):
+            if self.total(name):
+                problems.append(f"{self.total(name)} {name.replace('_', ' ')}")
+        problems += [
+            f"run {run.plan.number} not checked: no completed attempt" for run in self.runs if not run.check
+        ]
+        problems += [
+            f"run {run.plan.number}: {sample}"
+            for run in self.runs
+            if run.check and not run.check.build_is_this_run
+            for sample in run.check.samples[:1]
+        ]
+        if self.failed_attempts:
+            problems.append(f"{self.failed_attempts} attempts failed without being killed")
+        if self.readers["errors"] or self.readers["inconsistent"]:
+            problems.append(
+                f"readers: {self.readers['errors']} errors, {self.readers['inconsistent']} inconsistent snapshots"
+            )
+        if self.snapshots_broken_after_kill:
+            problems.append(f"{self.snapshots_broken_after_kill} broken warehouse snapshots after a kill")
+        if self.key_leaks:
+            problems.append(f"API key found in {len(self.key_leaks)} files: {self.key_leaks[:3]}")
+        if self.client_429:
+            problems.append(f"{self.client_429} 429s caused by the client")
+        return problems
+
+    def table(self) -> str:
+        lines = [
+            "| run | kind | logical date | attempts | killed during | wall s | visits checked | lost | "
+            "duplicated | mismatched | ghosts | KPI dates | KPI mismatches |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for run in self.runs:
+            check = run.check
+            kills = ", ".join(
+                a.kill_phase + ("" if a.killed_in_phase else " (after)") for a in run.attempts if a.killed
+            )
+            cells = [
+                str(run.plan.number),
+                run.plan.kind + (" + drift" if run.plan.in_run_drift else ""),
+                run.plan.logical_date.isoformat(),
+                str(len(run.attempts)),
+                kills or "-",
+                f"{run.seconds:.0f}",
+            ]
+            if check:
+                cells += [
+                    str(check.in_scope), str(check.lost), str(check.duplicated), str(check.mismatched),
+                    str(check.ghosts), str(check.kpi_dates), str(check.kpi_mismatches),
+                ]  # fmt: skip
+            else:
+                cells += ["not checked"] + [""] * 6
+            lines.append("| " + " | ".join(cells) + " |")
+        faults = self.counters.get("faults", {})
+        fault_text = ", ".join(f"{kind} {count}" for kind, count in sorted(faults.items())) or "none"
+        drift = self.counters.get("drift", {})
+        totals = [
+            ("runs (attempts)", f"{len(self.runs)} ({sum(len(r.attempts) for r in self.runs)})"),
+            (
+                "visits in the source",
+                f"{self.settings.visits} at start, {self.counters.get('visits', '?')} at end",
+            ),
+            ("API requests", str(self.counters.get("requests_total", "?"))),
+            ("faults injected by kind", f"{sum(faults.values())}: {fault_text}"),
+            ("drift while paging", ", ".join(f"{k} {v}" for k, v in sorted(drift.items())) or "none"),
+            ("kills (SIGKILL of the run's process group)", str(self.kills)),
+            ("failed attempts (not killed)", str(self.failed_attempts)),
+            ("reader queries", str(self.readers["queries"])),
+            ("reader errors", str(self.readers["errors"])),
+            ("inconsistent reader snapshots", str(self.readers["inconsistent"])),
+            ("builds seen by one reader", str(self.readers["builds_seen"])),
+            ("visits checked (sum over runs)", str(self.total("in_scope"))),
+            ("visits lost", str(self.total("lost"))),
+            ("visits duplicated", str(self.total("duplicated"))),
+            ("visits with wrong values", str(self.total("mismatched"))),
+            ("ghost rows (deleted or moved visits)", str(self.total("ghosts"))),
+            ("KPI dates checked", str(self.total("kpi_dates"))),
+            ("KPI mismatches", str(self.total("kpi_mismatches"))),
+            ("429s caused by the client", str(self.client_429)),
+            ("429s injected", str(self.counters.get("injected_429", "?"))),
+            ("API key found in files", str(len(self.key_leaks))),
+            ("temporary files left by killed attempts", str(len(self.debris))),
+            ("wall time", f"{self.seconds:.0f} s"),
+        ]
+        lines += ["", "| figure | value |", "|---|---|"]
+        lines += [f"| {name} | {value} |" for name, value in totals]
+        return "\n".join(lines)
+
+
+def run_soak(settings: SoakSettings) -> SoakReport:
+    started = time.monotonic()
+    work = settings.workdir or Path(tempfile.mkdtemp(prefix="letsjobit-soak-"))
+    work.mkdir(parents=True, exist_ok=True)
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    api_key = f"soak-{secrets.token_hex(12)}"
+    rng = random.Random(settings.seed)
+    simulator_args = [
+        "--visits", str(settings.visits), "--seed", str(settings.seed),
+        "--anchor-date", ANCHOR_DATE.isoformat(), "--days", str(settings.days),
+        "--days-ahead", str(settings.days_ahead), "--latency-ms", str(settings.latency_ms),
+    ]  # fmt: skip
+    runs: list[RunReport] = []
+    with (
+        (logs / "simulator.log").open("w") as simulator_log,
+        simulator_process(*simulator_args, api_key=api_key, stderr=simulator_log) as sim,
+    ):
+        admin = SimulatorAdmin(sim.root_url)
+        home = AirflowHome(
+            path=work / "airflow",
+            api_url=sim.base_url,
+            api_key=api_key,
+            data_dir=work / "data",
+            log_file=logs / "airflow-setup.log",
+            retry_delay_seconds=1,
+        )
+        home.init()
+        layout = config.DataLayout(home.data_dir)
+        readers = Readers(layout.warehouse, logs, settings.readers)
+        try:
+            admin.post("reset", {"counters": True})
+            previous_run_id = None
+            for plan in settings.runs:
+                runs.append(soak_one_run(home, admin, plan, settings, logs, rng, previous_run_id))
+                if runs[-1].check:
+                    previous_run_id = runs[-1].check.run_id
+        finally:
+            reader_figures = readers.stop()
+        counters = admin.get("counters")
+    leaks = find_secret([work], api_key)
+    report = SoakReport(
+        settings=settings,
+        runs=runs,
+        counters=counters,
+        readers=reader_figures,
+        key_leaks=leaks,
+        debris=debris(layout),
+        seconds=round(time.monotonic() - started, 1),
+        workdir=str(work),
+    )
+    if not settings.keep and not report.failures() and settings.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def soak_one_run(
+    home: AirflowHome,
+    admin: SimulatorAdmin,
+    plan: RunPlan,
+    settings: SoakSettings,
+    logs: Path,
+    rng: random.Random,
+    previous_run_id: str | None,
+) -> RunReport:
+    started = time.monotonic()
+    layout = config.DataLayout(home.data_dir)
+    drift = {} if plan.number == 1 else drift_between_runs(admin, plan, settings, rng)
+    faults = {
+        **settings.faults,
+        "seed": settings.seed + plan.number,
+        "fail_next": list(QUEUED_FAULTS),
+        **(IN_RUN_DRIFT if plan.in_run_drift else {}),
+    }
+    conf = (
+        {"full_refresh": True}
+        if plan.full_refresh
+        else {
+            "full_refresh": False,
+            "lookback_days": settings.lookback_days,
+            "lookahead_days": settings.lookahead_days,
+        }
+    )
+    attempts: list[Attempt] = []
+    snapshot_after_kill: list[str] = []
+    check = None
+    for number in (1, 2, 3):
+        kill = plan.kill_phase if number == 1 else None
+        admin.post("faults", faults)
+        truth_start = admin.truth()
+        attempt = run_attempt(home, plan, number, conf, logs, kill, rng, settings.attempt_timeout_seconds)
+        attempts.append(attempt)
+        admin.post("faults", {})  # no faults or drift while the truth is read and the warehouse checked
+        if attempt.killed:
+            # A run killed while it builds may or may not have swapped its file in: either build is whole.
+            expected = None if plan.kill_phase == "build" else previous_run_id
+            problem = snapshot_problem(layout.warehouse, expected)
+            if problem:
+                snapshot_after_kill.append(problem)
+            continue
+        if attempt.exit_code != 0:
+            log.warning(
+                "run %d attempt %d failed (exit %s); see %s",
+                plan.number,
+                number,
+                attempt.exit_code,
+                attempt.log,
+            )
+            continue
+        check = check_warehouse(layout, truth_start, admin.truth())
+        for sample in check.samples:
+            log.warning("run %d: %s", plan.number, sample)
+        break
+    return RunReport(
+        plan=plan,
+        attempts=attempts,
+        check=check,
+        seconds=round(time.monotonic() - started, 1),
+        drift={name: len(ids) for name, ids in drift.items() if isinstance(ids, list)},
+        snapshot_after_kill=snapshot_after_kill,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["reader"]:
+        reader_main(Path(argv[1]), Path(argv[2]))
+        return 0
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--short", action="store_true", help="the short form `make test` runs")
+    parser.add_argument("--runs", type=int, default=12)
+    parser.add_argument("--kills", type=int, default=4)
+    parser.add_argument("--visits", type=int, default=5000)
+    parser.add_argument("--readers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=20261124)
+    parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder even on success")
+    parser.add_argument("--table-out", type=Path, help="also write the table (markdown) to this file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.short:
+        settings = short_settings(workdir=args.workdir, keep=args.keep)
+    else:
+        settings = SoakSettings(
+            runs=long_plan(args.runs, args.kills, args.seed),
+            visits=args.visits,
+            seed=args.seed,
+            readers=args.readers,
+            workdir=args.workdir,
+            keep=args.keep,
+        )
+    report = run_soak(settings)
+    table = report.table()
+    print(table)
+    if args.table_out:
+        args.table_out.parent.mkdir(parents=True, exist_ok=True)
+        args.table_out.write_text(table + "\n")
+    problems = report.failures()
+    for problem in problems:
+        print(f"FAILED: {problem}")
+    if problems:
+        print(f"Everything is kept in {report.workdir}")
+    return 1 if problems else 0
+
+
+def short_settings(**changes: Any) -> SoakSettings:
+    """The short form: 1,500 visits, 3 runs, 1 kill, 2 readers (about 3 minutes on 2 idle cores)."""
+    return replace(SoakSettings(runs=short_plan()), **changes)
+
+
+__all__ = [
+    "RunPlan",
+    "SoakReport",
+    "SoakSettings",
+    "check_warehouse",
+    "expected_kpis",
+    "long_plan",
+    "run_soak",
+    "short_plan",
+    "short_settings",
+]
+
+if __name__ == "__main__":
+    sys.exit(main())
