@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from include.letsjobit import config
 from include.letsjobit.airflow_runner import PROGRESS, AirflowHome, compact
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--incremental", action="store_true", help="a scheduled-style window run instead of a full refresh"
     )
+    parser.add_argument(
+        "--airflow-home", type=Path, default=AIRFLOW_HOME, help="throw-away Airflow home (wiped)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -90,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with api_endpoint() as (api_url, api_key, simulated):
-        home = AirflowHome(AIRFLOW_HOME, api_url, api_key, layout.root, log_file)
+        home = AirflowHome(args.airflow_home, api_url, api_key, layout.root, log_file)
         print(
-            f"Airflow home {AIRFLOW_HOME} (throw-away), data in {layout.root}, full log {log_file}",
+            f"Airflow home {args.airflow_home} (throw-away), data in {layout.root}, full log {log_file}",
             flush=True,
         )
         home.init()
