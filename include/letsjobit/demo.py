@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from pathlib import Path
 
 from include.letsjobit import config
 from include.letsjobit.airflow_runner import PROGRESS, AirflowHome, compact
+from include.letsjobit.simulator.process import simulator_process
 
 log = logging.getLogger("letsjobit.demo")
 
@@ -40,34 +39,11 @@ def api_endpoint() -> Iterator[tuple[str, str, bool]]:
         yield url, config.api_key(), False
         return
     key = config.api_key()
-    command = [
-        sys.executable,
-        "-m",
-        "include.letsjobit.simulator",
-        "--port",
-        "0",
-        "--visits",
-        str(SIMULATOR_VISITS),
-        "--seed",
-        str(SIMULATOR_SEED),
-    ]
-    env = dict(os.environ, LETSJOBIT_API_KEY=key)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=config.PROJECT_ROOT)
-    try:
-        line = process.stdout.readline().strip() if process.stdout else ""
-        if not line.startswith("LISTENING "):
-            raise RuntimeError(
-                f"the simulator did not start (it printed {line!r}, exit code {process.poll()})"
-            )
-        base_url = line.split(" ", 1)[1]
-        log.info("Simulator: %d visits (seed %d) at %s", SIMULATOR_VISITS, SIMULATOR_SEED, base_url)
-        yield base_url, key, True
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with simulator_process(
+        "--visits", str(SIMULATOR_VISITS), "--seed", str(SIMULATOR_SEED), api_key=key
+    ) as sim:
+        log.info("Simulator: %d visits (seed %d) at %s", SIMULATOR_VISITS, SIMULATOR_SEED, sim.base_url)
+        yield sim.base_url, key, True
 
 
 def show_progress(line: str) -> None:
