@@ -75,8 +75,10 @@ def plan_chunks(
 
 
 def as_dict(result: Any) -> dict[str, Any]:
-    """A step's result as a JSON-able dict for XCom."""
-    if dataclasses.is_dataclass(result):
+    """A step's result as a JSON-able dict for XCom: its own ``as_dict()`` when it has one."""
+    if hasattr(result, "as_dict"):
+        result = result.as_dict()
+    elif dataclasses.is_dataclass(result):
         result = dataclasses.asdict(result)
     return _jsonable(result)
 
@@ -158,7 +160,10 @@ def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any
         "run_id": run_id,
         "partitions": partitions,
         "published_at": datetime.now(UTC).isoformat(),
-        "validation": {key: audited.get(key) for key in ("verdict", "report_html", "report_json", "counts")},
+        "validation": {
+            key: audited.get(key)
+            for key in ("verdict", "failed_checks", "report_path", "summary_path", "tables")
+        },
     }
     atomic_write_json(last_publication_path(layout), publication)
     log.info(
