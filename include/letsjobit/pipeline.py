@@ -118,6 +118,15 @@ def extract_chunk(client: Any, run_id: str, chunk: dict[str, Any]) -> dict[str, 
     }
 
 
+def materialise(mapped_results: Any) -> list[dict[str, Any]]:
+    """The results of a mapped task as a list, read by index.
+
+    Iterating Airflow's lazy XCom sequence probes one offset past the end and logs that miss as an
+    error; asking for its length first does not.
+    """
+    return [mapped_results[index] for index in range(len(mapped_results))]
+
+
 def expected_visits(extracted: list[dict[str, Any]]) -> int:
     """Distinct visits the API reported for the run, after drift handling: the reconciliation target."""
     return sum(int(chunk["expected_visits"]) for chunk in extracted)
