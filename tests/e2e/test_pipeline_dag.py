@@ -97,7 +97,7 @@ def airflow(sim, tmp_path_factory):
         data_dir=root / "data",
         log_file=root / "airflow.log",
         retry_delay_seconds=1,
-        conn_extra={"retry_budget_seconds": 3},
+        conn_extra={"fault_budget_seconds": 3},
     )
     home.init()
     return home
