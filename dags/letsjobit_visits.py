@@ -25,7 +25,7 @@ WAREHOUSE = Asset("letsjobit_warehouse")
 default_args = {
     "owner": "data-platform",
     "retries": 2,
-    # The first retry waits Airflow's [core] default_task_retry_delay (300 s unless configured), then doubles.
+    "retry_delay": config.task_retry_delay(),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(hours=2),

@@ -50,7 +50,7 @@ class AirflowHome:
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(config.PROJECT_ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": str(self.retry_delay_seconds),
+                "LETSJOBIT_TASK_RETRY_DELAY_SECONDS": str(self.retry_delay_seconds),
                 "LETSJOBIT_DATA_DIR": str(self.data_dir),
                 "AIRFLOW_CONN_LETSJOBIT_DEFAULT": json.dumps(
                     {
