@@ -71,8 +71,7 @@ def test_mapped_extract_keeps_its_retry_delay_through_serialisation(dagbag):
     from include.letsjobit import config
 
     serialized = DagSerialization.to_dict(dagbag.dags["letsjobit_visits"])
-    extract = next(
-        t["__var"] if "__var" in t else t for t in serialized["dag"]["tasks"] if "extract" in str(t)
-    )
+    tasks = [task.get("__var", task) for task in serialized["dag"]["tasks"]]
+    extract = next(task for task in tasks if task["task_id"] == "extract")
     # Serialised explicitly: the scheduler would otherwise wait a hard-coded 300 s before retrying it.
     assert extract["partial_kwargs"]["retry_delay"]["__var"] == config.task_retry_delay().total_seconds()
