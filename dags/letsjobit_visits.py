@@ -25,7 +25,7 @@ WAREHOUSE = Asset("letsjobit_warehouse")
 default_args = {
     "owner": "data-platform",
     "retries": 2,
-    # The first retry waits Airflow's [core] default_task_retry_delay (300 s unless configured), then doubles.
+    "retry_delay": config.task_retry_delay(),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(hours=2),
@@ -85,12 +85,16 @@ def letsjobit_visits():
 
     @task
     def audit(extracted: list[dict], staged: dict) -> dict:
-        return pipeline.audit(pipeline.safe_run_id(get_current_context()["run_id"]), list(extracted), staged)
+        return pipeline.audit(
+            pipeline.safe_run_id(get_current_context()["run_id"]), pipeline.materialise(extracted), staged
+        )
 
     @task(outlets=[LAKE])
     def publish(extracted: list[dict], audited: dict) -> dict:
         context = get_current_context()
-        published = pipeline.publish(pipeline.safe_run_id(context["run_id"]), list(extracted), audited)
+        published = pipeline.publish(
+            pipeline.safe_run_id(context["run_id"]), pipeline.materialise(extracted), audited
+        )
         context["outlet_events"][LAKE].extra = {
             "run_id": published["run_id"],
             "partitions": published["partitions"],

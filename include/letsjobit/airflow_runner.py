@@ -36,6 +36,8 @@ class AirflowHome:
     log_file: Path
     # Seconds before a failed task's first retry; short here so a person or a test sees a failure soon.
     retry_delay_seconds: int = 5
+    # Connection extras (key placement, rate budget, retry budget...): see the hook.
+    conn_extra: dict = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -48,10 +50,15 @@ class AirflowHome:
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(config.PROJECT_ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": str(self.retry_delay_seconds),
+                "LETSJOBIT_TASK_RETRY_DELAY_SECONDS": str(self.retry_delay_seconds),
                 "LETSJOBIT_DATA_DIR": str(self.data_dir),
                 "AIRFLOW_CONN_LETSJOBIT_DEFAULT": json.dumps(
-                    {"conn_type": config.CONN_TYPE, "host": self.api_url, "password": self.api_key}
+                    {
+                        "conn_type": config.CONN_TYPE,
+                        "host": self.api_url,
+                        "password": self.api_key,
+                        "extra": self.conn_extra,
+                    }
                 ),
             }
         )

@@ -8,12 +8,14 @@ Every module reads paths and settings from here; nothing else calls ``os.environ
 | LETSJOBIT_API_KEY     | unset: the simulator's key   | API key (Bearer token)                               |
 | LETSJOBIT_DATA_DIR    | <project>/data               | lake/ (parquet), warehouse.duckdb, reports/          |
 | LETSJOBIT_PSEUDONYMISE_KEY | unset: contacts kept as is | key for hashing contact emails and phones            |
+| LETSJOBIT_TASK_RETRY_DELAY_SECONDS | 60             | wait before a failed task's first retry (then doubles) |
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -101,3 +103,13 @@ def api_key() -> str:
 
 def pseudonymise_key() -> str | None:
     return os.environ.get("LETSJOBIT_PSEUDONYMISE_KEY") or None
+
+
+def task_retry_delay() -> timedelta:
+    """Wait before a failed task's first retry.
+
+    Set explicitly on the DAG rather than through Airflow's [core] default_task_retry_delay: Airflow 3.3
+    serialises a mapped task without a retry_delay equal to that default, and the scheduler then uses a
+    hard-coded 300 s for it.
+    """
+    return timedelta(seconds=float(os.environ.get("LETSJOBIT_TASK_RETRY_DELAY_SECONDS") or 60))

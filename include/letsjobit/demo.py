@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from include.letsjobit import config
 from include.letsjobit.airflow_runner import PROGRESS, AirflowHome, compact
+from include.letsjobit.simulator.process import simulator_process
 
 log = logging.getLogger("letsjobit.demo")
 
@@ -39,34 +39,11 @@ def api_endpoint() -> Iterator[tuple[str, str, bool]]:
         yield url, config.api_key(), False
         return
     key = config.api_key()
-    command = [
-        sys.executable,
-        "-m",
-        "include.letsjobit.simulator",
-        "--port",
-        "0",
-        "--visits",
-        str(SIMULATOR_VISITS),
-        "--seed",
-        str(SIMULATOR_SEED),
-    ]
-    env = dict(os.environ, LETSJOBIT_API_KEY=key)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=config.PROJECT_ROOT)
-    try:
-        line = process.stdout.readline().strip() if process.stdout else ""
-        if not line.startswith("LISTENING "):
-            raise RuntimeError(
-                f"the simulator did not start (it printed {line!r}, exit code {process.poll()})"
-            )
-        base_url = line.split(" ", 1)[1]
-        log.info("Simulator: %d visits (seed %d) at %s", SIMULATOR_VISITS, SIMULATOR_SEED, base_url)
-        yield base_url, key, True
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with simulator_process(
+        "--visits", str(SIMULATOR_VISITS), "--seed", str(SIMULATOR_SEED), api_key=key
+    ) as sim:
+        log.info("Simulator: %d visits (seed %d) at %s", SIMULATOR_VISITS, SIMULATOR_SEED, sim.base_url)
+        yield sim.base_url, key, True
 
 
 def show_progress(line: str) -> None:
@@ -81,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--incremental", action="store_true", help="a scheduled-style window run instead of a full refresh"
     )
+    parser.add_argument(
+        "--airflow-home", type=Path, default=AIRFLOW_HOME, help="throw-away Airflow home (wiped)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -90,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with api_endpoint() as (api_url, api_key, simulated):
-        home = AirflowHome(AIRFLOW_HOME, api_url, api_key, layout.root, log_file)
+        home = AirflowHome(args.airflow_home, api_url, api_key, layout.root, log_file)
         print(
-            f"Airflow home {AIRFLOW_HOME} (throw-away), data in {layout.root}, full log {log_file}",
+            f"Airflow home {args.airflow_home} (throw-away), data in {layout.root}, full log {log_file}",
             flush=True,
         )
         home.init()

@@ -75,8 +75,10 @@ def plan_chunks(
 
 
 def as_dict(result: Any) -> dict[str, Any]:
-    """A step's result as a JSON-able dict for XCom."""
-    if dataclasses.is_dataclass(result):
+    """A step's result as a JSON-able dict for XCom: its own ``as_dict()`` when it has one."""
+    if hasattr(result, "as_dict"):
+        result = result.as_dict()
+    elif dataclasses.is_dataclass(result):
         result = dataclasses.asdict(result)
     return _jsonable(result)
 
@@ -114,6 +116,15 @@ def extract_chunk(client: Any, run_id: str, chunk: dict[str, Any]) -> dict[str, 
         "expected_visits": sum(int(part["distinct_visits"]) for part in parts),
         "parts": parts,
     }
+
+
+def materialise(mapped_results: Any) -> list[dict[str, Any]]:
+    """The results of a mapped task as a list, read by index.
+
+    Iterating Airflow's lazy XCom sequence probes one offset past the end and logs that miss as an
+    error; asking for its length first does not.
+    """
+    return [mapped_results[index] for index in range(len(mapped_results))]
 
 
 def expected_visits(extracted: list[dict[str, Any]]) -> int:
@@ -158,7 +169,10 @@ def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any
         "run_id": run_id,
         "partitions": partitions,
         "published_at": datetime.now(UTC).isoformat(),
-        "validation": {key: audited.get(key) for key in ("verdict", "report_html", "report_json", "counts")},
+        "validation": {
+            key: audited.get(key)
+            for key in ("verdict", "failed_checks", "report_path", "summary_path", "tables")
+        },
     }
     atomic_write_json(last_publication_path(layout), publication)
     log.info(

@@ -69,11 +69,11 @@ def render(layout: config.DataLayout, elapsed_seconds: float | None = None) -> s
         f"{counts['line_extra_data']:,} extraData rows (lake: {layout.lake})"
     )
     if validation:
-        quarantined = validation.get("quarantined_rows") or validation.get("counts", {}).get("quarantined")
+        quarantined = validation.get("quarantined_rows") or 0
         lines.append(
             f"  validation: {validation.get('verdict', '?')}"
-            + (f", {quarantined} row(s) quarantined" if quarantined else "")
-            + (f" (report: {validation['report_html']})" if validation.get("report_html") else "")
+            + (f", {quarantined:,} row(s) quarantined" if quarantined else "")
+            + f" (report: {validation.get('report_html', '?')})"
         )
     lines.append(f"  warehouse: {layout.warehouse}")
     if layout.warehouse.exists():

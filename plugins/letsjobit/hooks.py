@@ -36,6 +36,8 @@ EXTRA_ALIASES = {
     "concurrency": "max_concurrency",
 }
 SETTING_NAMES = {f.name for f in fields(ClientSettings)} - {"base_url", "api_key"}
+# Retry budgets an operator may tune per connection, e.g. {"fault_budget_seconds": 60}.
+RETRY_NAMES = {f.name for f in fields(RetryPolicy)}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -94,10 +96,25 @@ class LetsJobItHook(BaseHook):
                     values[setting] = _coerce(setting, value, self.letsjobit_conn_id)
         return ClientSettings(base_url=base_url, api_key=api_key, **values)
 
+    def connection_retry_policy(self) -> RetryPolicy | None:
+        """The retry policy: the hook's argument, else the connection extras' budgets, else the default."""
+        if self.retry_policy is not None:
+            return self.retry_policy
+        extras = self.get_connection(self.letsjobit_conn_id).extra_dejson or {}
+        tuned = {name: extras[name] for name in RETRY_NAMES & set(extras) if extras[name] not in (None, "")}
+        try:
+            return RetryPolicy(**{name: float(value) for name, value in tuned.items()}) if tuned else None
+        except (TypeError, ValueError):
+            raise LetsJobItConfigError(
+                f"connection {self.letsjobit_conn_id!r}: retry extras need numbers of seconds, got {tuned!r}"
+            ) from None
+
     def get_conn(self) -> LetsJobItClient:
         """The client for this connection, built once per hook."""
         if self._client is None:
-            self._client = LetsJobItClient(self.client_settings(), retry_policy=self.retry_policy)
+            self._client = LetsJobItClient(
+                self.client_settings(), retry_policy=self.connection_retry_policy()
+            )
             self.log.info("Using %r", self._client)
         return self._client
 

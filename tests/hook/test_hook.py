@@ -157,3 +157,13 @@ def test_provider_info_is_valid_for_airflows_schemas():
     } <= set(fields)
     behaviour = info["connection-types"][0]["ui-field-behaviour"]
     assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
+
+
+def test_retry_budgets_come_from_the_connection_extras(hooks_module, connection):
+    connection(extra={"fault_budget_seconds": "4", "rate_limit_budget_seconds": 90})
+    policy = hooks_module.LetsJobItHook().get_conn().retry_policy
+    assert (policy.fault_budget_seconds, policy.rate_limit_budget_seconds) == (4.0, 90.0)
+
+    connection(extra={"fault_budget_seconds": "soon"})
+    with pytest.raises(LetsJobItConfigError, match="fault_budget_seconds"):
+        hooks_module.LetsJobItHook().get_conn()
