@@ -57,3 +57,10 @@ SOAK_ARGS ?=
 soak: install
 	LETSJOBIT_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest tests/reliability -m "not airflow" -n 2 -q
 	$(BIN)/python bench/soak.py --table-out bench/out/soak.md $(SOAK_ARGS)
+
+# Benchmarks (scripts that print figures; not tests): extraction vs dlt, flattening 1M visits, the
+# warehouse build at 1M and 10M visits. About 30 minutes in all on 2 cores; BENCH_QUICK=1 for a smaller run.
+bench: install
+	$(BIN)/python bench/bench_extract.py $(if $(BENCH_QUICK),--quick,)
+	$(BIN)/python bench/bench_flatten.py --visits $(if $(BENCH_QUICK),100000,1000000)
+	$(BIN)/python bench/bench_warehouse.py --visits $(if $(BENCH_QUICK),100000,1000000 10000000)

@@ -86,4 +86,5 @@ def render(layout: config.DataLayout, elapsed_seconds: float | None = None) -> s
     lines.append(
         f"  query it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{layout.warehouse}', read_only=True).sql('from marts.kpi_daily limit 5'))\""
     )
+    lines.append("  dashboard: make dashboard  (then open http://127.0.0.1:8501)")
     return "\n".join(lines)
