@@ -1,0 +1,69 @@
+-- kpi_daily: the KPIs of each day: visits, close and skip rates, NPS, CSAT, rating, jobs, time windows, hours to close, repeat visits.
+--
+-- grain: one row per visit_date
+-- key: visit_date
+-- materialized: table
+--
+-- The KPI definitions live in int_kpi_measures (and the README): nps = 100 * (promoters -
+-- detractors) / rated_visits, null when no visit is rated; close_rate = closed_visits / visits;
+-- skip_rate = skipped_visits / visits; avg_rating = mean rating over rated visits; csat = share of
+-- rated visits rated 4 or 5. A visit is rated when its signeeRating is an integer 1..5.
+--
+-- columns:
+--   visit_date: the day: the date of the visits counted.
+--   visits:
+--   closed_visits:
+--   skipped_visits:
+--   rated_visits:
+--   promoters:
+--   passives:
+--   detractors:
+--   nps:
+--   close_rate:
+--   skip_rate:
+--   avg_rating:
+--   csat:
+--   jobs:
+--   jobs_per_visit:
+--   window_checked_visits:
+--   closed_within_window_visits:
+--   closed_within_window_rate:
+--   avg_hours_to_close:
+--   equipment_visits:
+--   repeat_visits:
+--   repeat_visit_rate:
+
+with
+
+measures as (
+    select * from intermediate.int_kpi_measures where grouping = 'day'
+),
+
+final as (
+    select
+        measures.visit_date,
+        measures.visits,
+        measures.closed_visits,
+        measures.skipped_visits,
+        measures.rated_visits,
+        measures.promoters,
+        measures.passives,
+        measures.detractors,
+        measures.nps,
+        measures.close_rate,
+        measures.skip_rate,
+        measures.avg_rating,
+        measures.csat,
+        measures.jobs,
+        measures.jobs_per_visit,
+        measures.window_checked_visits,
+        measures.closed_within_window_visits,
+        measures.closed_within_window_rate,
+        measures.avg_hours_to_close,
+        measures.equipment_visits,
+        measures.repeat_visits,
+        measures.repeat_visit_rate
+    from measures
+)
+
+select * from final
