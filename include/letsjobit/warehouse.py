@@ -528,7 +528,7 @@ def render_data_dictionary(sql_dir: Path = config.SQL_DIR) -> str:
     ]
     for layer in ("marts", "intermediate", "staging"):
         out += [f"## {layer}", ""]
-        for model in [m for m in models if m.layer == layer]:
+        for model in sorted((m for m in models if m.layer == layer), key=lambda m: m.name):
             docs = column_docs(model, models)
             out += [
                 f"### {model.relation}",

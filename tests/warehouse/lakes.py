@@ -105,3 +105,42 @@ def publish(layout, visits=(), lines=(), extra_data=(), dates=None) -> set[date]
                     folder / f"part-{next(_files):05d}.parquet",
                 )
     return replaced
+
+
+def publish_sample(layout, visits: int = 300, days: int = 40, seed: int = 7) -> set[date]:
+    """A seeded, varied lake: drivers, territories, sites with repeat equipment, ratings, skips, windows."""
+    import random
+
+    rng = random.Random(seed)
+    first_day = date(2026, 10, 1)
+    visit_rows, line_rows, extra_rows = [], [], []
+    for number in range(visits):
+        day = first_day + timedelta(days=rng.randrange(days))
+        closed = rng.random() < 0.7
+        skipped = not closed and rng.random() < 0.5
+        created = datetime.combine(day, datetime.min.time()) - timedelta(hours=rng.randrange(1, 72))
+        closed_at = datetime.combine(day, datetime.min.time()) + timedelta(
+            seconds=rng.randrange(25_000, 75_000)
+        )
+        row = visit(
+            f"v{number:05d}",
+            day,
+            driver_id=f"d{rng.randrange(8)}",
+            driver_name=rng.choice(["Liam", "Ava", "Noah", "Mia"]),
+            territory=rng.choice(["AB-Aberdeen", "ED-Edinburgh", "GL-Glasgow", None]),
+            site_id=f"site-{rng.randrange(40)}",
+            closed=closed,
+            skipped=skipped,
+            skipped_reason_id=rng.choice(["1", "2", "3", ""]) if skipped else None,
+            signee_rating=rng.choice([None, 0, 1, 2, 3, 4, 5, 5, 5, 4]) if closed else None,
+            created_at=created,
+            close_date=closed_at if closed else None,
+            time_windows=[{"earliest": 30_600, "latest": 64_800}] if rng.random() < 0.8 else [],
+            line_count=2,
+        )
+        visit_rows.append(row)
+        job = line(row, 0, serial_nr=f"SN-{row['site_id']}-{rng.randrange(2)}")
+        material = line(row, 1, action_item=False, description="Filter")
+        line_rows += [job, material]
+        extra_rows.append(extra(job, 0))
+    return publish(layout, visit_rows, line_rows, extra_rows)

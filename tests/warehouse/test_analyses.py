@@ -1,0 +1,81 @@
+"""The analyst's side: the example analyses run, the README shows them as they are, the CLI opens the file."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from include.letsjobit import config, warehouse
+from include.letsjobit.models import load_analyses
+from tests.warehouse import lakes
+
+ANALYSES = load_analyses(config.SQL_DIR)
+
+
+@pytest.fixture(scope="module")
+def sample_warehouse(tmp_path_factory) -> Path:
+    layout = config.DataLayout(tmp_path_factory.mktemp("analyses") / "data")
+    lakes.publish_sample(layout)
+    warehouse.build(layout, run_id="sample")
+    return layout.warehouse
+
+
+def test_there_are_five_example_analyses():
+    assert len(ANALYSES) >= 5
+
+
+@pytest.mark.parametrize("path", ANALYSES, ids=[path.stem for path in ANALYSES])
+def test_each_analysis_runs_and_answers(sample_warehouse, path):
+    connection = warehouse.connect_read_only(sample_warehouse)
+    try:
+        rows = connection.execute(warehouse.analysis_sql(path)).fetchall()
+    finally:
+        connection.close()
+
+    assert rows, f"{path.name} returned nothing on the sample warehouse"
+
+
+@pytest.mark.parametrize("path", ANALYSES, ids=[path.stem for path in ANALYSES])
+def test_the_readme_shows_each_analysis_as_it_is_in_sql_analyses(path):
+    readme = (config.PROJECT_ROOT / "README.md").read_text()
+
+    assert warehouse.analysis_sql(path) in readme, f"README's copy of {path.name} differs from the file"
+
+
+def _duckdb_cli() -> str | None:
+    local = Path(sys.executable).parent / "duckdb"
+    return str(local) if local.exists() else shutil.which("duckdb")
+
+
+@pytest.mark.skipif(_duckdb_cli() is None, reason="the duckdb CLI (requirements-dev) is not installed")
+def test_the_pinned_duckdb_cli_opens_the_warehouse(sample_warehouse):
+    result = subprocess.run(
+        [
+            _duckdb_cli(),
+            "-readonly",
+            "-csv",
+            str(sample_warehouse),
+            "select fct_visits_rows from marts.build_info",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["fct_visits_rows", "300"]
+
+
+def test_python_reads_the_warehouse_the_way_the_readme_says(sample_warehouse):
+    connection = duckdb.connect(str(sample_warehouse), read_only=True)
+    try:
+        frame = connection.sql("select * from marts.kpi_daily order by visit_date").df()
+    finally:
+        connection.close()
+
+    assert {"visits", "nps", "close_rate", "skip_rate", "avg_rating", "csat"} <= set(frame.columns)

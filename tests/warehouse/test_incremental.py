@@ -1,0 +1,186 @@
+"""Latest-version dedupe across partitions and runs, and incremental builds that equal full ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pytest
+
+from include.letsjobit import config, warehouse
+from tests.warehouse import lakes
+from tests.warehouse.conftest import query, query_dicts
+
+DAY1, DAY2, DAY3, DAY4 = (date(2026, 11, 1) + timedelta(days=offset) for offset in range(4))
+LATER = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def _version(visit_id, day, *, run, modified, fetched=lakes.FETCHED_AT, rating=None, serials=()):
+    row = lakes.visit(
+        visit_id, day, run_id=run, modified_at=modified, fetched_at=fetched, signee_rating=rating, closed=True
+    )
+    lines = [lakes.line(row, index, serial_nr=serial) for index, serial in enumerate(serials)]
+    return row, lines
+
+
+def test_a_visit_seen_in_two_partitions_shows_once_in_its_latest_version_with_its_lines(layout):
+    old, old_lines = _version(
+        "v1", DAY1, run="run-1", modified=datetime(2026, 11, 1, 9), rating=2, serials=("A", "B")
+    )
+    new, new_lines = _version(
+        "v1", DAY2, run="run-2", modified=datetime(2026, 11, 1, 12), rating=5, serials=("C",)
+    )
+    lakes.publish(layout, [old], old_lines)
+    lakes.publish(layout, [new], new_lines)  # the visit moved to DAY2; DAY1 was not refreshed
+
+    warehouse.build(layout)
+
+    visits = query_dicts(
+        layout, "select visit_id, visit_date, signee_rating, version_count from marts.fct_visits"
+    )
+    assert visits == [{"visit_id": "v1", "visit_date": DAY2, "signee_rating": 5, "version_count": 2}]
+    assert query(layout, "select serial_nr from marts.fct_visit_lines") == [("C",)]
+    assert query(layout, "select visits, promoters from marts.kpi_daily") == [(1, 1)]
+
+
+def test_equal_modified_at_is_settled_by_the_later_fetch_and_unknown_modified_at_loses(layout):
+    same_time = datetime(2026, 11, 1, 9)
+    first, _ = _version("v1", DAY1, run="run-1", modified=same_time, rating=1)
+    refetched, _ = _version("v1", DAY2, run="run-2", modified=same_time, fetched=LATER, rating=4)
+    known, _ = _version("v2", DAY1, run="run-1", modified=same_time, rating=3)
+    unknown, _ = _version("v2", DAY2, run="run-2", modified=None, fetched=LATER, rating=5)
+    lakes.publish(layout, [first, known])
+    lakes.publish(layout, [refetched, unknown])
+
+    warehouse.build(layout)
+
+    assert query(layout, "select visit_id, signee_rating from marts.fct_visits order by 1") == [
+        ("v1", 4),
+        ("v2", 3),
+    ]
+
+
+def _marts(layout: config.DataLayout) -> dict[str, list[tuple]]:
+    """Every mart's rows (build_info aside), sorted, floats rounded: what a full and an incremental build must agree on."""
+    connection = duckdb.connect(str(layout.warehouse), read_only=True)
+    try:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "select table_name from duckdb_tables() where schema_name = 'marts' and table_name <> 'build_info'"
+            ).fetchall()
+        ]
+        return {
+            table: sorted(
+                (
+                    tuple(round(v, 9) if isinstance(v, float) else v for v in row)
+                    for row in connection.execute(f"select * from marts.{table}").fetchall()
+                ),
+                key=repr,
+            )
+            for table in tables
+        }
+    finally:
+        connection.close()
+
+
+def test_incremental_builds_equal_full_builds_through_moves_deletes_and_new_partitions(tmp_path):
+    incremental = config.DataLayout(tmp_path / "incremental")
+    full = config.DataLayout(tmp_path / "full")
+    full.root.mkdir(parents=True)
+    (full.root / "lake").symlink_to(incremental.lake, target_is_directory=True)
+    incremental.lake.mkdir(parents=True)
+
+    def visits_of(day, ids, run, hour=9, **columns):
+        rows, lines = [], []
+        for visit_id in ids:
+            row, row_lines = _version(
+                visit_id, day, run=run, modified=datetime(2026, 11, 1, hour), serials=("S",)
+            )
+            row.update(columns)
+            rows.append(row)
+            lines += row_lines
+        return rows, lines
+
+    steps = [
+        # (what changes in the lake, the partitions the caller names)
+        lambda: lakes.publish(
+            incremental,
+            *_concat(
+                visits_of(DAY1, ["a", "b", "m"], "r1"),
+                visits_of(DAY2, ["c"], "r1"),
+                visits_of(DAY3, ["d", "g"], "r1"),
+            ),
+        ),
+        # a rating changes on DAY1
+        lambda: lakes.publish(incremental, *visits_of(DAY1, ["a", "b", "m"], "r2", hour=10, signee_rating=5)),
+        # "m" moves to DAY2; DAY1 is not refreshed, so it sits in both partitions
+        lambda: lakes.publish(
+            incremental, *_concat(visits_of(DAY2, ["c"], "r3"), visits_of(DAY2, ["m"], "r3", hour=11))
+        ),
+        # "d" is deleted at the source; "g" moves to DAY4, a new partition
+        lambda: lakes.publish(
+            incremental,
+            *_concat(visits_of(DAY3, [], "r4"), visits_of(DAY4, ["g"], "r4", hour=12)),
+            dates=[DAY3, DAY4],
+        ),
+        # "m" disappears from DAY2: its older DAY1 version is the latest the lake still has
+        lambda: lakes.publish(incremental, *visits_of(DAY2, ["c"], "r5"), dates=[DAY2]),
+        # DAY4 is emptied
+        lambda: lakes.publish(incremental, [], [], dates=[DAY4]),
+    ]
+    for number, step in enumerate(steps):
+        changed = step()
+        incremental_result = warehouse.build(incremental, changed_dates=changed, run_id=f"step-{number}")
+        warehouse.build(full, run_id=f"step-{number}")
+
+        assert incremental_result.mode == ("full" if number == 0 else "incremental")
+        assert _marts(incremental) == _marts(full), f"step {number}"
+    assert query(incremental, "select visit_id, visit_date from marts.fct_visits order by 1") == [
+        ("a", DAY1),
+        ("b", DAY1),
+        ("c", DAY2),
+        ("m", DAY1),
+    ]
+
+
+def _concat(*parts):
+    visits, lines = [], []
+    for part_visits, part_lines in parts:
+        visits += part_visits
+        lines += part_lines
+    return visits, lines
+
+
+def test_partitions_changed_without_being_named_are_reloaded(layout):
+    lakes.publish(layout, [lakes.visit("a", DAY1, signee_rating=1)])
+    warehouse.build(layout)
+    lakes.publish(layout, [lakes.visit("a", DAY1, signee_rating=5)])  # e.g. a run whose build failed
+
+    result = warehouse.build(layout, changed_dates=[])
+
+    assert result.mode == "incremental" and result.changed_partitions == (DAY1,)
+    assert query(layout, "select signee_rating from marts.fct_visits") == [(5,)]
+
+
+def test_changed_sql_forces_a_full_build(layout, tmp_path):
+    lakes.publish(layout, [lakes.visit("a", DAY1)])
+    warehouse.build(layout)
+    sql_dir = tmp_path / "sql"
+    import shutil
+
+    shutil.copytree(config.SQL_DIR, sql_dir)
+    kpi = sql_dir / "marts" / "kpi_daily.sql"
+    kpi.write_text(kpi.read_text() + "\n")
+
+    result = warehouse.build(layout, changed_dates=[DAY1], sql_dir=sql_dir)
+
+    assert result.mode == "full" and "SQL models changed" in result.reason
+
+
+def test_a_duplicate_key_fails_the_build_and_names_the_visit(layout):
+    lakes.publish(layout, [lakes.visit("dup", DAY1), lakes.visit("dup", DAY1)])
+
+    with pytest.raises(warehouse.WarehouseError, match="dup"):
+        warehouse.build(layout)
+    assert not layout.warehouse.exists()

@@ -1,0 +1,108 @@
+"""The SQL models keep their contract: headers complete, documentation equal to the real columns."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from include.letsjobit import config, warehouse
+from include.letsjobit.models import ModelError, column_docs, load_macros, load_models, parse_model
+from tests.warehouse import lakes
+
+MODELS = load_models(config.SQL_DIR)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A built warehouse plus a connection on which the staging views exist again (they are not published)."""
+    layout = config.DataLayout(tmp_path_factory.mktemp("models") / "data")
+    lakes.publish_sample(layout, visits=40, days=5)
+    warehouse.build(layout)
+    connection = duckdb.connect(str(layout.warehouse), read_only=True)
+    scratch = duckdb.connect()
+    for path in load_macros(config.SQL_DIR):
+        scratch.execute(path.read_text())
+    scratch.execute("create schema staging")
+    sources = warehouse._source_sql(layout, tmp_path_factory.mktemp("sources"))
+    for model in MODELS:
+        if model.layer == "staging":
+            scratch.execute(f"create view {model.relation} as {model.render(sources)}")
+    yield {"warehouse": connection, "staging": scratch}
+    connection.close()
+    scratch.close()
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[model.relation for model in MODELS])
+def test_documented_columns_are_the_columns_the_model_builds(built, model):
+    connection = built["staging" if model.layer == "staging" else "warehouse"]
+    actual = [row[0] for row in connection.execute(f"describe {model.relation}").fetchall()]
+
+    assert actual == list(model.columns), f"{model.path}: header columns differ from what the SQL builds"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[model.relation for model in MODELS])
+def test_every_column_has_a_description(model):
+    undocumented = [column for column, text in column_docs(model, MODELS).items() if not text]
+
+    assert undocumented == [], f"{model.path}: no description (here or upstream) for {undocumented}"
+
+
+def test_the_data_dictionary_is_generated_from_the_current_models():
+    expected = warehouse.render_data_dictionary()
+
+    assert warehouse.DATA_DICTIONARY.read_text() == expected, (
+        "docs/data_dictionary.md is stale: run `python -m include.letsjobit.warehouse dictionary`"
+    )
+
+
+def test_build_info_counts_every_mart():
+    build_info = next(model for model in MODELS if model.name == "build_info")
+    marts = {model.name for model in MODELS if model.layer == "marts" and model.name != "build_info"}
+
+    assert {f"{name}_rows" for name in marts} <= set(build_info.columns)
+
+
+def test_issue_kpi_columns_are_on_every_kpi_table():
+    required = [
+        "visits",
+        "closed_visits",
+        "skipped_visits",
+        "rated_visits",
+        "promoters",
+        "passives",
+        "detractors",
+        "nps",
+        "close_rate",
+        "skip_rate",
+        "avg_rating",
+        "csat",
+    ]
+    for name in ("kpi_daily", "kpi_driver_daily", "kpi_territory_daily"):
+        model = next(model for model in MODELS if model.name == name)
+        assert set(required) <= set(model.columns), name
+
+
+@pytest.mark.parametrize(
+    ("header", "complaint"),
+    [
+        (
+            "-- other_name: x\n-- grain: g\n-- key: a\n-- materialized: table\n-- columns:\n--   a: x\n",
+            "header names",
+        ),
+        ("-- bad: x\n-- key: a\n-- materialized: table\n-- columns:\n--   a: x\n", "grain"),
+        (
+            "-- bad: x\n-- grain: g\n-- key: b\n-- materialized: table\n-- columns:\n--   a: x\n",
+            "key columns",
+        ),
+        (
+            "-- bad: x\n-- grain: g\n-- key: a\n-- materialized: incremental\n-- columns:\n--   a: x\n",
+            "replace_where",
+        ),
+    ],
+)
+def test_a_model_header_that_breaks_the_conventions_is_refused(tmp_path, header, complaint):
+    path = tmp_path / "bad.sql"
+    path.write_text(header + "\nselect 1 as a\n")
+
+    with pytest.raises(ModelError, match=complaint):
+        parse_model(path, "marts")

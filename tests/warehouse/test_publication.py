@@ -1,0 +1,156 @@
+"""Readers in other processes never block a build and never see half of one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+
+import duckdb
+import pytest
+
+from include.letsjobit import warehouse
+from tests.warehouse import lakes
+from tests.warehouse.conftest import query
+
+# A BI reader: opens the warehouse read-only again and again until told to stop, and checks that
+# everything it sees in one connection belongs to one build.
+READER = r"""
+import json, pathlib, sys, time
+import duckdb
+
+path, stop = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+reads, errors, inconsistent, builds = 0, [], [], set()
+while not stop.exists():
+    try:
+        connection = duckdb.connect(str(path), read_only=True)
+        try:
+            run_id, recorded, visits, kpi_visits, line_visits = connection.execute(
+                "select run_id, fct_visits_rows, (select count(*) from marts.fct_visits),"
+                " (select sum(visits) from marts.kpi_daily),"
+                " (select count(distinct visit_id) from marts.fct_visit_lines) from marts.build_info"
+            ).fetchone()
+        finally:
+            connection.close()
+        reads += 1
+        builds.add(run_id)
+        expected = int(run_id.split("-")[1])  # run ids are "visits-<count>-<n>"
+        if not (recorded == visits == kpi_visits == line_visits == expected):
+            inconsistent.append([run_id, recorded, visits, kpi_visits, line_visits])
+    except Exception as error:
+        errors.append(repr(error))
+    time.sleep(0.005)  # hammer, but leave the build some of the machine's two cores
+print(json.dumps({"reads": reads, "errors": errors[:5], "error_count": len(errors),
+                  "inconsistent": inconsistent[:5], "builds": sorted(builds)}))
+"""
+
+
+def _publish_visits(layout, count):
+    """Replace the whole lake with ``count`` visits, each with one line, over three days."""
+    days = [date(2026, 11, 1) + timedelta(days=offset) for offset in range(3)]
+    visits = [
+        lakes.visit(f"v{number}", days[number % 3], signee_rating=number % 6) for number in range(count)
+    ]
+    lines = [lakes.line(row, 0) for row in visits]
+    return lakes.publish(layout, visits, lines, dates=days)
+
+
+def test_readers_in_other_processes_see_one_complete_build_or_the_next(layout, tmp_path):
+    _publish_visits(layout, 30)
+    warehouse.build(layout, run_id="visits-30-0")
+    stop = tmp_path / "stop"
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, str(layout.warehouse), str(stop)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        time.sleep(1.0)  # let every reader get going
+        for number, count in enumerate([120, 45, 200, 60], start=1):
+            changed = _publish_visits(layout, count)
+            # alternate incremental and full builds; both must publish the same way
+            result = warehouse.build(
+                layout, changed_dates=changed if number % 2 else None, run_id=f"visits-{count}-{number}"
+            )
+            assert result.row_counts["fct_visits"] == count
+    finally:
+        stop.touch()
+        outputs = [reader.communicate(timeout=60) for reader in readers]
+
+    reports = [json.loads(stdout) for stdout, _ in outputs]
+    assert all(reader.returncode == 0 for reader in readers), [stderr for _, stderr in outputs]
+    for report in reports:
+        assert report["error_count"] == 0, report["errors"]
+        assert report["inconsistent"] == [], report["inconsistent"]
+        assert report["reads"] > 20
+    seen = set().union(*(report["builds"] for report in reports))
+    assert len(seen) >= 3, f"readers saw too few builds to prove anything: {seen}"
+
+
+def test_a_reader_holding_the_file_open_keeps_its_build_and_does_not_block_the_next(layout):
+    _publish_visits(layout, 10)
+    warehouse.build(layout, run_id="first")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(layout.warehouse)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout.readline().strip() == "first"  # connected and holding the file
+
+    _publish_visits(layout, 20)
+    warehouse.build(layout, run_id="second")
+
+    still_reading, _ = reader.communicate("again\n", timeout=60)
+    assert still_reading.strip() == "first"
+    assert query(layout, "select run_id, fct_visits_rows from marts.build_info") == [("second", 20)]
+
+
+# Opens the warehouse, prints the build it sees, waits for a line on stdin, then reads again.
+HOLDER = r"""
+import sys
+import duckdb
+connection = duckdb.connect(sys.argv[1], read_only=True)
+print(connection.execute("select run_id from marts.build_info").fetchone()[0], flush=True)
+sys.stdin.readline()
+print(connection.execute("select run_id from marts.build_info").fetchone()[0], flush=True)
+"""
+
+
+def test_a_failed_build_leaves_the_published_warehouse_and_no_debris(layout, tmp_path):
+    _publish_visits(layout, 10)
+    warehouse.build(layout, run_id="good")
+    before = layout.warehouse.read_bytes()
+    sql_dir = tmp_path / "sql"
+    import shutil
+
+    shutil.copytree(warehouse.config.SQL_DIR, sql_dir)
+    broken = sql_dir / "marts" / "kpi_daily.sql"
+    broken.write_text(broken.read_text().replace("from measures", "from no_such_relation"))
+
+    with pytest.raises(warehouse.WarehouseError, match="marts.kpi_daily"):
+        warehouse.build(layout, run_id="bad", sql_dir=sql_dir)
+
+    assert layout.warehouse.read_bytes() == before
+    assert not list(layout.warehouse.parent.glob(f"{warehouse.BUILD_DIR_PREFIX}*"))
+    assert not list(layout.warehouse.parent.glob("*.wal"))
+
+
+def test_the_published_file_reads_nothing_from_the_lake(layout):
+    _publish_visits(layout, 10)
+    warehouse.build(layout)
+    connection = duckdb.connect(str(layout.warehouse), read_only=True)
+    try:
+        views = connection.execute(
+            "select schema_name, view_name from duckdb_views() where not internal"
+        ).fetchall()
+    finally:
+        connection.close()
+
+    assert views == []
