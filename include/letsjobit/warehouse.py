@@ -511,6 +511,16 @@ def analysis_sql(path: Path) -> str:
     return "\n".join(lines).strip()
 
 
+def analysis_question(path: Path) -> str:
+    """An analysis file's leading comment: the question it answers."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line.removeprefix("--").strip())
+    return " ".join(lines)
+
+
 def render_data_dictionary(sql_dir: Path = config.SQL_DIR) -> str:
     """docs/data_dictionary.md: every relation and column, generated from the model headers."""
     models = load_models(sql_dir)
@@ -554,8 +564,7 @@ def render_data_dictionary(sql_dir: Path = config.SQL_DIR) -> str:
         out.append("")
     out += ["## analyses", ""]
     for path in load_analyses(sql_dir):
-        question = path.read_text().splitlines()[0].removeprefix("--").strip()
-        out += [f"- `{path.relative_to(sql_dir.parent)}`: {question}"]
+        out += [f"- `{path.relative_to(sql_dir.parent)}`: {analysis_question(path)}"]
     out.append("")
     return "\n".join(out)
 

@@ -62,7 +62,7 @@ def line(visit_row: dict, line_index: int, **columns) -> dict:
     return row
 
 
-def extra(line_row: dict, extra_index: int, **columns) -> dict:
+def extra_field(line_row: dict, extra_index: int, **columns) -> dict:
     """A line_extra_data row of ``line_row``."""
     row = {
         "visit_id": line_row["visit_id"],
@@ -142,5 +142,5 @@ def publish_sample(layout, visits: int = 300, days: int = 40, seed: int = 7) -> 
         job = line(row, 0, serial_nr=f"SN-{row['site_id']}-{rng.randrange(2)}")
         material = line(row, 1, action_item=False, description="Filter")
         line_rows += [job, material]
-        extra_rows.append(extra(job, 0))
+        extra_rows.append(extra_field(job, 0))
     return publish(layout, visit_rows, line_rows, extra_rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
@@ -167,8 +168,6 @@ def test_changed_sql_forces_a_full_build(layout, tmp_path):
     lakes.publish(layout, [lakes.visit("a", DAY1)])
     warehouse.build(layout)
     sql_dir = tmp_path / "sql"
-    import shutil
-
     shutil.copytree(config.SQL_DIR, sql_dir)
     kpi = sql_dir / "marts" / "kpi_daily.sql"
     kpi.write_text(kpi.read_text() + "\n")

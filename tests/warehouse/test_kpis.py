@@ -100,8 +100,8 @@ def _hand_built_visits():
         lakes.line(by_id["v21"], 0, serial_nr=" SN-2 "),
     ]
     extra_data = [
-        lakes.extra(lines[0], 0),
-        lakes.extra(lines[0], 1, name="colour", value="red", value_number=None),
+        lakes.extra_field(lines[0], 0),
+        lakes.extra_field(lines[0], 1, name="colour", value="red", value_number=None),
     ]
     return visits, lines, extra_data
 

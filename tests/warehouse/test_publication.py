@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -128,8 +129,6 @@ def test_a_failed_build_leaves_the_published_warehouse_and_no_debris(layout, tmp
     warehouse.build(layout, run_id="good")
     before = layout.warehouse.read_bytes()
     sql_dir = tmp_path / "sql"
-    import shutil
-
     shutil.copytree(warehouse.config.SQL_DIR, sql_dir)
     broken = sql_dir / "marts" / "kpi_daily.sql"
     broken.write_text(broken.read_text().replace("from measures", "from no_such_relation"))
