@@ -80,12 +80,13 @@ class ValidationInfo:
 
     @classmethod
     def of(cls, value: ValidationInfo | Mapping[str, Any] | None) -> ValidationInfo:
-        """Accepts the dataclass itself or a mapping (an XCom) with ``verdict`` and ``report_path``."""
+        """Accepts the dataclass itself or a mapping (an XCom) with ``verdict`` and a report path under
+        ``report_path``, ``report_html`` or ``report_json`` (the first one present)."""
         if value is None:
             return cls()
         if isinstance(value, ValidationInfo):
             return value
-        report = value.get("report_path")
+        report = value.get("report_path") or value.get("report_html") or value.get("report_json")
         return cls(verdict=value.get("verdict"), report_path=str(report) if report else None)
 
 
@@ -501,6 +502,24 @@ def connect_read_only(path: Path | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the published warehouse. Open one per unit of work and close it: a
     connection keeps reading the build it opened, so a new build shows up at the next connect."""
     return duckdb.connect(str(path or config.layout().warehouse), read_only=True)
+
+
+def built_run_id(layout: config.DataLayout) -> str | None:
+    """The run_id of the published build (marts.build_info), or None when there is no usable warehouse."""
+    if not layout.warehouse.exists():
+        return None
+    try:
+        connection = connect_read_only(layout.warehouse)
+    except duckdb.Error as error:
+        log.warning("cannot open the warehouse %s read-only: %s", layout.warehouse, error)
+        return None
+    try:
+        return connection.execute("select run_id from marts.build_info").fetchone()[0]
+    except duckdb.Error as error:
+        log.warning("the warehouse %s has no readable marts.build_info: %s", layout.warehouse, error)
+        return None
+    finally:
+        connection.close()
 
 
 def analysis_sql(path: Path) -> str:

@@ -25,9 +25,9 @@
 --   doc_no:
 --   doc_type:
 --   visit_date: the visit's date (the partition of its latest version).
---   driver_id:
+--   driver_id: the driver assigned to the visit; '(unknown)' when none (as in dim_drivers).
 --   driver_name:
---   site_id:
+--   site_id: the site (customer address) visited; '(unknown)' when none (as in dim_customers).
 --   customer:
 --   site:
 --   address:
@@ -38,7 +38,7 @@
 --   lng:
 --   contact_person:
 --   contact_phone:
---   territory:
+--   territory: the visit's territory; '(unknown)' when none (as in dim_territories).
 --   company_id:
 --   sub_contractor: the sub-contractor doing the visit (the first of sub_contractor_ids), null if none.
 --   priority:
@@ -138,9 +138,9 @@ final as (
         doc_no,
         doc_type,
         visit_date,
-        driver_id,
+        unknown_member(driver_id) as driver_id,
         driver_name,
-        site_id,
+        unknown_member(site_id) as site_id,
         customer,
         site,
         address,
@@ -151,7 +151,7 @@ final as (
         lng,
         contact_person,
         contact_phone,
-        territory,
+        unknown_member(territory) as territory,
         company_id,
         sub_contractor_ids[1] as sub_contractor,
         priority,

@@ -14,7 +14,7 @@ import pytest
 
 from include.letsjobit import warehouse
 from tests.warehouse import lakes
-from tests.warehouse.conftest import query
+from tests.warehouse.conftest import query, query_dicts
 
 # A BI reader: opens the warehouse read-only again and again until told to stop, and checks that
 # everything it sees in one connection belongs to one build.
@@ -153,3 +153,29 @@ def test_the_published_file_reads_nothing_from_the_lake(layout):
         connection.close()
 
     assert views == []
+
+
+def test_build_info_records_the_run_the_validation_verdict_and_the_counts(layout):
+    assert warehouse.built_run_id(layout) is None
+    _publish_visits(layout, 12)
+    validation = {
+        "verdict": "passed",
+        "report_html": "/reports/run-7/index.html",
+        "counts": {"quarantined": 0},
+    }
+
+    result = warehouse.build(layout, run_id="run-7", validation=validation)
+
+    (info,) = query_dicts(layout, "select * from marts.build_info")
+    assert (info["run_id"], info["validation_verdict"], info["validation_report"]) == (
+        "run-7",
+        "passed",
+        "/reports/run-7/index.html",
+    )
+    assert (info["build_mode"], info["fct_visits_rows"], info["latest_visit_date"]) == (
+        "full",
+        12,
+        date(2026, 11, 3),
+    )
+    assert result.row_counts["fct_visits"] == 12 and result.as_dict()["changed_partitions"][0] == "2026-11-01"
+    assert warehouse.built_run_id(layout) == "run-7"
