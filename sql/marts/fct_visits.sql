@@ -75,9 +75,9 @@ winners as (
 ),
 
 visits as (
-    select stg.*
+    select stg.*, winners.version_count
     from staging.stg_visits as stg
-    semi join winners
+    inner join winners
         on stg.visit_id = winners.visit_id
         and stg.visit_date = winners.visit_date
         and stg.run_id = winners.run_id
@@ -98,7 +98,7 @@ lines as (
 
 closing as (
     select
-        visit_id,
+        *,
         case when closed then close_date end as closed_at,
         date_diff('second', date_trunc('day', close_date), close_date) as close_second_of_day
     from visits
@@ -106,29 +106,24 @@ closing as (
 
 measured as (
     select
-        visits.*,
-        winners.version_count,
+        closing.*,
         coalesce(lines.line_count, 0) as lines_in_fact,
         coalesce(lines.job_count, 0) as job_count,
         case
-            when closing.closed_at is null or coalesce(len(visits.time_windows), 0) = 0 then null
+            when closed_at is null or coalesce(len(time_windows), 0) = 0 then null
             else len(list_filter(
-                visits.time_windows,
+                time_windows,
                 lambda w: case
-                    when w.earliest <= w.latest
-                        then closing.close_second_of_day between w.earliest and w.latest
-                    else closing.close_second_of_day >= w.earliest or closing.close_second_of_day <= w.latest
+                    when w.earliest <= w.latest then close_second_of_day between w.earliest and w.latest
+                    else close_second_of_day >= w.earliest or close_second_of_day <= w.latest
                 end
             )) > 0
         end as closed_within_time_window,
         case
-            when closing.closed_at >= visits.created_at
-                then date_diff('second', visits.created_at, closing.closed_at) / 3600.0
+            when closed_at >= created_at then date_diff('second', created_at, closed_at) / 3600.0
         end as hours_to_close
-    from visits
-    inner join winners on visits.visit_id = winners.visit_id
-    inner join closing on visits.visit_id = closing.visit_id
-    left join lines on visits.visit_id = lines.visit_id
+    from closing
+    left join lines on closing.visit_id = lines.visit_id
 ),
 
 final as (

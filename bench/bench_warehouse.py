@@ -1,0 +1,252 @@
+"""Benchmark of the warehouse build: full and incremental, for lakes of N visits.
+
+    .venv/bin/python bench/bench_warehouse.py --visits 1000000 10000000
+
+For each size, DuckDB writes a published lake straight to parquet (the exact schemas of schema.py,
+hive-partitioned by visit_date over a year, 2 lines and 1 extraData row per visit, 0.1% of visits
+also present in an older version in another partition), then the bench times:
+
+- a full build (every partition read),
+- an incremental build after one partition was republished with changed ratings,
+- an incremental build after seven partitions were republished,
+
+and prints the slowest models of each, the warehouse file size and a KPI read. Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from include.letsjobit import schema, warehouse  # noqa: E402
+from include.letsjobit.config import DataLayout  # noqa: E402
+
+FIRST_DAY = date(2025, 11, 1)
+DAYS = 365
+
+# Column generators over `i` (the visit number) and `day` (its visit_date); columns not listed are NULL.
+VISIT_COLUMNS = {
+    "visit_id": "'v' || i",
+    "erp_id": "cast(10000000 + i as varchar)",
+    "driver_id": "'d' || (i % 400)",
+    "driver_name": "'Driver ' || (i % 400)",
+    "visit_date": "day",
+    "total_jobs": "1",
+    "doc_type": "'CALL OUT'",
+    "doc_no": "'H-' || i",
+    "service_order": "i % 12",
+    "customer": "'Customer ' || (i % 20000)",
+    "site_id": "cast(30000000 + i % 50000 as varchar)",
+    "lat": "57.0 + (i % 1000) / 1000.0",
+    "lng": "-2.0 - (i % 1000) / 1000.0",
+    "address": "(i % 500) || ' High Street'",
+    "post_code": "'AB' || (i % 99) || ' 3QR'",
+    "city": "'INVERURIE'",
+    "obs": "'Access 9am - 5.30pm, no parking onsite, visit ' || i",
+    "contact_person": "'John'",
+    "territory": "'T-' || (i % 30)",
+    "country": "'GB'",
+    "company_id": "'LPeaJNaLQT6RqcFdt'",
+    "time_windows": "[{'earliest': 30600, 'latest': 64800}]",
+    "required_skills": "['Plumber', 'Installer']",
+    "closed": "i % 10 < 7",
+    "skipped": "i % 10 = 7",
+    "in_progress": "false",
+    "duration": "2100",
+    "created_at": "day - interval 2 day + to_seconds(i % 36000)",
+    "modified_at": "day + to_seconds(36000 + i % 36000)",
+    "signee_rating": "case when i % 10 < 7 then (i % 7) end",
+    "close_date": "case when i % 10 < 7 then day + to_seconds(30000 + i % 40000) end",
+    "skipped_reason_id": "case when i % 10 = 7 then cast(i % 4 as varchar) end",
+    "has_signature": "i % 10 < 7",
+    "line_count": "2",
+    "run_id": "'bench-1'",
+    "fetched_at": "timestamptz '2026-11-01 10:00:00+00'",
+}
+LINE_COLUMNS = {
+    "visit_id": "'v' || i",
+    "line_index": "line_index",
+    "visit_date": "day",
+    "action_item": "line_index = 0",
+    "brand": "'AQUARIUS'",
+    "description": "case when line_index = 0 then 'Boiler service' else 'Filter' end",
+    "job_type": "'repair'",
+    "qty": "1.0",
+    "serial_nr": "case when line_index = 0 then 'SN-' || (i % 50000) || '-' || (i % 3) end",
+    "extra_data_count": "case when line_index = 0 then 1 else 0 end",
+    "run_id": "'bench-1'",
+    "fetched_at": "timestamptz '2026-11-01 10:00:00+00'",
+}
+EXTRA_COLUMNS = {
+    "visit_id": "'v' || i",
+    "line_index": "0",
+    "extra_index": "0",
+    "visit_date": "day",
+    "name": "'pressure'",
+    "caption": "'Pressure'",
+    "type": "'number'",
+    "value": "cast(1 + (i % 20) / 10.0 as varchar)",
+    "value_number": "1 + (i % 20) / 10.0",
+    "run_id": "'bench-1'",
+    "fetched_at": "timestamptz '2026-11-01 10:00:00+00'",
+}
+
+
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB type that parquet-round-trips to ``arrow_type``."""
+    if pa.types.is_list(arrow_type):
+        return duckdb_type(arrow_type.value_type) + "[]"
+    if pa.types.is_struct(arrow_type):
+        fields = ", ".join(f"{f.name} {duckdb_type(f.type)}" for f in arrow_type)
+        return f"struct({fields})"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamptz" if arrow_type.tz else "timestamp"
+    return {
+        pa.string(): "varchar",
+        pa.int64(): "bigint",
+        pa.int32(): "integer",
+        pa.int8(): "tinyint",
+        pa.float64(): "double",
+        pa.bool_(): "boolean",
+        pa.date32(): "date",
+    }[arrow_type]
+
+
+def select_list(table_schema: pa.Schema, generators: dict[str, str], overrides: dict[str, str]) -> str:
+    columns = generators | overrides
+    return ", ".join(
+        f"cast({columns.get(f.name, 'null')} as {duckdb_type(f.type)}) as {f.name}" for f in table_schema
+    )
+
+
+def write_lake(layout: DataLayout, visits: int, where: str = "true", overrides: dict | None = None) -> None:
+    """Write (or, with ``where``, rewrite) lake partitions with DuckDB, typed exactly as schema.py."""
+    overrides = overrides or {}
+    connection = duckdb.connect()
+    connection.execute("set preserve_insertion_order = false")
+    numbers = f"select i, date '{FIRST_DAY}' + cast(i % {DAYS} as integer) as day from range({visits}) t(i)"
+    # 0.1% of visits also sit, in an older version, in the partition of the day before.
+    moved = f"select i, day - 1 as day from ({numbers}) where i % 1000 = 0 and day > date '{FIRST_DAY}'"
+    moved_overrides = {"modified_at": "day - interval 1 day", "run_id": "'bench-0'"}
+    for table, generators, fanout in (
+        ("visits", VISIT_COLUMNS, "(select 0 as line_index)"),
+        ("visit_lines", LINE_COLUMNS, "(select unnest([0, 1]) as line_index)"),
+        ("line_extra_data", EXTRA_COLUMNS, "(select 0 as line_index)"),
+    ):
+        table_schema = schema.TABLES[table]
+        current = select_list(table_schema, generators, overrides)
+        older = select_list(table_schema, generators, overrides | moved_overrides)
+        query = (
+            f"select {current} from ({numbers}) cross join {fanout} where {where} "
+            f"union all select {older} from ({moved}) cross join {fanout} where {where}"
+        )
+        target = layout.table(table)
+        target.mkdir(parents=True, exist_ok=True)
+        connection.execute(
+            f"copy ({query}) to '{target}' (format parquet, partition_by (visit_date), "
+            "write_partition_columns true, overwrite_or_ignore true, filename_pattern 'part-{uuid}')"
+        )
+    connection.close()
+
+
+def republish(layout: DataLayout, visits: int, days: list[date], run: str) -> None:
+    """Replace whole partitions, as lake.publish_run does: ratings and run id change."""
+    for table in schema.TABLES:
+        for day in days:
+            shutil.rmtree(layout.table(table) / f"visit_date={day}", ignore_errors=True)
+    listed = ", ".join(f"date '{day}'" for day in days)
+    write_lake(
+        layout,
+        visits,
+        where=f"day in ({listed})",
+        overrides={"signee_rating": "5", "run_id": f"'{run}'", "fetched_at": "now()"},
+    )
+
+
+def report(label: str, result: warehouse.BuildResult, layout: DataLayout) -> None:
+    slowest = sorted(result.model_seconds.items(), key=lambda item: -item[1])[:5]
+    size = layout.warehouse.stat().st_size / 1e6
+    print(
+        f"  {label:<28} {result.seconds:7.1f} s  ({result.mode}, {len(result.changed_partitions)} partitions read,"
+        f" file {size:,.0f} MB)"
+    )
+    print("      slowest models: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in slowest))
+
+
+def bench(visits: int, keep: bool) -> None:
+    root = Path(tempfile.mkdtemp(prefix=f"bench-warehouse-{visits}-"))
+    layout = DataLayout(root)
+    try:
+        started = time.monotonic()
+        write_lake(layout, visits)
+        lake_mb = sum(p.stat().st_size for p in layout.lake.rglob("*.parquet")) / 1e6
+        print(
+            f"{visits:,} visits: lake written in {time.monotonic() - started:.0f} s "
+            f"({lake_mb:,.0f} MB parquet, {DAYS} partitions, {root})"
+        )
+
+        report("full build", warehouse.build(layout, run_id="bench-full"), layout)
+
+        one_day = [FIRST_DAY + timedelta(days=200)]
+        republish(layout, visits, one_day, "bench-2")
+        report(
+            "incremental, 1 partition",
+            warehouse.build(layout, changed_dates=one_day, run_id="bench-2"),
+            layout,
+        )
+
+        week = [FIRST_DAY + timedelta(days=300 + offset) for offset in range(7)]
+        republish(layout, visits, week, "bench-3")
+        report(
+            "incremental, 7 partitions", warehouse.build(layout, changed_dates=week, run_id="bench-3"), layout
+        )
+
+        connection = warehouse.connect_read_only(layout.warehouse)
+        try:
+            started = time.monotonic()
+            connection.execute(
+                "select driver_id, 100.0 * (sum(promoters) - sum(detractors)) / sum(rated_visits) as nps "
+                "from marts.kpi_driver_daily group by driver_id order by nps desc limit 10"
+            ).fetchall()
+            kpi_ms = (time.monotonic() - started) * 1000
+            started = time.monotonic()
+            rows = connection.execute(
+                "select territory, count(*), avg(hours_to_close) from marts.fct_visits group by territory"
+            ).fetchall()
+            fact_ms = (time.monotonic() - started) * 1000
+        finally:
+            connection.close()
+        print(
+            f"  reads: top drivers by NPS from kpi_driver_daily {kpi_ms:.0f} ms; "
+            f"{len(rows)} territories aggregated over fct_visits {fact_ms:.0f} ms"
+        )
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--visits", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--keep", action="store_true", help="keep the generated lake and warehouse")
+    parser.add_argument("--log", action="store_true", help="show the runner's per-model log")
+    arguments = parser.parse_args()
+    logging.basicConfig(level=logging.INFO if arguments.log else logging.WARNING)
+    for visits in arguments.visits:
+        bench(visits, arguments.keep)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
