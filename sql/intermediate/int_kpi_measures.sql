@@ -18,6 +18,7 @@
 -- - avg_hours_to_close = mean hours from creation to close over closed visits where both are known;
 -- - repeat_visit_rate = repeat visits / closed visits with a serviced serial number (fct_equipment_visits).
 -- A missing driver or territory counts under '(unknown)' so that the groups add up to the day.
+-- The counts and sums are additive: a ratio over several rows is recomputed from their sums.
 --
 -- columns:
 --   grouping: which KPI table the row belongs to: day, driver or territory.
@@ -36,12 +37,15 @@
 --   skip_rate: skipped_visits / visits.
 --   avg_rating: mean rating over rated visits; null when no visit is rated.
 --   csat: (promoters + passives) / rated_visits, the share rated 4 or 5; null when no visit is rated.
+--   rating_sum: sum of the ratings of rated visits, so that avg_rating over several rows is sum(rating_sum) / sum(rated_visits).
 --   jobs: job (action-item) lines of the visits.
 --   jobs_per_visit: jobs / visits.
 --   window_checked_visits: closed visits with a close time and at least one customer time window.
 --   closed_within_window_visits: of those, visits closed inside a time window.
 --   closed_within_window_rate: closed_within_window_visits / window_checked_visits; null when none.
 --   avg_hours_to_close: mean hours from creation to close over closed visits; null when none.
+--   timed_closed_visits: closed visits whose hours from creation to close are known.
+--   hours_to_close_sum: their hours from creation to close, summed (for averages over several rows).
 --   equipment_visits: closed visits with a site and at least one serviced serial number.
 --   repeat_visits: of those, visits that repeat a closed visit to the same site and serial number within 30 days.
 --   repeat_visit_rate: repeat_visits / equipment_visits; null when none.
@@ -94,10 +98,13 @@ counted as (
         count(*) filter (where nps_category = 'passive') as passives,
         count(*) filter (where nps_category = 'detractor') as detractors,
         avg(signee_rating) as avg_rating,
+        coalesce(sum(signee_rating), 0) as rating_sum,
         coalesce(sum(job_count), 0) as jobs,
         count(closed_within_time_window) as window_checked_visits,
         count(*) filter (where closed_within_time_window) as closed_within_window_visits,
         avg(hours_to_close) as avg_hours_to_close,
+        count(hours_to_close) as timed_closed_visits,
+        coalesce(sum(hours_to_close), 0) as hours_to_close_sum,
         count(is_repeat_visit) as equipment_visits,
         count(*) filter (where is_repeat_visit) as repeat_visits
     from visit_facts
@@ -122,12 +129,15 @@ final as (
         skipped_visits / visits as skip_rate,
         avg_rating,
         (promoters + passives) / nullif(rated_visits, 0) as csat,
+        rating_sum,
         jobs,
         jobs / visits as jobs_per_visit,
         window_checked_visits,
         closed_within_window_visits,
         closed_within_window_visits / nullif(window_checked_visits, 0) as closed_within_window_rate,
         avg_hours_to_close,
+        timed_closed_visits,
+        hours_to_close_sum,
         equipment_visits,
         repeat_visits,
         repeat_visits / nullif(equipment_visits, 0) as repeat_visit_rate

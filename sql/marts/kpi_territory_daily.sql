@@ -24,12 +24,15 @@
 --   skip_rate:
 --   avg_rating:
 --   csat:
+--   rating_sum:
 --   jobs:
 --   jobs_per_visit:
 --   window_checked_visits:
 --   closed_within_window_visits:
 --   closed_within_window_rate:
 --   avg_hours_to_close:
+--   timed_closed_visits:
+--   hours_to_close_sum:
 --   equipment_visits:
 --   repeat_visits:
 --   repeat_visit_rate:
@@ -56,12 +59,15 @@ final as (
         measures.skip_rate,
         measures.avg_rating,
         measures.csat,
+        measures.rating_sum,
         measures.jobs,
         measures.jobs_per_visit,
         measures.window_checked_visits,
         measures.closed_within_window_visits,
         measures.closed_within_window_rate,
         measures.avg_hours_to_close,
+        measures.timed_closed_visits,
+        measures.hours_to_close_sum,
         measures.equipment_visits,
         measures.repeat_visits,
         measures.repeat_visit_rate

@@ -148,6 +148,7 @@ def test_daily_kpis_follow_the_contract_for_every_rating_encoding(kpi_layout):
     assert day["close_rate"] == pytest.approx(0.7)
     assert day["skip_rate"] == pytest.approx(0.2)
     assert day["avg_rating"] == pytest.approx(20 / 6)
+    assert day["rating_sum"] == 20
     assert day["csat"] == pytest.approx(3 / 6)
 
 
@@ -213,6 +214,7 @@ def test_field_service_measures(kpi_layout):
     assert (day["window_checked_visits"], day["closed_within_window_visits"]) == (3, 2)
     # v01 24 h, v02 12 h; v04 closed before it was created: unknown
     assert day["avg_hours_to_close"] == pytest.approx(18.0)
+    assert (day["timed_closed_visits"], day["hours_to_close_sum"]) == (2, pytest.approx(36.0))
     # v02 repeats v21 (13 days, same site and serial once trimmed); v01 is 62 days after v20
     assert (day["equipment_visits"], day["repeat_visits"]) == (3, 1)
     repeat = query_dicts(kpi_layout, "select * from marts.fct_equipment_visits where visit_id = 'v02'")[0]
