@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -174,14 +176,23 @@ def republish(layout: DataLayout, visits: int, days: list[date], run: str) -> No
     )
 
 
-def report(label: str, result: warehouse.BuildResult, layout: DataLayout) -> None:
+def timed_build(label: str, layout: DataLayout, **arguments) -> None:
+    """One build, reported with its wall time, the CPU time it used (load-independent) and the load."""
+    cpu = time.process_time()
+    result = warehouse.build(layout, **arguments)
+    cpu = time.process_time() - cpu
     slowest = sorted(result.model_seconds.items(), key=lambda item: -item[1])[:5]
     size = layout.warehouse.stat().st_size / 1e6
     print(
-        f"  {label:<28} {result.seconds:7.1f} s  ({result.mode}, {len(result.changed_partitions)} partitions read,"
-        f" file {size:,.0f} MB)"
+        f"  {label:<26} {result.seconds:7.1f} s wall, {cpu:7.1f} s CPU ({result.mode}, "
+        f"{len(result.changed_partitions)} partitions read, file {size:,.0f} MB, "
+        f"load average {os.getloadavg()[0]:.1f}, peak RSS {peak_rss_mb():,.0f} MB)"
     )
     print("      slowest models: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in slowest))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench(visits: int, keep: bool) -> None:
@@ -196,21 +207,15 @@ def bench(visits: int, keep: bool) -> None:
             f"({lake_mb:,.0f} MB parquet, {DAYS} partitions, {root})"
         )
 
-        report("full build", warehouse.build(layout, run_id="bench-full"), layout)
+        timed_build("full build", layout, run_id="bench-full")
 
         one_day = [FIRST_DAY + timedelta(days=200)]
         republish(layout, visits, one_day, "bench-2")
-        report(
-            "incremental, 1 partition",
-            warehouse.build(layout, changed_dates=one_day, run_id="bench-2"),
-            layout,
-        )
+        timed_build("incremental, 1 partition", layout, changed_dates=one_day, run_id="bench-2")
 
         week = [FIRST_DAY + timedelta(days=300 + offset) for offset in range(7)]
         republish(layout, visits, week, "bench-3")
-        report(
-            "incremental, 7 partitions", warehouse.build(layout, changed_dates=week, run_id="bench-3"), layout
-        )
+        timed_build("incremental, 7 partitions", layout, changed_dates=week, run_id="bench-3")
 
         connection = warehouse.connect_read_only(layout.warehouse)
         try:

@@ -8,8 +8,8 @@ Publication. DuckDB lets one process write a database file, or many processes re
 So a build never opens the published file for writing: it builds a new file in a private folder
 beside it, closes it, and ``os.replace``s it over ``warehouse.duckdb``. A reader that opened the old
 file keeps reading the old (complete) build; a reader that opens the path afterwards gets the new
-one; no reader can block the build or see half of it. Views over the lake are build-time only and
-are dropped before publishing, so the published file never reads the lake live.
+one; no reader can block the build or see half of it. The staging views over the lake are
+build-time only and are dropped before publishing, so the published file never reads the lake live.
 
 Incremental builds. With ``changed_dates`` the build starts from a copy of the current warehouse and
 reads only the lake partitions that changed: those named, plus any whose files differ from what the
@@ -436,8 +436,8 @@ def _run_models(
             raise WarehouseError(f"model {model.relation} ({model.path}) failed: {error}") from error
         if model.materialized != "view":
             # A view's key is tested where it is materialized (int_visit_versions has stg_visits's
-            # grain; the fact tables that of the chosen version's lines): testing it here would
-            # scan the lake once more.
+            # grain, the fact tables that of the chosen version's lines, int_kpi_measures reads
+            # fct_equipment_visits): testing it here would compute the view once more.
             _test_key(connection, model)
         seconds[model.relation] = round(time.monotonic() - started, 3)
         log.info("model %s (%s) built in %.2fs", model.relation, model.materialized, seconds[model.relation])
@@ -470,9 +470,11 @@ def _row_counts(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def _drop_build_only(connection: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
-    """Drop what must not outlive the build: views (they read the lake) and build scratch tables."""
+    """Drop what must not outlive the build: staging views (they read the lake) and build scratch tables.
+
+    Views in the other layers read only tables of the warehouse file itself, so they stay."""
     for model in reversed(models):
-        if model.materialized == "view":
+        if model.materialized == "view" and model.layer == "staging":
             connection.execute(f"drop view if exists {model.relation}")
     for relation in BUILD_ONLY_RELATIONS:
         connection.execute(f"drop table if exists {relation}")

@@ -2,13 +2,17 @@
 --
 -- grain: one row per closed visit and serial number serviced on it
 -- key: visit_id, serial_nr
--- materialized: table
+-- materialized: view
 --
 -- Repeat visit: a closed visit to a site (site_id) for a serial number that already had a closed
 -- visit at the same site within the 30 days before (same-day visits count, ordered by date, then
 -- created_at, then visit_id). It is the usual first-time-fix proxy: the earlier visit did not fix
--- it. Only closed visits with a site_id and a non-empty serial number take part. Rebuilt in full on
--- every build because a change on one day moves the measure of the following 30 days.
+-- it. Only closed visits with a site_id and a non-empty serial number take part.
+--
+-- A view over fct_visits and fct_visit_lines (inside the warehouse file, so as safe for readers as
+-- a table): a change on one day moves the measure of the following 30 days, so it would be rebuilt
+-- in full on every build anyway, and writing millions of rows costs more than computing them when
+-- asked. int_kpi_measures reads it once per build.
 --
 -- columns:
 --   visit_id:

@@ -68,7 +68,8 @@ def _marts(layout: config.DataLayout) -> dict[str, list[tuple]]:
         tables = [
             row[0]
             for row in connection.execute(
-                "select table_name from duckdb_tables() where schema_name = 'marts' and table_name <> 'build_info'"
+                "select table_name from information_schema.tables "
+                "where table_schema = 'marts' and table_name <> 'build_info'"
             ).fetchall()
         ]
         return {
