@@ -35,6 +35,7 @@ Decisions, per kind (the reference's own examples use every one of these encodin
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -415,14 +416,23 @@ for _word in _FALSE_WORDS:
     _BOOL_LOOKUP.update({_word: False, _word.upper(): False, _word.capitalize(): False})
 
 
+@functools.cache
+def _flag_word_lookup(word: str) -> dict[Any, bool | None]:
+    """The BOOL lookup plus the attribute's own word ("required" -> true)."""
+    lookup = dict(_BOOL_LOOKUP)
+    lookup.update({word: True, word.lower(): True, word.upper(): True, word.capitalize(): True})
+    return lookup
+
+
 def _first_pass(field: Field, values: Sequence[Any]) -> list[Any]:
     """Each value's column value where it needs no function, else `_MISSING`."""
     kind = field.kind
     if kind in (Kind.BOOL, Kind.FLAG_WORD):
+        lookup = _BOOL_LOOKUP if kind is Kind.BOOL else _flag_word_lookup(field.api_name)
         try:
-            return [_BOOL_LOOKUP.get(value, _MISSING) for value in values]
+            return [lookup.get(value, _MISSING) for value in values]
         except TypeError:  # an unhashable value (a list or an object): let the function judge each
-            return [_BOOL_LOOKUP.get(value, _MISSING) if value.__class__ is not list and value.__class__
+            return [lookup.get(value, _MISSING) if value.__class__ is not list and value.__class__
                     is not dict else _MISSING for value in values]  # fmt: skip
     kept = _KEPT_AS_IS[kind]
     return [value if value.__class__ in kept else _MISSING for value in values]

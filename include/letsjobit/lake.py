@@ -29,7 +29,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import gc
-import gzip
 import logging
 import multiprocessing
 import os
@@ -37,6 +36,7 @@ import re
 import shutil
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -61,11 +61,11 @@ NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 REJECTS_FILE = "rejects.parquet"
 SEQUENCE_COLUMN = "_seq"  # spill only: the visit's read position, to keep the latest copy of a visit
 
+RAW_READ_BYTES = 4 * 2**20
 PAGES_PER_BATCH = 40  # ~4,000 visits: a worker holds one batch of parsed pages at a time
 MAX_WORKERS = 2
 ROWS_PER_FILE = 2_000_000  # a partition rolls over to a new file past this many rows
-BUFFER_BYTES = 128 * 2**20  # rows a table writer holds before writing its largest partition out
-MAX_OPEN_FILES = 256
+ROW_GROUP_BYTES = 64 * 2**20  # a partition's rows are written out as a row group past this size
 LAKE_COMPRESSION = "zstd"
 
 _PART_RE = re.compile(r"part-(.+)\.jsonl\.gz")
@@ -179,6 +179,8 @@ class _BatchSummary:
     rejects: int
     unknown_fields: dict[str, set[str]]
     visit_ids: pa.Table  # visit_id, fetched_at, _seq of every visit of the batch, to find duplicates
+    spilled: dict[str, list[SpillChunk]]  # table -> where each partition's rows are in its spill file
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -186,45 +188,97 @@ class _TableSummary:
     name: str
     rows: int
     partitions: dict[str, int]  # partition value -> rows
+    cpu_seconds: float = 0.0
+
+
+def _iter_raw_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a gzip file (several gzip members too), decompressed in large chunks.
+
+    Twice as fast as iterating `gzip.open`, whose small reads dominate on big pages.
+    """
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    tail = b""
+    with open(path, "rb") as compressed:
+        while chunk := compressed.read(RAW_READ_BYTES):
+            while chunk:
+                text = decompressor.decompress(chunk)
+                chunk = b""
+                if decompressor.eof:  # a new gzip member may follow
+                    chunk = decompressor.unused_data
+                    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                lines = (tail + text).split(b"\n")
+                tail = lines.pop()
+                yield from lines
+    if not decompressor.eof and tail + decompressor.flush():
+        raise flatten.RawPageError(f"{path}: truncated gzip stream")
+    if tail:
+        yield tail
 
 
 def _iter_batches(parts: list[Path], pages_per_batch: int) -> Iterator[_Batch]:
     """The raw lines of every part, in batches of pages; a batch never spans two parts."""
     number = 0
     for part in parts:
-        with gzip.open(part, "rb") as stream:
-            lines: list[bytes] = []
-            first_line = 1
-            for line_number, line in enumerate(stream, start=1):
-                if not lines:
-                    first_line = line_number
-                lines.append(line)
-                if len(lines) == pages_per_batch:
-                    yield _Batch(number, part.name, first_line, lines)
-                    number += 1
-                    lines = []
-            if lines:
+        lines: list[bytes] = []
+        first_line = 1
+        for line_number, line in enumerate(_iter_raw_lines(part), start=1):
+            if not lines:
+                first_line = line_number
+            lines.append(line)
+            if len(lines) == pages_per_batch:
                 yield _Batch(number, part.name, first_line, lines)
                 number += 1
+                lines = []
+        if lines:
+            yield _Batch(number, part.name, first_line, lines)
+            number += 1
 
 
 def _spill_path(spill: Path, table: str, number: int) -> Path:
-    return spill / table / f"batch-{number:07d}.arrow"
+    return spill / table / f"batch-{number:07d}.{'parquet' if table == 'rejects' else 'arrows'}"
 
 
-def _write_spill(table: pa.Table, path: Path) -> None:
+SpillChunk = tuple[str, int, int]
+"""(partition, byte offset, byte size) of one partition's rows, an IPC message in a spill file"""
+
+
+def _spill_schema(name: str) -> pa.Schema:
+    return schema.TABLES[name].append(pa.field(SEQUENCE_COLUMN, pa.int64()))
+
+
+def _write_spill(table: pa.Table, path: Path) -> list[SpillChunk]:
+    """Write a table sorted by partition as one IPC record batch message per partition.
+
+    Bare messages with their offsets (the schema is the table's, known to the reader): a writer of one
+    partition reads just its message from each spill file, without parsing a file footer every time.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+    # Stable: rows of one partition keep their reading order.
+    order = pc.sort_indices(table, sort_keys=[(schema.PARTITION_COLUMN, "ascending", "at_end")])
+    ordered = table.take(order).combine_chunks()
+    runs = pc.run_end_encode(ordered.column(schema.PARTITION_COLUMN).combine_chunks())
+    chunks: list[SpillChunk] = []
+    offset = start = 0
+    with open(path, "wb") as sink:
+        for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
+            (batch,) = ordered.slice(start, end - start).to_batches()
+            message = batch.serialize()
+            sink.write(message)
+            chunks.append((NULL_PARTITION if day is None else day.isoformat(), offset, message.size))
+            offset += message.size
+            start = end
+    return chunks
 
 
-def _read_spill(path: Path) -> pa.Table:
-    with pa.memory_map(str(path), "r") as source:
-        return pa.ipc.open_file(source).read_all()
+def _read_spill_chunk(path: Path, offset: int, size: int, spill_schema: pa.Schema) -> pa.RecordBatch:
+    with open(path, "rb") as source:
+        source.seek(offset)
+        return pa.ipc.read_record_batch(pa.py_buffer(source.read(size)), spill_schema)
 
 
 def _flatten_batch(batch: _Batch, run_id: str, spill: Path, pseudonymise_key: str | None) -> _BatchSummary:
     """Worker: parse and flatten one batch of pages, write its spill files, return the counts."""
+    cpu = time.process_time()
     collecting = gc.isenabled()
     gc.disable()  # JSON trees have no cycles; the collector would only slow the allocation storm down
     try:
@@ -243,13 +297,17 @@ def _flatten_batch(batch: _Batch, run_id: str, spill: Path, pseudonymise_key: st
             "line_extra_data": visit_sequence.take(flat.extra_data_parents),
             "rejects": pc.add(flat.reject_parents.cast(pa.int64()), base),
         }
-        tables = {**flat.tables(), "rejects": flat.rejects}
-        for name, table in tables.items():
+        spilled = {}
+        for name, table in flat.tables().items():
             if table.num_rows:
-                _write_spill(
+                spilled[name] = _write_spill(
                     table.append_column(SEQUENCE_COLUMN, sequences[name]),
                     _spill_path(spill, name, batch.number),
                 )
+        if flat.rejects.num_rows:
+            path = _spill_path(spill, "rejects", batch.number)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(flat.rejects.append_column(SEQUENCE_COLUMN, sequences["rejects"]), path)
         return _BatchSummary(
             number=batch.number,
             pages=flat.pages,
@@ -263,6 +321,8 @@ def _flatten_batch(batch: _Batch, run_id: str, spill: Path, pseudonymise_key: st
                     SEQUENCE_COLUMN: visit_sequence,
                 }
             ),
+            spilled=spilled,
+            cpu_seconds=time.process_time() - cpu,
         )
     finally:
         if collecting:
@@ -287,101 +347,63 @@ def _older_copies(visit_ids: list[pa.Table]) -> pa.Array:
     return copies.column(SEQUENCE_COLUMN).combine_chunks().filter(is_older)
 
 
-class _PartitionedWriter:
-    """Appends rows to `root/visit_date=.../part-NNNNN.parquet`, buffering each partition in memory.
-
-    Rows of a partition keep the order they are added in. When the buffered batches pass
-    `buffer_bytes`, every partition is written out as a row group, so memory stays bounded whatever
-    the number of rows or partitions.
-    """
-
-    def __init__(self, root: Path, table_schema: pa.Schema, buffer_bytes: int = BUFFER_BYTES):
-        self.root = root
-        self.schema = table_schema
-        self.buffer_bytes = buffer_bytes
-        self.buffers: dict[str, list[pa.Table]] = {}
-        self.buffered = 0
-        self.writers: dict[str, pq.ParquetWriter] = {}
-        self.rows_in_file: dict[str, int] = {}
-        self.files: dict[str, int] = {}
-        self.rows: dict[str, int] = {}
-        root.mkdir(parents=True, exist_ok=True)
-
-    def add(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        # Stable: rows of one partition keep their order. One copy per batch; partitions are slices.
-        order = pc.sort_indices(table, sort_keys=[(schema.PARTITION_COLUMN, "ascending", "at_end")])
-        ordered = table.take(order)
-        runs = pc.run_end_encode(ordered.column(schema.PARTITION_COLUMN).combine_chunks())
-        start = 0
-        for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
-            partition = NULL_PARTITION if day is None else day.isoformat()
-            self.buffers.setdefault(partition, []).append(ordered.slice(start, end - start))
-            self.rows[partition] = self.rows.get(partition, 0) + end - start
-            start = end
-        self.buffered += ordered.nbytes
-        if self.buffered > self.buffer_bytes:
-            self._flush_all()
-
-    def _flush_all(self) -> None:
-        """Write every buffered partition out (all at once, so no buffered batch stays referenced)."""
-        for partition in sorted(self.buffers):
-            self._write(partition, pa.concat_tables(self.buffers[partition]))
-        self.buffers.clear()
-        self.buffered = 0
-
-    def _write(self, partition: str, rows: pa.Table) -> None:
-        writer = self.writers.get(partition)
-        if writer is None or self.rows_in_file[partition] >= ROWS_PER_FILE:
-            if writer is not None:
-                writer.close()
-            if len(self.writers) >= MAX_OPEN_FILES:
-                oldest = next(iter(self.writers))
-                self.writers.pop(oldest).close()
-                self.rows_in_file[oldest] = ROWS_PER_FILE  # its next rows start a new file
-            number = self.files.get(partition, 0)
-            directory = self.root / partition_name(partition)
-            directory.mkdir(exist_ok=True)
-            path = directory / f"part-{number:05d}.parquet"
-            writer = pq.ParquetWriter(path, self.schema, compression=LAKE_COMPRESSION)
-            self.writers[partition] = writer
-            self.files[partition] = number + 1
-            self.rows_in_file[partition] = 0
-        writer.write_table(rows.cast(self.schema))
-        self.rows_in_file[partition] += rows.num_rows
-
-    def close(self) -> None:
-        try:
-            self._flush_all()
-        finally:
-            for writer in self.writers.values():
-                writer.close()
-            self.writers.clear()
+Sources = dict[str, list[tuple[Path, int, int]]]
+"""table -> (spill file, offset, size) of the partition's rows, in reading order"""
 
 
-def _write_staged_table(
-    name: str, spill: Path, numbers: list[int], older: pa.Array, target: Path
-) -> _TableSummary:
-    """Worker: one table's spill, older copies left out, into its visit_date partitions under `target`."""
+def _write_partition(partition: str, sources: Sources, older: pa.Array, target: Path) -> _TableSummary:
+    """Worker: one partition of every table, gathered from the spill, older copies left out."""
+    cpu = time.process_time()
+    rows: dict[str, int] = {}
+    for name, table_sources in sources.items():
+        rows[name] = _write_partition_of(name, partition, table_sources, older, target)
+    return _TableSummary(partition, sum(rows.values()), rows, time.process_time() - cpu)
+
+
+def _write_partition_of(
+    name: str, partition: str, sources: list[tuple[Path, int, int]], older: pa.Array, target: Path
+) -> int:
+    """One table's rows of one partition as parquet files of row groups of about ROW_GROUP_BYTES."""
     table_schema = schema.TABLES[name]
-    writer = _PartitionedWriter(target / name, table_schema)
+    spill_schema = _spill_schema(name)
+    directory = target / name / partition_name(partition)
+    directory.mkdir(parents=True)
+    writer: pq.ParquetWriter | None = None
+    files = rows_in_file = rows = 0
+    pending: list[pa.RecordBatch] = []
+    pending_bytes = 0
     try:
-        for number in numbers:
-            path = _spill_path(spill, name, number)
-            if not path.exists():
-                continue
-            rows = _read_spill(path)
+        for position, (path, offset, size) in enumerate(sources):
+            batch = _read_spill_chunk(path, offset, size, spill_schema)
             if len(older):
-                rows = rows.filter(pc.invert(pc.is_in(rows.column(SEQUENCE_COLUMN), value_set=older)))
-            writer.add(rows.drop_columns([SEQUENCE_COLUMN]))
+                batch = batch.filter(pc.invert(pc.is_in(batch.column(SEQUENCE_COLUMN), value_set=older)))
+            if batch.num_rows:
+                pending.append(batch)
+                pending_bytes += batch.nbytes
+            if pending and (pending_bytes >= ROW_GROUP_BYTES or position == len(sources) - 1):
+                if writer is None or rows_in_file >= ROWS_PER_FILE:
+                    if writer is not None:
+                        writer.close()
+                    path = directory / f"part-{files:05d}.parquet"
+                    writer = pq.ParquetWriter(path, table_schema, compression=LAKE_COMPRESSION)
+                    files += 1
+                    rows_in_file = 0
+                group = pa.Table.from_batches(pending).drop_columns([SEQUENCE_COLUMN]).cast(table_schema)
+                writer.write_table(group)
+                rows_in_file += group.num_rows
+                rows += group.num_rows
+                pending, pending_bytes = [], 0
     finally:
-        writer.close()
-    return _TableSummary(name, sum(writer.rows.values()), dict(writer.rows))
+        if writer is not None:
+            writer.close()
+    if writer is None:  # every row of the partition was an older copy
+        directory.rmdir()
+    return rows
 
 
 def _write_staged_rejects(spill: Path, numbers: list[int], older: pa.Array, target: Path) -> _TableSummary:
     """Worker: the run's rejects, in reading order, into one parquet file."""
+    cpu = time.process_time()
     rows = 0
     with pq.ParquetWriter(target / REJECTS_FILE, schema.REJECTS, compression=LAKE_COMPRESSION) as writer:
         writer.write_table(schema.REJECTS.empty_table())
@@ -389,7 +411,7 @@ def _write_staged_rejects(spill: Path, numbers: list[int], older: pa.Array, targ
             path = _spill_path(spill, "rejects", number)
             if not path.exists():
                 continue
-            table = _read_spill(path)
+            table = pq.read_table(path)
             if len(older):
                 sequence = table.column(SEQUENCE_COLUMN)
                 table = table.filter(
@@ -397,7 +419,7 @@ def _write_staged_rejects(spill: Path, numbers: list[int], older: pa.Array, targ
                 )
             writer.write_table(table.drop_columns([SEQUENCE_COLUMN]).cast(schema.REJECTS))
             rows += table.num_rows
-    return _TableSummary("rejects", rows, {})
+    return _TableSummary("rejects", rows, {}, time.process_time() - cpu)
 
 
 class _InlineExecutor(Executor):
@@ -482,6 +504,7 @@ def stage_run(
         timings[phase] = round(now - clock, 3)
         clock = now
 
+    main_cpu = time.process_time()
     try:
         with _executor(workers) as executor:
             summaries = _flatten_all(executor, workers, parts, run_id, spill, key, pages_per_batch)
@@ -489,13 +512,25 @@ def stage_run(
             older = _older_copies([summary.visit_ids for summary in summaries])
             lap("dedupe")
             numbers = [summary.number for summary in summaries]
-            jobs = [
-                executor.submit(_write_staged_table, name, spill, numbers, older, staged)
-                for name in TABLE_NAMES
-            ]
-            jobs.append(executor.submit(_write_staged_rejects, spill, numbers, older, staged))
-            tables = {job.result().name: job.result() for job in jobs}
+            sources: dict[str, Sources] = {}
+            for summary in summaries:
+                for name, partitions in summary.spilled.items():
+                    path = _spill_path(spill, name, summary.number)
+                    for partition, offset, size in partitions:
+                        sources.setdefault(partition, {}).setdefault(name, []).append((path, offset, size))
+            jobs = [executor.submit(_write_staged_rejects, spill, numbers, older, staged)]
+            # Biggest partitions first, so that the workers finish together.
+            for partition in sorted(sources, key=lambda p: -sum(len(v) for v in sources[p].values())):
+                jobs.append(executor.submit(_write_partition, partition, sources[partition], older, staged))
+            written = [job.result() for job in jobs]
             lap("write")
+            for name in TABLE_NAMES:
+                (staged / name).mkdir(exist_ok=True)
+        # CPU seconds of the work itself, whatever else the machine runs (inline: counted in flatten/write).
+        timings["cpu_flatten"] = round(sum(summary.cpu_seconds for summary in summaries), 3)
+        timings["cpu_write"] = round(sum(job.cpu_seconds for job in written), 3)
+        if workers > 1:
+            timings["cpu_main"] = round(time.process_time() - main_cpu, 3)
         shutil.rmtree(spill)
         _replace_dir(staged, final, work / "previous")
     finally:
@@ -511,17 +546,22 @@ def stage_run(
             run_id, table, ", ".join(sorted(names)),
         )  # fmt: skip
     visits_read = sum(summary.rows["visits"] for summary in summaries)
+    rejects, *partitions = written
+    rows = {name: sum(job.partitions.get(name, 0) for job in partitions) for name in TABLE_NAMES}
+    visits_without_date = sum(
+        job.partitions.get("visits", 0) for job in partitions if job.name == NULL_PARTITION
+    )
     result = StageResult(
         run_id=run_id,
         path=str(final),
-        rows={name: tables[name].rows for name in TABLE_NAMES},
-        rejects=tables["rejects"].rows,
+        rows=rows,
+        rejects=rejects.rows,
         pages=sum(summary.pages for summary in summaries),
         parts=len(parts),
         visits_read=visits_read,
         duplicates_dropped=len(older),
-        partitions=sorted(set().union(*(tables[name].partitions for name in TABLE_NAMES))),
-        visits_without_date=tables["visits"].partitions.get(NULL_PARTITION, 0),
+        partitions=sorted(job.name for job in partitions if job.rows),
+        visits_without_date=visits_without_date,
         unknown_fields={table: sorted(names) for table, names in sorted(unknown.items())},
         workers=workers,
         seconds=round(time.monotonic() - started, 3),

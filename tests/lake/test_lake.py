@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import orjson
 import pyarrow.parquet as pq
 import pytest
 
@@ -216,7 +217,7 @@ if mode == "publish":
     lake._replace_dir = dies_on_second_call(lake._replace_dir)
     lake.publish_run("run-b", layout, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)])
 else:
-    lake._PartitionedWriter._write = dies_on_second_call(lake._PartitionedWriter._write)
+    lake._write_partition_of = dies_on_second_call(lake._write_partition_of)
     lake.stage_run("run-a", layout, workers=1)
 print("finished")
 """
@@ -301,3 +302,14 @@ def test_prune_keeps_the_newest_runs_and_any_pending_publication(layout):
 
     assert sorted(p.name for p in layout.raw.iterdir()) == ["run_id=run-0", "run_id=run-2", "run_id=run-3"]
     assert sorted(p.name for p in layout.staging.iterdir()) == ["run-0", "run-2", "run-3"]
+
+
+def test_raw_parts_may_hold_several_gzip_members_and_a_truncated_one_is_an_error(layout):
+    path = write_raw_part(layout, "run-a", "full", [raw_page(visits_over_days(3))])
+    with gzip.open(path, "ab") as out:  # a second gzip member, as appending writers leave
+        out.write(orjson.dumps(raw_page(visits_over_days(2, prefix="w"), offset=3)) + b"\n")
+    assert lake.stage_run("run-a", layout, workers=1).rows["visits"] == 5
+
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(flatten.RawPageError, match="truncated"):
+        lake.stage_run("run-a", layout, workers=1)
