@@ -196,7 +196,7 @@ def _unknown_json(rows: list[dict[str, Any]], known: frozenset[str], names: set[
     """`extra_fields` for each row: JSON text of the fields the reference does not list, or NULL."""
     texts: list[str | None] = [None] * len(rows)
     for position, row in enumerate(rows):
-        if not row.keys() <= known:
+        if not known.issuperset(row):
             unknown = {key: value for key, value in row.items() if key not in known}
             names.update(unknown)
             texts[position] = coerce.json_text(unknown)

@@ -62,7 +62,9 @@ REJECTS_FILE = "rejects.parquet"
 SEQUENCE_COLUMN = "_seq"  # spill only: the visit's read position, to keep the latest copy of a visit
 
 RAW_READ_BYTES = 4 * 2**20
-PAGES_PER_BATCH = 40  # ~4,000 visits: a worker holds one batch of parsed pages at a time
+# ~6,000 visits: a worker holds one batch of parsed pages at a time (~150 MB); bigger batches mean
+# fewer, larger spill chunks per partition, which the writers gather faster, but more memory.
+PAGES_PER_BATCH = 60
 MAX_WORKERS = 2
 ROWS_PER_FILE = 2_000_000  # a partition rolls over to a new file past this many rows
 ROW_GROUP_BYTES = 64 * 2**20  # a partition's rows are written out as a row group past this size
@@ -388,7 +390,9 @@ def _write_partition_of(
                     writer = pq.ParquetWriter(path, table_schema, compression=LAKE_COMPRESSION)
                     files += 1
                     rows_in_file = 0
-                group = pa.Table.from_batches(pending).drop_columns([SEQUENCE_COLUMN]).cast(table_schema)
+                # One chunk per column: the parquet writer pays a fixed cost per chunk and column.
+                group = pa.Table.from_batches([pa.concat_batches(pending)]).drop_columns([SEQUENCE_COLUMN])
+                group = group.cast(table_schema)
                 writer.write_table(group)
                 rows_in_file += group.num_rows
                 rows += group.num_rows
@@ -452,13 +456,13 @@ def _flatten_all(
     pseudonymise_key: str | None,
     pages_per_batch: int,
 ) -> list[_BatchSummary]:
-    """Flatten every batch of every part, with at most two batches per worker in flight."""
+    """Flatten every batch of every part; one batch waits while each worker runs one (bounded memory)."""
     summaries: list[_BatchSummary] = []
     pending: set[Future] = set()
     try:
         for batch in _iter_batches(parts, pages_per_batch):
             pending.add(executor.submit(_flatten_batch, batch, run_id, spill, pseudonymise_key))
-            if len(pending) >= 2 * workers:
+            if len(pending) > workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 summaries.extend(future.result() for future in done)
         done, pending = wait(pending)
