@@ -993,7 +993,9 @@ class _Stitcher:
     def __init__(self, first: Page, settings: ClientSettings, stats: ScanStats) -> None:
         self.stats = stats
         self.max_repair_attempts = settings.max_repair_attempts
-        self.lookahead = max(4 * settings.max_concurrency, 16)
+        # Pages requested ahead of the chain: enough to keep every thread busy, few enough that the
+        # pages waiting to be consumed stay a small, fixed amount of memory.
+        self.lookahead = max(2 * settings.max_concurrency, 8)
         self.page_size = max(len(first.data), 1)
         self.stride = self.page_size - 1 if self.page_size > 1 else 1
         total = first.total_records
