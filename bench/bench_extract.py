@@ -142,6 +142,18 @@ def child_dlt(base_url: str, workdir: Path, ids_path: Path | None) -> dict:
     return {"ok": True, "visits": len(set(ids)), "rows": len(ids), "wall": wall, "api_wall": api_wall}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and
+    exec, so a child would report its parent's peak if that was higher."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_child(tool: str, base_url: str, want_ids: bool = False, env: dict | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-{tool}-") as tmp:
         ids_path = Path(tmp) / "ids.json"
@@ -374,7 +386,7 @@ def main() -> None:
 
     if args.child:
         result = (child_ours if args.child == "ours" else child_dlt)(args.base_url, args.workdir, args.ids)
-        result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["rss_mb"] = peak_rss_mb()
         sys.stdout.write(json.dumps(result) + "\n")
         return
 

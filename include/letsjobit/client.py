@@ -657,7 +657,9 @@ class LetsJobItClient:
                             f"(page at offset {page.offset})",
                         }
                     )
-                log.info(
+                # The first few changes at INFO; a listing that keeps changing would flood the log.
+                log.log(
+                    logging.INFO if stats.drift["total_changed"] <= 5 else logging.DEBUG,
                     "Drift: totalRecords changed %s -> %s (page at offset %s); the page chain check will "
                     "catch any shift",
                     stats.total_records_last,
@@ -1268,7 +1270,8 @@ class _Progress:
         s = self.stats
         elapsed = max(now - s.started, 1e-9)
         log.info(
-            "Visits%s: page %s/%s (%.0f%%), %s visits, %.0f visits/s, %s rate waits (%.1f s), %s 429s, "
+            "Visits%s: page %s/%s (%.0f%%), %s visits, %.0f visits/s, %s waits for the rate budget "
+            "(%.1f s summed over threads), %s 429s, "
             "%s retries, %s drift events",
             _describe_filters(self.params),
             s.pages,
@@ -1287,7 +1290,8 @@ class _Progress:
         s = self.stats
         log.info(
             "Visits%s done: %s distinct visits (%s reported at start, %s at end) in %s pages / %s requests, "
-            "%.1f s, %.0f visits/s; %s rate waits (%.1f s), %s 429s, %s retries %s, drift %s",
+            "%.1f s, %.0f visits/s; %s waits for the rate budget (%.1f s summed over threads), %s 429s, "
+            "%s retries%s, drift: %s",
             _describe_filters(self.params),
             s.distinct_visits,
             s.total_records_first,
@@ -1300,6 +1304,6 @@ class _Progress:
             s.rate_wait_seconds,
             s.rate_limited_429,
             sum(s.retries.values()),
-            dict(s.retries) or "",
+            f" {dict(s.retries)}" if s.retries else "",
             dict(s.drift) or "none",
         )
