@@ -125,9 +125,13 @@ def child_dlt(base_url: str, workdir: Path, ids_path: Path | None) -> dict:
         pipeline.normalize()
         pipeline.load()
     except Exception as exc:  # the figure is that it failed, and how
+        root = exc
+        while root.__cause__ is not None or root.__context__ is not None:
+            root = root.__cause__ or root.__context__
+        reason = str(root).strip().splitlines()[0][:160] if str(root).strip() else ""
         return {
             "ok": False,
-            "error": f"{type(exc).__name__}: {str(exc)[:300]}",
+            "error": f"{type(root).__name__}: {reason}",
             "wall": time.monotonic() - started,
             "visits": 0,
         }
