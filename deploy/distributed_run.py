@@ -46,6 +46,8 @@ DB_NAME = "airflow"
 ADMIN_USER = "admin"
 LOG_TAIL_LINES = 40
 STOP_GRACE_SECONDS = 15.0
+# How long a component may take to come up; generous, because CI machines are shared and slow at times.
+START_TIMEOUT_SECONDS = 240.0
 
 
 class DistributedRunError(RuntimeError):
@@ -363,7 +365,7 @@ def simulator_base_url(processes: Processes, simulator: Started) -> str:
                 return line.split(" ", 1)[1].strip()
         return None
 
-    return wait_until("the simulator to print LISTENING", listening_url, 60, processes)
+    return wait_until("the simulator to print LISTENING", listening_url, START_TIMEOUT_SECONDS, processes)
 
 
 # --- Airflow ------------------------------------------------------------------------------------------
@@ -683,16 +685,24 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
             ),
             env=env,
         )
-        wait_until("the API server to be healthy", lambda: api_server_healthy(cluster), 120, processes)
+        wait_until(
+            "the API server to be healthy",
+            lambda: api_server_healthy(cluster),
+            START_TIMEOUT_SECONDS,
+            processes,
+        )
         client = RestClient(cluster.api_url, ADMIN_USER, cluster.admin_password)
         for worker in workers:
             wait_until(
-                f"{worker.name} to be ready", lambda worker=worker: worker_ready(worker), 120, processes
+                f"{worker.name} to be ready",
+                lambda worker=worker: worker_ready(worker),
+                START_TIMEOUT_SECONDS,
+                processes,
             )
         wait_until(
             f"the DAG {options.dag_id} to be parsed",
             lambda: dag_parsed(client, options.dag_id),
-            120,
+            START_TIMEOUT_SECONDS,
             processes,
         )
         lap("services_ready")
@@ -711,6 +721,7 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
 
         state = wait_until(f"run {run_id} to finish", finished, options.run_timeout, processes, interval=1.0)
         lap("dag_run")
+        log.info("run %s ended %s; seconds per phase: %s", run_id, state, seconds)
         report = RunReport(
             dag_id=options.dag_id,
             run_id=run_id,
