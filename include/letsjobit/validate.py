@@ -396,7 +396,8 @@ def _parameters(
     if expected_visits is not None:
         parameters[suites.EXPECTED_VISITS] = expected_visits - tables["visits"].previous_rows
     for name, rows in (rows_flattened or {}).items():
-        parameters[suites.rows_flattened_parameter(name)] = rows - tables[name].previous_rows
+        if name in tables:  # other counts (rejects, say) are not reconciled here
+            parameters[suites.rows_flattened_parameter(name)] = rows - tables[name].previous_rows
     return parameters
 
 

@@ -274,7 +274,7 @@ def test_changed_types_are_a_schema_break(layout):
 def test_count_mismatches_fail_reconciliation(layout):
     rows = good_rows(10)
     write_staged(layout, rows)
-    flattened = counts(rows) | {"visit_lines": 21}
+    flattened = counts(rows) | {"visit_lines": 21, "rejects": 3}
 
     error = failed_audit(layout, rows, expected_visits=12, rows_flattened=flattened)
 
