@@ -438,6 +438,14 @@ class _InlineExecutor(Executor):
         return future
 
 
+def default_workers() -> int:
+    """The CPUs, at most MAX_WORKERS; 1 inside a daemonic process (a Celery prefork worker's task),
+    which may not start children of its own."""
+    if multiprocessing.current_process().daemon:
+        return 1
+    return min(MAX_WORKERS, os.cpu_count() or 1)
+
+
 def _executor(workers: int) -> Executor:
     if workers <= 1:
         return _InlineExecutor()
@@ -488,7 +496,7 @@ def stage_run(
     """
     started = time.monotonic()
     key = config.pseudonymise_key() if pseudonymise_key is ... else pseudonymise_key
-    workers = workers or min(MAX_WORKERS, os.cpu_count() or 1)
+    workers = workers or default_workers()
     parts = raw_parts(layout, run_id)
     final = staging_dir(layout, run_id)
     layout.staging.mkdir(parents=True, exist_ok=True)

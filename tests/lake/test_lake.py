@@ -112,6 +112,25 @@ def test_the_worker_pool_stages_exactly_what_one_process_stages(layout, tmp_path
         assert lake.read_table(Path(two.path) / table).equals(lake.read_table(Path(one.path) / table))
 
 
+def _stage_in_daemon(root: str, queue) -> None:
+    result = lake.stage_run("run-a", DataLayout(Path(root)))
+    queue.put((result.workers, result.rows["visits"]))
+
+
+def test_staging_inside_a_daemonic_process_runs_in_process(layout):
+    # A Celery prefork worker runs tasks in daemonic processes, which may not start a pool of their own.
+    import multiprocessing
+
+    write_raw_part(layout, "run-a", "full", [raw_page(visits_over_days(6))])
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_stage_in_daemon, args=(str(layout.root), queue), daemon=True)
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == (1, 6)
+
+
 def test_an_empty_run_stages_empty_tables(layout):
     write_raw_part(layout, "run-a", "full", [raw_page([])])
     result = lake.stage_run("run-a", layout, workers=1)
