@@ -9,6 +9,7 @@ Every module reads paths and settings from here; nothing else calls ``os.environ
 | LETSJOBIT_DATA_DIR    | <project>/data               | lake/ (parquet), warehouse.duckdb, reports/          |
 | LETSJOBIT_PSEUDONYMISE_KEY | unset: contacts kept as is | key for hashing contact emails and phones            |
 | LETSJOBIT_TASK_RETRY_DELAY_SECONDS | 60             | wait before a failed task's first retry (then doubles) |
+| LETSJOBIT_KEEP_RUNS   | 30                           | runs whose raw pages and staging area are kept       |
 """
 
 from __future__ import annotations
@@ -113,3 +114,8 @@ def task_retry_delay() -> timedelta:
     hard-coded 300 s for it.
     """
     return timedelta(seconds=float(os.environ.get("LETSJOBIT_TASK_RETRY_DELAY_SECONDS") or 60))
+
+
+def keep_runs() -> int:
+    """How many of the newest runs keep their raw pages and staging area (for replay and audit)."""
+    return max(1, int(os.environ.get("LETSJOBIT_KEEP_RUNS") or 30))

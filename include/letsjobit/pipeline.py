@@ -175,6 +175,7 @@ def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any
         },
     }
     atomic_write_json(last_publication_path(layout), publication)
+    lake.prune_runs(layout, keep=config.keep_runs())
     log.info(
         "Published run %s (%s)", run_id, "full refresh" if partitions is None else f"{len(partitions)} dates"
     )
