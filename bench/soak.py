@@ -384,6 +384,7 @@ def reader_main(warehouse: Path, out: Path, pause: float = READER_PAUSE_SECONDS)
     """A reader process: query the published warehouse read-only until SIGTERM, then write figures."""
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    out.with_name(out.name + ".ready").touch()  # SIGTERM now ends the loop and writes the figures
     figures: dict[str, Any] = {"queries": 0, "errors": 0, "inconsistent": 0, "waiting": 0, "samples": []}
     builds: list[str] = []
     while not stopping.is_set():
@@ -433,6 +434,18 @@ class Readers:
             )
             for out in self.outputs
         ]
+
+    def wait_until_ready(self, timeout: float = 120.0) -> None:
+        """Block until every reader handles SIGTERM (before that, stopping it would lose its figures)."""
+        deadline = time.monotonic() + timeout
+        for process, out in zip(self.processes, self.outputs, strict=True):
+            ready = out.with_name(out.name + ".ready")
+            while not ready.exists():
+                if process.poll() is not None:
+                    raise RuntimeError(f"reader {out.name} exited ({process.returncode}) before it was ready")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reader {out.name} was not ready within {timeout:.0f} s")
+                time.sleep(0.1)
 
     def stop(self) -> dict[str, Any]:
         for process in self.processes:
@@ -828,6 +841,7 @@ def run_soak(settings: SoakSettings) -> SoakReport:
         home.init()
         layout = config.DataLayout(home.data_dir)
         readers = Readers(layout.warehouse, logs, settings.readers)
+        readers.wait_until_ready()
         try:
             admin.post("reset", {"counters": True})
             previous_run_id = None

@@ -141,7 +141,8 @@ def test_readers_report_an_inconsistent_snapshot(tmp_path):
         connection.execute("create table marts.kpi_territory_daily as select visits from marts.kpi_daily")
         connection.execute("create table marts.kpi_driver_daily as select visits from marts.kpi_daily")
     readers = soak.Readers(layout.warehouse, tmp_path, count=1)
-    time.sleep(4)  # the reader starts (imports duckdb) and queries a few times
+    readers.wait_until_ready()
+    time.sleep(2)  # a few queries
 
     figures = readers.stop()
 
