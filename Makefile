@@ -26,7 +26,7 @@ run: install
 	$(BIN)/python -m include.letsjobit.demo
 
 test: install
-	$(BIN)/python -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
