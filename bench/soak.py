@@ -564,6 +564,7 @@ class Attempt:
     kill_phase: str | None = None
     killed: bool = False
     killed_in_phase: bool = False
+    survivors: list[int] = field(default_factory=list)  # processes of the run alive after its SIGKILL
     log: str = ""
 
 
@@ -610,6 +611,12 @@ def run_attempt(
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
     result.seconds = round(time.monotonic() - started, 1)
+    if result.killed:
+        time.sleep(0.5)  # the group's other members are gone a moment after its leader
+        result.survivors = processes_of(home)
+        for pid in result.survivors:  # our own descendants, which the kill should have ended
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     log.info(
         "run %d attempt %d: exit %s in %.1f s%s",
         plan.number, attempt, result.exit_code, result.seconds,
@@ -617,6 +624,17 @@ def run_attempt(
         if result.killed else "",
     )  # fmt: skip
     return result
+
+
+def processes_of(home: AirflowHome) -> list[int]:
+    """Processes still running with this Airflow home (after a kill: any would be a run living on)."""
+    marker = f"AIRFLOW_HOME={home.path}".encode()
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+    return pids
 
 
 def snapshot_problem(warehouse: Path, expected_run_id: str | None) -> str | None:
@@ -740,6 +758,9 @@ class SoakReport:
             problems.append(
                 f"readers: {self.readers['errors']} errors, {self.readers['inconsistent']} inconsistent snapshots"
             )
+        survivors = sum(len(a.survivors) for run in self.runs for a in run.attempts)
+        if survivors:
+            problems.append(f"{survivors} processes of killed runs were still running after the SIGKILL")
         if self.snapshots_broken_after_kill:
             problems.append(f"{self.snapshots_broken_after_kill} broken warehouse snapshots after a kill")
         if self.key_leaks:
