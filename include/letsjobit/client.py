@@ -259,11 +259,11 @@ class Page:
 
     @property
     def total_records(self) -> int:
-        return int(self.meta["totalRecords"])
+        return _meta_number(self.meta, "totalRecords", self.offset)
 
     @property
     def remaining_records(self) -> int:
-        return int(self.meta["remainingRecords"])
+        return _meta_number(self.meta, "remainingRecords", self.offset)
 
     @property
     def ids(self) -> list[str]:
