@@ -250,7 +250,7 @@ def parse_rate_headers(headers) -> tuple[int | None, float | None]:
     if remaining_raw is not None:
         try:
             remaining = int(float(remaining_raw))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: "inf", "1e400"
             log.warning("Ignoring unparseable X-RateLimit-Remaining header %r", remaining_raw)
     if reset_raw is not None:
         try:
