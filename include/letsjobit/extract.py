@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from include.letsjobit.client import LetsJobItClient, ScanStats, normalize_filters
+from include.letsjobit import coerce
+from include.letsjobit.client import LetsJobItClient, Page, ScanStats, normalize_filters
 from include.letsjobit.config import DataLayout
 
 log = logging.getLogger(__name__)
@@ -88,16 +89,7 @@ def extract_to_raw(
     try:
         with gzip.open(tmp, "wb", compresslevel=GZIP_LEVEL) as out:
             for page in client.iter_pages(stats=stats, **filters):
-                out.write(
-                    orjson.dumps(
-                        {
-                            "offset": page.offset,
-                            "filters": page.filters,
-                            "fetched_at": page.fetched_at.isoformat(timespec="microseconds"),
-                            "body": page.body,
-                        }
-                    )
-                )
+                out.write(_raw_line(page))
                 out.write(b"\n")
                 for visit in page.new_data:
                     if isinstance(visit, dict) and visit.get("date") is not None:
@@ -150,6 +142,20 @@ def extract_to_raw(
         result.drift_events,
     )
     return result
+
+
+def _raw_line(page: Page) -> bytes:
+    """One page as a raw JSON line."""
+    line = {
+        "offset": page.offset,
+        "filters": page.filters,
+        "fetched_at": page.fetched_at.isoformat(timespec="microseconds"),
+        "body": page.body,
+    }
+    try:
+        return orjson.dumps(line)
+    except orjson.JSONEncodeError:  # nested beyond the 254 levels orjson writes (it reads 1,024)
+        return coerce.json_text(line).encode()
 
 
 def read_raw_pages(path: Path):
