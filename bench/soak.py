@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import random
+import resource
 import secrets
 import shutil
 import signal
@@ -707,6 +708,8 @@ class SoakReport:
     key_leaks: list[str]
     debris: list[str]
     seconds: float
+    cpu_seconds: float
+    load_average: float  # of the machine over the last 5 minutes, at the end
     workdir: str
 
     @property
@@ -819,6 +822,10 @@ class SoakReport:
             ("visits duplicated", str(self.total("duplicated"))),
             ("visits with wrong values", str(self.total("mismatched"))),
             ("ghost rows (deleted or moved visits)", str(self.total("ghosts"))),
+            (
+                "most visits absent at once, moved out of a window (back at the next full refresh)",
+                str(max((run.check.absent_elsewhere for run in self.runs if run.check), default=0)),
+            ),
             ("KPI dates checked", str(self.total("kpi_dates"))),
             ("KPI mismatches", str(self.total("kpi_mismatches"))),
             ("429s caused by the client", str(self.client_429)),
@@ -826,14 +833,23 @@ class SoakReport:
             ("API key found in files", str(len(self.key_leaks))),
             ("temporary files left by killed attempts", str(len(self.debris))),
             ("wall time", f"{self.seconds:.0f} s"),
+            ("CPU time (soak, Airflow runs, readers, simulator)", f"{self.cpu_seconds:.0f} s"),
+            ("machine load average (5 min, at the end; 2 cores)", f"{self.load_average:g}"),
         ]
         lines += ["", "| figure | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in totals]
         return "\n".join(lines)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of every child it has waited for (Airflow runs, readers, simulator)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_soak(settings: SoakSettings) -> SoakReport:
     started = time.monotonic()
+    cpu_started = cpu_seconds()
     work = settings.workdir or Path(tempfile.mkdtemp(prefix="letsjobit-soak-"))
     work.mkdir(parents=True, exist_ok=True)
     logs = work / "logs"
@@ -882,6 +898,8 @@ def run_soak(settings: SoakSettings) -> SoakReport:
         key_leaks=leaks,
         debris=debris(layout),
         seconds=round(time.monotonic() - started, 1),
+        cpu_seconds=round(cpu_seconds() - cpu_started, 1),
+        load_average=round(os.getloadavg()[1], 1),
         workdir=str(work),
     )
     if not settings.keep and not report.failures() and settings.workdir is None:
