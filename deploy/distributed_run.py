@@ -8,8 +8,8 @@ It triggers the DAG through the REST API, waits for the run to end, reads from t
 worker ran each task instance, reads the simulator's counters, and stops everything it started by
 process group, whatever happened. Logs go to a temporary directory; their tails are printed on failure.
 
-    python -m deploy.distributed_run                  # letsjobit_visits, full refresh
-    python -m deploy.distributed_run --dags-folder tests/deploy/dags --dag-id deploy_smoke --no-simulator
+    python -m deploy.distributed_run                  # letsjobit_visits, full refresh, on the simulator
+    python -m deploy.distributed_run --conf '{"full_refresh": false}' --logical-date 2026-11-24T00:00:00Z
 """
 
 from __future__ import annotations

@@ -181,6 +181,7 @@ def test_mounts_lay_the_project_over_the_image_where_the_code_looks(services):
         bound = mounts(services[name])
         for folder in ("dags", "plugins", "include", "sql"):
             assert bound[str(CONTAINER_ROOT / folder)] == f"./{folder}", (name, folder)
+            assert (PROJECT_ROOT / folder).is_dir(), folder
     assert config.SQL_DIR.relative_to(config.PROJECT_ROOT) == Path("sql")
 
 
@@ -277,6 +278,7 @@ def test_dockerfile_installs_the_pinned_requirements_then_the_project_without_de
     assert any("pyproject.toml" in copy for copy in copies)
     for folder in ("include", "dags", "plugins", "sql", "deploy", "dashboard"):
         assert any(copy.endswith(f"{folder}/ /opt/airflow/{folder}/") for copy in copies), folder
+        assert (PROJECT_ROOT / folder).is_dir(), f"the Dockerfile copies {folder}/, which is missing"
 
 
 def dashboard_exec_argv(arguments: list[str]) -> list[str]:
