@@ -10,9 +10,9 @@ import threading
 import time
 
 import duckdb
-from include.letsjobit.warehouse import build
 
 from dashboard import queries
+from include.letsjobit.warehouse import build
 from tests.dashboard import fixture_lake as fl
 from tests.dashboard.conftest import APP
 from tests.dashboard.test_app import DEFAULT, assert_ran_cleanly, expected_tiles, open_app, tiles
