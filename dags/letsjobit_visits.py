@@ -60,13 +60,14 @@ default_args = {
 )
 def letsjobit_visits():
     @task
-    def plan(params=None, data_interval_start=None, data_interval_end=None) -> list[dict]:
+    def plan(params=None, data_interval_start=None, data_interval_end=None, dag_run=None) -> list[dict]:
         return pipeline.plan_chunks(
             full_refresh=params["full_refresh"],
             interval_start=data_interval_start,
             interval_end=data_interval_end,
             lookback_days=params["lookback_days"],
             lookahead_days=params["lookahead_days"],
+            run_after=dag_run.run_after if dag_run is not None else None,
         )
 
     # The pool bounds how many chunks call the API at once; the key's rate budget is shared by all of them.

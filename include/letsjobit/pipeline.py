@@ -29,7 +29,11 @@ def safe_run_id(airflow_run_id: str) -> str:
 
 
 def window_dates(
-    interval_start: datetime, interval_end: datetime, lookback_days: int, lookahead_days: int
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    lookback_days: int,
+    lookahead_days: int,
+    run_after: datetime | None = None,
 ) -> list[date]:
     """Visit dates a scheduled run re-extracts: its data interval widened by look-back and look-ahead days.
 
@@ -37,6 +41,11 @@ def window_dates(
     filter, so each run re-reads a window of dates around its interval and replaces exactly those
     partitions.
     """
+    if interval_start is None or interval_end is None:
+        # Airflow 3 gives a run triggered without a logical date (UI, REST) no data interval: use its run_after.
+        if run_after is None:
+            raise ValueError("a window run needs a data interval or a run_after moment")
+        interval_start = interval_end = run_after
     if lookback_days < 0 or lookahead_days < 0:
         raise ValueError(f"look-back ({lookback_days}) and look-ahead ({lookahead_days}) days must be >= 0")
     first = interval_start.date() - timedelta(days=lookback_days)
@@ -54,6 +63,7 @@ def plan_chunks(
     lookback_days: int,
     lookahead_days: int,
     dates_per_chunk: int = 3,
+    run_after: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Split the run's extraction into chunks for dynamic task mapping.
 
@@ -63,7 +73,7 @@ def plan_chunks(
     """
     if full_refresh:
         return [{"chunk": FULL_REFRESH_CHUNK, "dates": None}]
-    dates = window_dates(interval_start, interval_end, lookback_days, lookahead_days)
+    dates = window_dates(interval_start, interval_end, lookback_days, lookahead_days, run_after)
     chunks = []
     for start in range(0, len(dates), dates_per_chunk):
         group = dates[start : start + dates_per_chunk]

@@ -47,3 +47,11 @@ def test_run_ids_become_safe_folder_names():
     assert (
         pipeline.safe_run_id("scheduled__2026-11-20T04:00:00+00:00") == "scheduled__2026-11-20T04_00_00_00_00"
     )
+
+
+def test_a_run_triggered_without_logical_date_windows_around_run_after():
+    moment = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    chunks = pipeline.plan_chunks(False, None, None, 1, 1, run_after=moment)
+    assert [day for chunk in chunks for day in chunk["dates"]] == ["2026-11-19", "2026-11-20", "2026-11-21"]
+    with pytest.raises(ValueError, match="run_after"):
+        pipeline.window_dates(None, None, 1, 1)
