@@ -91,6 +91,9 @@ _WINDOW_KEYS = frozenset({"earliest", "latest"})
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT8_MIN, INT8_MAX = -(2**7), 2**7 - 1
+# Digits beyond any column's range (int64 has 19). Checked before int(): it refuses strings of more than
+# 4,300 digits, and int(Decimal("1e999999")) builds a million-digit number for minutes.
+_MAX_INTEGER_DIGITS = 21
 
 
 def json_text(value: Any) -> str:
@@ -177,6 +180,8 @@ def _integer(value: Any, reason: str) -> int | None:
         if not text:
             return None
         if _INTEGER_RE.fullmatch(text):
+            if len(text.lstrip("+-").lstrip("0")) > _MAX_INTEGER_DIGITS:
+                raise CoercionError(REASON_OUT_OF_RANGE)
             return int(text)
         if _NUMBER_RE.fullmatch(text):
             try:
@@ -184,6 +189,8 @@ def _integer(value: Any, reason: str) -> int | None:
             except InvalidOperation:
                 raise CoercionError(reason) from None
             if number == number.to_integral_value():
+                if number.adjusted() >= _MAX_INTEGER_DIGITS:
+                    raise CoercionError(REASON_OUT_OF_RANGE)
                 return int(number)
         raise CoercionError(reason)
     raise CoercionError(reason)
