@@ -90,6 +90,9 @@ class StageResult:
     parts: int
     visits_read: int  # visits with an id read from the pages, duplicates included
     duplicates_dropped: int  # older copies of a visit fetched more than once
+    # Extra raw parts a visit was listed in (a visit rescheduled while a window run read two of its
+    # dates is in both listings, counted by both, staged once): what reconciliation subtracts.
+    visits_in_several_parts: int
     partitions: list[str]  # staged visit_date partitions (ISO dates, NULL_PARTITION for no date)
     visits_without_date: int
     unknown_fields: dict[str, list[str]] = field(default_factory=dict)
@@ -176,6 +179,7 @@ class _Batch:
 @dataclass
 class _BatchSummary:
     number: int
+    source: str  # the raw part the batch was read from
     pages: int
     rows: dict[str, int]
     rejects: int
@@ -312,6 +316,7 @@ def _flatten_batch(batch: _Batch, run_id: str, spill: Path, pseudonymise_key: st
             pq.write_table(flat.rejects.append_column(SEQUENCE_COLUMN, sequences["rejects"]), path)
         return _BatchSummary(
             number=batch.number,
+            source=batch.source,
             pages=flat.pages,
             rows={name: table.num_rows for name, table in flat.tables().items()},
             rejects=flat.rejects.num_rows,
@@ -347,6 +352,26 @@ def _older_copies(visit_ids: list[pa.Table]) -> pa.Array:
     first_of_visit = pc.not_equal(visit_id.slice(1), visit_id.slice(0, len(visit_id) - 1))
     is_older = pa.concat_arrays([pa.array([False]), pc.invert(first_of_visit)])
     return copies.column(SEQUENCE_COLUMN).combine_chunks().filter(is_older)
+
+
+def _visits_in_several_parts(summaries: list[_BatchSummary]) -> int:
+    """How many more (visit, raw part) pairs there are than visits: 0 unless a visit was listed twice."""
+    if len({summary.source for summary in summaries}) < 2:
+        return 0
+    pairs = pa.concat_tables(
+        [
+            pa.table(
+                {
+                    "visit_id": summary.visit_ids.column("visit_id"),
+                    "part": pa.repeat(summary.source, summary.visit_ids.num_rows).cast(pa.string()),
+                }
+            )
+            for summary in summaries
+        ]
+    )
+    distinct_pairs = pairs.group_by(["visit_id", "part"]).aggregate([]).num_rows
+    distinct_visits = pairs.group_by("visit_id").aggregate([]).num_rows
+    return distinct_pairs - distinct_visits
 
 
 Sources = dict[str, list[tuple[Path, int, int]]]
@@ -522,6 +547,7 @@ def stage_run(
             summaries = _flatten_all(executor, workers, parts, run_id, spill, key, pages_per_batch)
             lap("flatten")
             older = _older_copies([summary.visit_ids for summary in summaries])
+            in_several_parts = _visits_in_several_parts(summaries)
             lap("dedupe")
             numbers = [summary.number for summary in summaries]
             sources: dict[str, Sources] = {}
@@ -572,6 +598,7 @@ def stage_run(
         parts=len(parts),
         visits_read=visits_read,
         duplicates_dropped=len(older),
+        visits_in_several_parts=in_several_parts,
         partitions=sorted(job.name for job in partitions if job.rows),
         visits_without_date=visits_without_date,
         unknown_fields={table: sorted(names) for table, names in sorted(unknown.items())},
@@ -579,6 +606,12 @@ def stage_run(
         seconds=round(time.monotonic() - started, 3),
         timings=timings,
     )
+    if in_several_parts:
+        log.warning(
+            "Run %s: %d visit(s) were listed in more than one raw part (rescheduled while the run read "
+            "their dates); each is staged once, its latest fetched copy",
+            run_id, in_several_parts,
+        )  # fmt: skip
     log.info(
         "Staged run %s: %d pages, %d visits read, %d duplicates dropped, rows %s, %d rejects, %d partitions in %.1f s",
         run_id, result.pages, visits_read, result.duplicates_dropped, result.rows, result.rejects,

@@ -49,3 +49,45 @@ def test_invalid_simulated_visits_are_quarantined_and_the_rest_published(simulat
     published_ids = set(lake.read_table(layout.table("visits")).column("visit_id").to_pylist())
     assert len(published_ids) == 400 - len(expected)
     assert not published_ids & set(expected)
+
+
+def test_a_visit_rescheduled_between_two_listings_of_a_window_run_reconciles(
+    simulator_factory, layout, monkeypatch
+):
+    """Chunk A lists the visit under its old date, then it moves, then chunk B lists it under the new one:
+    both listings count it, staging keeps it once, and the reconciliation must still balance."""
+    from include.letsjobit import pipeline
+
+    monkeypatch.setenv("LETSJOBIT_DATA_DIR", str(layout.root))
+    sim = simulator_factory(visits=300)
+    by_date: dict[str, list[str]] = {}
+    for record in sim.store.snapshot():
+        by_date.setdefault(record["date"], []).append(record["_id"])
+    old_date, new_date = sorted(by_date, key=lambda day: -len(by_date[day]))[:2]
+    moved = by_date[old_date][0]
+    client = LetsJobItClient(
+        ClientSettings(
+            base_url=sim.base_url,
+            api_key=sim.api_key,
+            requests_per_window=sim.config.rate_limit or 1000,
+            window_seconds=sim.config.rate_window_seconds,
+            rate_state_dir=layout.state,
+        )
+    )
+    run_id = "window_run"
+    first = pipeline.extract_chunk(client, run_id, {"chunk": "a", "dates": [old_date]})
+    sim.store.update(moved, {"date": new_date})
+    second = pipeline.extract_chunk(client, run_id, {"chunk": "b", "dates": [new_date]})
+    extracted = [first, second]
+    staged = pipeline.stage(run_id)
+
+    assert staged["visits_in_several_parts"] == 1
+    assert (
+        sum(chunk["expected_visits"] for chunk in extracted)
+        == len(by_date[old_date]) + len(by_date[new_date]) + 1
+    )
+    assert staged["rows"]["visits"] == len(by_date[old_date]) + len(by_date[new_date])
+    assert pipeline.expected_visits(extracted, staged) == staged["rows"]["visits"]
+    audited = pipeline.audit(run_id, extracted, staged)
+    assert "reconciliation" not in " ".join(audited["failed_checks"])
+    assert audited["verdict"] != Verdict.FAIL.value
