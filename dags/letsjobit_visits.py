@@ -86,9 +86,17 @@ def letsjobit_visits():
 
     @task
     def audit(extracted: list[dict], staged: dict) -> dict:
-        return pipeline.audit(
-            pipeline.safe_run_id(get_current_context()["run_id"]), pipeline.materialise(extracted), staged
-        )
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.letsjobit.validate import ValidationFailed
+
+        try:
+            return pipeline.audit(
+                pipeline.safe_run_id(get_current_context()["run_id"]), pipeline.materialise(extracted), staged
+            )
+        except ValidationFailed as failed:
+            # The same staged data fails the same way again: fail now, no retries (nothing is published).
+            raise AirflowFailException(str(failed)) from failed
 
     @task(outlets=[LAKE])
     def publish(extracted: list[dict], audited: dict) -> dict:

@@ -177,3 +177,26 @@ def test_failed_run_keeps_last_good_warehouse_and_rerun_recovers(sim, airflow):
 
     assert run(airflow, conf={"full_refresh": True}) == 0
     assert warehouse_kpis(layout.warehouse) == expected_kpis(sim.store.snapshot())
+
+
+def test_a_gate_failure_fails_the_run_at_once_and_publishes_nothing(sim, airflow):
+    """Ratings out of range on a tenth of the visits: above the row-check threshold, so the audit fails.
+    The same staged data would fail again, so the audit is not retried; the lake and the warehouse keep
+    the last good publication."""
+    layout = config.DataLayout(airflow.data_dir)
+    good = fingerprint(layout.warehouse)
+    broken = sim.store.snapshot()[::10]
+    for visit in broken:
+        sim.store.update(visit["_id"], {"signeeRating": "9"}, stamp=False)
+    offset = airflow.log_file.stat().st_size
+    try:
+        assert run(airflow, conf={"full_refresh": True}) != 0
+    finally:
+        for visit in broken:
+            sim.store.update(visit["_id"], {"signeeRating": visit.get("signeeRating")}, stamp=False)
+    with airflow.log_file.open("rb") as log:
+        log.seek(offset)
+        this_run = log.read().decode(errors="replace")
+    assert "validation failed for run" in this_run and "signee_rating_in_range" in this_run
+    assert "new_state=up_for_retry" not in this_run, "a validation failure was retried"
+    assert fingerprint(layout.warehouse) == good, "a failed gate changed the published warehouse"
