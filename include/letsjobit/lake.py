@@ -699,7 +699,8 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-def _publish_lock(layout: DataLayout) -> FileLock:
+def publish_lock(layout: DataLayout) -> FileLock:
+    """Held while a publication changes the lake; whoever holds it sees one publication, whole."""
     layout.state.mkdir(parents=True, exist_ok=True)
     return FileLock(str(layout.state / "lake-publish.lock"))
 
@@ -802,7 +803,7 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
     if not stage.is_dir():
         raise PublishError(f"run {run_id!r} has nothing staged at {stage}; stage_run it first")
     dates = None if partitions is None else sorted({day.isoformat() for day in partitions})
-    with _publish_lock(layout):
+    with publish_lock(layout):
         recovered = _finish_interrupted(layout, skip=run_id)
         journal = {
             "run_id": run_id,
@@ -841,7 +842,7 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
 
 def recover(layout: DataLayout) -> list[str]:
     """Finish any publication a crash interrupted; returns the run ids finished."""
-    with _publish_lock(layout):
+    with publish_lock(layout):
         return _finish_interrupted(layout)
 
 

@@ -152,7 +152,9 @@ def build(
         workdir = Path(tempfile.mkdtemp(prefix=BUILD_DIR_PREFIX, dir=layout.warehouse.parent))
         try:
             build_path = workdir / layout.warehouse.name
-            partitions = lake_partitions(layout)
+            # The build reads a snapshot, so a publication landing meanwhile is not half seen.
+            lake_snapshot = snapshot_lake(layout, workdir / "lake_snapshot")
+            partitions = lake_partitions(lake_snapshot)
             requested = None if changed_dates is None else {_as_date(day) for day in changed_dates}
             plan = _plan(layout, build_path, requested, digest, partitions)
             log.info(
@@ -166,7 +168,7 @@ def build(
             try:
                 _run_macros(connection, sql_dir)
                 _prepare_build_relations(connection, plan, partitions, run_id, validation_info, digest)
-                sources = _source_sql(layout, workdir)
+                sources = _source_sql(lake_snapshot, workdir)
                 model_seconds = _run_models(connection, models, sources, plan.mode)
                 row_counts = _row_counts(connection)
                 _drop_build_only(connection, models)
@@ -198,6 +200,32 @@ def build(
 
 
 # --- planning -----------------------------------------------------------------------------------
+
+
+def snapshot_lake(layout: config.DataLayout, root: Path) -> config.DataLayout:
+    """The published lake tables as hard links under ``root``, taken under the lake's publish lock.
+
+    A publication replaces partition folders one after another and deletes the old files; a build
+    reading the lake itself meanwhile could see new visits with old lines, or lose a file it listed.
+    Links are taken in milliseconds and keep the files of one publication alive for the whole build,
+    while the next publication goes ahead. (Copies if the lake is on another file system.)
+    """
+    from include.letsjobit.lake import publish_lock
+
+    snapshot = config.DataLayout(root)
+    linked = 0
+    with publish_lock(layout):
+        for table in schema.TABLES:
+            for source in sorted(layout.table(table).glob(f"{schema.PARTITION_COLUMN}=*/*.parquet")):
+                target = snapshot.table(table) / source.parent.name / source.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copy2(source, target)
+                linked += 1
+    log.info("warehouse build reads a snapshot of the lake: %d files at %s", linked, root)
+    return snapshot
 
 
 def lake_partitions(layout: config.DataLayout) -> dict[tuple[str, date], str]:

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, timedelta
 
@@ -178,3 +179,41 @@ def test_build_info_records_the_run_the_validation_verdict_and_the_counts(layout
     )
     assert result.row_counts["fct_visits"] == 12 and result.as_dict()["changed_partitions"][0] == "2026-11-01"
     assert warehouse.built_run_id(layout) == "run-7"
+
+
+def _one_publication(layout, generation: int, days: list[date]) -> int:
+    """Every date holds visits of one generation only (ids "g<generation>-..."), each with two lines."""
+    visits, lines = [], []
+    for day in days:
+        for number in range(generation + 2):
+            row = lakes.visit(f"g{generation}-{day:%d}-{number}", day, line_count=2)
+            visits.append(row)
+            lines += [lakes.line(row, 0), lakes.line(row, 1)]
+    lakes.publish(layout, visits, lines, dates=days)
+    return len(visits)
+
+
+def test_a_build_reads_one_publication_whole_while_the_next_lands(layout):
+    """The build links the lake's files under the publish lock: a publication in progress makes it wait,
+    and one that lands after the snapshot neither mixes into the build nor pulls files from under it."""
+    from include.letsjobit import lake
+
+    days = [date(2026, 10, 1) + timedelta(days=n) for n in range(5)]
+    _one_publication(layout, 1, days)
+    with lake.publish_lock(layout):  # a publication is under way...
+        builder = threading.Thread(target=warehouse.build, args=(layout,), kwargs={"run_id": "during"})
+        builder.start()
+        time.sleep(0.5)
+        second = _one_publication(layout, 2, days)  # ...and replaces every partition
+    builder.join(timeout=300)
+    built = query(
+        layout, "select count(*), count(distinct split_part(visit_id, '-', 1)) from marts.fct_visits"
+    )
+    assert built == [(second, 1)], "the build read the lake while a publication was replacing it"
+
+    snapshot = warehouse.snapshot_lake(layout, layout.root / "snapshot")
+    third = _one_publication(layout, 3, days)  # deletes every file the snapshot linked
+    rows = duckdb.sql(
+        f"select count(*) from read_parquet('{snapshot.table('visits')}/*/*.parquet')"
+    ).fetchall()[0][0]
+    assert rows == second != third
