@@ -50,8 +50,15 @@ KNOWN_EXTRA_DATA_KEYS = frozenset(f.api_name for f in schema.EXTRA_DATA_FIELDS)
 _PSEUDONYMISED_API_NAMES = frozenset(
     f.api_name for f in schema.VISIT_FIELDS if f.column in schema.PSEUDONYMISED_COLUMNS
 )
+# Free text that quotes contacts (the reference's own `obs`: "Contact Info: ..., John: 01999999999").
+_MASKED_API_NAMES = frozenset({"obs"})
 _VALUE_NUMBER = Field("value", "value_number", Kind.FLOAT)
 _PHONE_PUNCTUATION = re.compile(r"[\s().-]")
+_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# A run of digits with the usual phone punctuation on one line; a phone when it has 9 to 15 digits.
+_PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{6,}\d(?![\w])")
+_DATE_IN_TEXT = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b")
+PSEUDONYM_TOKEN_HEX = 12
 # extraData values follow the reference's own pattern `[0-9]+([\.,][0-9]+)?`: a decimal comma is a number.
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*", re.ASCII)
 
@@ -139,6 +146,28 @@ def pseudonymise(value: str | None, key: str, api_name: str) -> str | None:
     return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
+def mask_contacts(text: str | None, key: str) -> str | None:
+    """Free text with its email addresses and phone numbers replaced by ``[email:…]`` / ``[phone:…]``.
+
+    The token is the start of the value's pseudonym (`pseudonymise`), so a number quoted in `obs` can
+    still be matched with `contact_phone`. A phone is a run of 9 to 15 digits (spaces, dots, dashes and
+    brackets allowed between them, no date in it); times, dates and quantities are left alone.
+    """
+    if not text:
+        return text
+
+    def email(match: re.Match) -> str:
+        return f"[email:{pseudonymise(match.group(), key, 'signeeEmail')[:PSEUDONYM_TOKEN_HEX]}]"
+
+    def phone(match: re.Match) -> str:
+        digits = sum(character.isdigit() for character in match.group())
+        if not 9 <= digits <= 15 or _DATE_IN_TEXT.search(match.group()):
+            return match.group()
+        return f"[phone:{pseudonymise(match.group(), key, 'contactPhone')[:PSEUDONYM_TOKEN_HEX]}]"
+
+    return _PHONE_IN_TEXT.sub(phone, _EMAIL_IN_TEXT.sub(email, text))
+
+
 # --- flattening --------------------------------------------------------------------------------
 
 
@@ -167,6 +196,8 @@ class _Rejects:
         raw_value = coerce.raw_text(raw)
         if self.key and api_field in _PSEUDONYMISED_API_NAMES:
             raw_value = pseudonymise(raw_value, self.key, api_field)
+        elif self.key and api_field in _MASKED_API_NAMES:
+            raw_value = mask_contacts(raw_value, self.key)
         row = (
             self.run_id,
             table,
@@ -370,6 +401,10 @@ def flatten_pages(
             array = pa.array(
                 [pseudonymise(value, pseudonymise_key, api_name) for value in array.to_pylist()], pa.string()
             )
+        elif pseudonymise_key and api_name in _MASKED_API_NAMES:
+            array = pa.array(
+                [mask_contacts(value, pseudonymise_key) for value in array.to_pylist()], pa.string()
+            )
         visit_columns[field_.column] = array
         reject_rows("visits", field_, bad, visit_rows)
     visit_columns["has_signature"] = pa.array(
@@ -476,5 +511,6 @@ __all__ = [
     "flatten_pages",
     "iter_raw_pages",
     "parse_page",
+    "mask_contacts",
     "pseudonymise",
 ]

@@ -327,6 +327,39 @@ def test_contacts_are_pseudonymised_with_a_keyed_hash_of_the_normalised_value():
     assert batch.visits.column("contact_person").to_pylist()[0] == "John"  # not in PSEUDONYMISED_COLUMNS
 
 
+def test_with_a_key_contacts_quoted_in_obs_are_masked_with_their_pseudonym():
+    obs = (
+        "Contact Info: The Green Sleeve, John: 01999 999-999 \r\n AQUARIUS TONE7/3 2001 - Side of the shop"
+        "\r\nAccess 9am - 5.30pm, mail John@Email.com or +44 (0)1999 999999. Job 2020-03-24 15:45, qty 12"
+    )
+    visits = [
+        reference_visit(_id="a", obs=obs, contactPhone="01999999999"),
+        reference_visit(_id="b", obs={"n": obs}),
+    ]
+    batch = flat(raw_page(visits), key="secret-key")
+
+    masked = batch.visits.column("obs").to_pylist()[0]
+    phone_pseudonym = batch.visits.column("contact_phone").to_pylist()[0]
+    assert f"[phone:{phone_pseudonym[:12]}]" in masked  # joinable with contact_phone
+    assert masked.count("[phone:") == 2 and masked.count("[email:") == 1
+    for kept in (
+        "TONE7/3 2001",
+        "9am - 5.30pm",
+        "2020-03-24 15:45",
+        "qty 12",
+        "Contact Info: The Green Sleeve",
+    ):
+        assert kept in masked
+    (obs_reject,) = [r for r in rejects_of(batch) if r["field"] == "obs"]
+    everything = orjson.dumps([batch.visits.to_pylist(), rejects_of(batch)], default=str).decode()
+    assert (
+        "999-999" not in everything
+        and "1999 999999" not in everything
+        and "@email.com" not in everything.lower()
+    )
+    assert "[phone:" in obs_reject["raw_value"]
+
+
 def test_without_a_key_contacts_are_kept():
     (visit,) = flat(raw_page([reference_visit()])).visits.to_pylist()
     assert (visit["signee_email"], visit["contact_phone"]) == ("john@email.com", "01999999999")
