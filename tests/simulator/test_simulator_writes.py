@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 import requests
 
@@ -183,3 +184,42 @@ def test_admin_config_changes_latency_and_the_rate_limit(simulator):
     assert answer.json()["rate_limit"] == 2
     assert [get(simulator).status_code for _ in range(3)] == [200, 200, 429]
     assert _admin(simulator, "POST", "config", json={"visits": 3}).status_code == 400
+
+
+def test_admin_changes_list_every_version_a_visit_took_since_a_store_version(simulator):
+    version = _admin(simulator, "GET", "truth").json()["meta"]["version"]
+    first = simulator.store.snapshot()[0]
+    simulator.store.update(first["_id"], {"date": "2026-10-24"})
+    simulator.store.update(first["_id"], {"date": "2026-10-22"})  # and back: the truth cannot tell
+    simulator.store.delete(first["_id"])
+    inserted = simulator.store.insert(simulator.store.new_visit())
+
+    answer = _admin(simulator, "GET", "changes", params={"since": version}).json()
+
+    assert answer["meta"] == {"since": version, "version": version + 4}
+    assert [(c["version"], c["_id"]) for c in answer["data"]] == [
+        (version + 1, first["_id"]),
+        (version + 2, first["_id"]),
+        (version + 3, first["_id"]),
+        (version + 4, inserted),
+    ]
+    assert [c["visit"] and c["visit"]["date"] for c in answer["data"][:3]] == [
+        "2026-10-24",
+        "2026-10-22",
+        None,
+    ]
+    assert _admin(simulator, "GET", "changes", params={"since": version + 4}).json()["data"] == []
+    assert _admin(simulator, "GET", "changes", params={"since": "x"}).status_code == 400
+
+
+def test_changes_refuse_a_version_the_history_no_longer_reaches(monkeypatch, simulator):
+    from include.letsjobit.simulator import store as store_module
+
+    monkeypatch.setattr(store_module, "CHANGE_HISTORY", 2)
+    store = store_module.VisitStore(simulator.store.snapshot()[:5])
+    for visit_id in store.ids()[:3]:
+        store.update(visit_id, {"closed": 1})
+
+    assert len(orjson.loads(store.changes_bytes(1))) == 2  # versions 2 and 3: all there is after 1
+    with pytest.raises(ValueError, match="no longer kept"):
+        store.changes_bytes(0)

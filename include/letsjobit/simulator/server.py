@@ -8,7 +8,8 @@ too), offset paging, every documented filter, auth by ``Authorization: Bearer KE
 
 Admin endpoints for tests and other processes (no key; loopback clients only):
 ``GET /_sim/health``, ``GET /_sim/counters``, ``POST /_sim/reset``, ``GET|POST /_sim/faults``,
-``GET|POST /_sim/config``, ``GET /_sim/truth``, ``POST /_sim/mutate``.
+``GET|POST /_sim/config``, ``GET /_sim/truth``, ``POST /_sim/mutate``, ``GET /_sim/changes?since=N``
+(every version visits took after store version N: what a reader paging meanwhile may have seen).
 
 The API key never reaches a log line: requests are logged (DEBUG) without their query string's key.
 """
@@ -265,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(error.status, error_body(error.message))
             return
         if split.path.startswith("/_sim/") or split.path == "/_sim":
-            self._admin(method, split.path, body)
+            self._admin(method, split.path, body, split.query)
             return
         sim._handle_api(self, method, split.path, split.query, body)
 
@@ -283,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, f"request body of {length} bytes refused (limit {MAX_BODY_BYTES})")
         return self.rfile.read(length)
 
-    def _admin(self, method: str, path: str, body: bytes) -> None:
+    def _admin(self, method: str, path: str, body: bytes, query: str = "") -> None:
         sim = self.server.sim
         host = self.client_address[0]
         if not sim.config.admin_from_anywhere and not (
@@ -292,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(403, error_body("admin endpoints answer loopback clients only"))
             return
         try:
-            status, payload = sim._admin(method, path, body)
+            status, payload = sim._admin(method, path, body, query)
         except ApiError as error:
             status, payload = error.status, {"meta": {"error": error.message}, "data": None}
         except (ValueError, TypeError) as error:
@@ -901,7 +902,7 @@ class SimulatorServer:
 
     # -- admin -----------------------------------------------------------------------------------------
 
-    def _admin(self, method: str, path: str, body: bytes) -> tuple[int, dict | bytes]:
+    def _admin(self, method: str, path: str, body: bytes, query: str = "") -> tuple[int, dict | bytes]:
         self._counters.add("admin_requests")
         name = path.rstrip("/").removeprefix("/_sim/")
         payload = orjson.loads(body) if body.strip() else {}
@@ -941,7 +942,18 @@ class SimulatorServer:
             )
         if name == "mutate" and method == "POST":
             return 200, self._mutate(payload)
-        if name in ("health", "counters", "reset", "faults", "config", "truth", "mutate"):
+        if name == "changes" and method == "GET":
+            since = dict(parse_qsl(query)).get("since", "0")
+            if not since.isdigit():
+                raise ApiError(400, f"Bad Request: since must be a version number, got {since!r}")
+            return 200, (
+                b'{"meta":'
+                + orjson.dumps({"since": int(since), "version": self.store.version})
+                + b',"data":'
+                + self.store.changes_bytes(int(since))
+                + b"}"
+            )
+        if name in ("health", "counters", "reset", "faults", "config", "truth", "mutate", "changes"):
             raise ApiError(405, f"Method Not Allowed: {method} {path}")
         raise ApiError(404, f"Not Found: no admin endpoint {path}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 
@@ -21,6 +21,7 @@ from . import data
 
 INSERT_POSITIONS = ("end", "start", "random")
 _FILTER_CACHE_SIZE = 64
+CHANGE_HISTORY = 10_000  # changes kept for GET /_sim/changes (a few KB each)
 
 # Values of a 0/1 flag as the API stores them. Anything else (False, 0, "0", "", None, missing) is 0.
 _TRUTHY = frozenset({"1", "true", "True", "TRUE", "yes"})
@@ -77,6 +78,8 @@ class VisitStore:
         self._bytes: dict[str, bytes] = {}
         self._filter_cache: OrderedDict[tuple, list[str]] = OrderedDict()
         self.version = 0
+        # Every version a visit took, so that a checker can tell what a reader may have seen mid-run.
+        self._changes: deque[tuple[int, str, bytes | None]] = deque(maxlen=CHANGE_HISTORY)
         self.seed = seed
         self.anchor_date = anchor_date or datetime.now(UTC).date()
         self.days = days
@@ -136,7 +139,7 @@ class VisitStore:
             if visit["_id"] in self._visits:
                 raise ValueError(f"visit _id {visit['_id']!r} already exists")
             self._add(visit, self._position(position))
-            self._changed()
+            self._changed(visit["_id"])
             return visit["_id"]
 
     def update(self, key: str, fields: dict, *, stamp: bool = True) -> dict | None:
@@ -156,7 +159,7 @@ class VisitStore:
                     del self._by_erp[str(old_erp)]
                 self._by_erp[str(fields["id"])] = vid
             self._bytes.pop(vid, None)
-            self._changed()
+            self._changed(vid)
             return orjson.loads(self._visit_bytes(vid))
 
     def delete(self, key: str) -> bool:
@@ -169,7 +172,7 @@ class VisitStore:
             self._bytes.pop(vid, None)
             if self._by_erp.get(str(visit.get("id"))) == vid:
                 del self._by_erp[str(visit.get("id"))]
-            self._changed()
+            self._changed(vid, deleted=True)
             return True
 
     def upsert(self, visit: dict) -> tuple[str, bool]:
@@ -295,9 +298,27 @@ class VisitStore:
             cached = self._bytes[vid] = orjson.dumps(self._visits[vid])
         return cached
 
-    def _changed(self) -> None:
+    def _changed(self, vid: str, *, deleted: bool = False) -> None:
         self.version += 1
         self._filter_cache.clear()
+        self._changes.append((self.version, vid, None if deleted else self._visit_bytes(vid)))
+
+    def changes_bytes(self, since: int) -> bytes:
+        """JSON list of the changes after version ``since``, oldest first:
+        ``{"version", "_id", "visit"}`` with ``visit`` null for a deletion.
+
+        Raises ValueError when the history no longer reaches back to ``since`` (it keeps the last
+        CHANGE_HISTORY changes)."""
+        with self._lock:
+            oldest = self._changes[0][0] if self._changes else self.version + 1
+            if len(self._changes) == self._changes.maxlen and since < oldest - 1:
+                raise ValueError(f"changes since version {since} are no longer kept (oldest: {oldest})")
+            items = [
+                b'{"version":%d,"_id":%s,"visit":%s}' % (version, orjson.dumps(vid), body or b"null")
+                for version, vid, body in self._changes
+                if version > since
+            ]
+        return b"[" + b",".join(items) + b"]"
 
     def _matching(self, filters: tuple[tuple[str, object], ...]) -> list[str]:
         cached = self._filter_cache.get(filters)
