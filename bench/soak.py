@@ -99,7 +99,9 @@ QUEUED_FAULTS = [
 IN_RUN_DRIFT = {"drift_every": 3, "drift_inserts": 1, "drift_deletes": 1, "drift_updates": 2}
 BETWEEN_RUN_DRIFT = {"inserts": 6, "deletes": 4, "updates": 15}
 # Longest random wait between seeing a phase start and the SIGKILL (the phase lasts about this long).
-KILL_DELAY_SECONDS = {"extract": 0.3, "stage": 0.4, "publish": 0.0, "build": 0.5}
+# Longest random wait between the phase's first sign and the SIGKILL; the parquet writing of a few
+# thousand visits lasts a fraction of a second, so the stage kill lands at its first file.
+KILL_DELAY_SECONDS = {"extract": 0.3, "stage": 0.0, "publish": 0.0, "build": 0.5}
 READER_PAUSE_SECONDS = 0.05
 KPI_COLUMNS = (
     "visits",
@@ -280,8 +282,23 @@ class RunCheck:
 
 
 def check_warehouse(
-    layout: config.DataLayout, truth_start: dict[str, dict], truth_end: dict[str, dict]
+    layout: config.DataLayout,
+    truth_start: dict[str, dict],
+    truth_end: dict[str, dict],
+    changes: Iterable[dict] = (),
 ) -> RunCheck:
+    """The warehouse against the source's truth at the run's start and end.
+
+    ``changes`` (the simulator's ``/_sim/changes`` over the run: ``{"_id", "visit"}``, ``visit`` None
+    for a deletion) adds the versions a visit took in between: a run reads each visit once, at some
+    moment, so a visit changed twice during it may rightly show the middle version.
+    """
+    meanwhile: dict[str, list[dict]] = defaultdict(list)
+    touched = set()
+    for change in changes:
+        touched.add(change["_id"])
+        if change.get("visit") is not None:
+            meanwhile[change["_id"]].append(change["visit"])
     publication = json.loads((layout.lake / "_last_publication.json").read_text())
     partitions = publication["partitions"]
     covered = None if partitions is None else {date.fromisoformat(day) for day in partitions}
@@ -310,8 +327,17 @@ def check_warehouse(
         if len(copies) > 1:
             check.note(f"visit {visit_id} appears {len(copies)} times: {copies}")
 
-    stable = {key for key in truth_start.keys() & truth_end.keys() if truth_start[key] == truth_end[key]}
-    changed_during_run = (truth_start.keys() | truth_end.keys()) - stable
+    stable = {
+        key
+        for key in truth_start.keys() & truth_end.keys()
+        if truth_start[key] == truth_end[key] and key not in touched
+    }
+    changed_during_run = (truth_start.keys() | truth_end.keys() | touched) - stable
+
+    def versions_of(visit_id: str) -> set[tuple]:
+        records = [truth[visit_id] for truth in (truth_start, truth_end) if visit_id in truth]
+        return {visit_view(record) for record in records + meanwhile.get(visit_id, [])}
+
     for visit_id in stable:
         expected = visit_view(truth_end[visit_id])
         if not is_covered(expected[0]):
@@ -327,7 +353,7 @@ def check_warehouse(
             check.mismatched += 1
             check.note(f"mismatch: visit {visit_id} warehouse {copies[0]} truth {expected}")
     for visit_id in changed_during_run:
-        versions = {visit_view(truth[visit_id]) for truth in (truth_start, truth_end) if visit_id in truth}
+        versions = versions_of(visit_id)
         copies = warehouse.get(visit_id)
         if copies and copies[0] not in versions and any(is_covered(v[0]) for v in versions):
             check.mismatched += 1
@@ -339,8 +365,9 @@ def check_warehouse(
 
     allowed = {
         (visit_id, visit_view(record)[0])
-        for truth in (truth_start, truth_end)
-        for visit_id, record in truth.items()
+        for truth in (truth_start, truth_end, meanwhile)
+        for visit_id, records in truth.items()
+        for record in (records if isinstance(records, list) else [records])
     }
     for visit_id, copies in warehouse.items():
         for copy in copies:
@@ -348,12 +375,7 @@ def check_warehouse(
                 check.ghosts += 1
                 check.note(f"ghost: visit {visit_id} on {copy[0]} is not in the source on that date")
 
-    unsettled = {
-        visit_view(truth[visit_id])[0]
-        for visit_id in changed_during_run
-        for truth in (truth_start, truth_end)
-        if visit_id in truth
-    }
+    unsettled = {version[0] for visit_id in changed_during_run for version in versions_of(visit_id)}
     expected = expected_kpis(truth_end.values())
     actual = {row[0]: dict(zip(KPI_COLUMNS, row[1:], strict=True)) for row in kpi_rows}
     for day in sorted(d for d in expected.keys() | actual.keys() if is_covered(d)):
@@ -498,7 +520,16 @@ class SimulatorAdmin:
         return response.json()
 
     def truth(self) -> dict[str, dict]:
-        return {record["_id"]: record for record in self.get("truth")["data"]}
+        return self.truth_and_version()[0]
+
+    def truth_and_version(self) -> tuple[dict[str, dict], int]:
+        """Every visit by ``_id``, and the store version it is."""
+        answer = self.get("truth")
+        return {record["_id"]: record for record in answer["data"]}, int(answer["meta"]["version"])
+
+    def changes(self, since: int) -> list[dict]:
+        """Every version visits took after store version ``since`` (GET /_sim/changes)."""
+        return self.get(f"changes?since={since}")["data"]
 
 
 def drift_between_runs(
@@ -542,8 +573,8 @@ def phase_markers(layout: config.DataLayout, phase: str) -> set[str]:
     """The files a run leaves while it is inside `phase` (debris of killed attempts included)."""
     if phase == "extract":
         return {str(path) for path in layout.raw.glob("run_id=*/.part-*.tmp")}
-    if phase == "stage":
-        return {str(path) for path in layout.staging.glob(".*.tmp-*")}
+    if phase == "stage":  # the staged parquet files appear as the writers open them
+        return {str(path) for path in layout.staging.glob(".*.tmp-*/staged/**/*.parquet")}
     if phase == "publish":
         publishing = set()
         for journal in (layout.lake / "_journal").glob("*.json"):
@@ -940,7 +971,7 @@ def soak_one_run(
     for number in (1, 2, 3):
         kill = plan.kill_phase if number == 1 else None
         admin.post("faults", faults)
-        truth_start = admin.truth()
+        truth_start, version_start = admin.truth_and_version()
         attempt = run_attempt(home, plan, number, conf, logs, kill, rng, settings.attempt_timeout_seconds)
         attempts.append(attempt)
         admin.post("faults", {})  # no faults or drift while the truth is read and the warehouse checked
@@ -960,7 +991,7 @@ def soak_one_run(
                 attempt.log,
             )
             continue
-        check = check_warehouse(layout, truth_start, admin.truth())
+        check = check_warehouse(layout, truth_start, admin.truth(), admin.changes(version_start))
         for sample in check.samples:
             log.warning("run %d: %s", plan.number, sample)
         break

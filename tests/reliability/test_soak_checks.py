@@ -133,6 +133,19 @@ def test_visits_changed_while_the_run_paged_may_show_either_version_and_skip_the
     assert check.clean and check.kpi_dates_skipped == 1
 
 
+def test_a_visit_changed_twice_while_the_run_paged_may_show_the_middle_version_and_nothing_else(tmp_path):
+    """Rescheduled and moved back during the run: start and end agree, the run read the middle."""
+    layout = DataLayout(tmp_path)
+    start, middle = record("a", day=DAY), record("a", day=OTHER_DAY)
+    end = {**start, "modifieddAt": "later"}
+    build_warehouse(layout, [row(middle)], [middle], None)
+    changes = [{"_id": "a", "visit": middle}, {"_id": "a", "visit": end}]
+
+    assert soak.check_warehouse(layout, truth(start), truth(end), changes).clean
+    without_history = soak.check_warehouse(layout, truth(start), truth(end))
+    assert (without_history.mismatched, without_history.ghosts) == (1, 1)
+
+
 def test_readers_report_an_inconsistent_snapshot(tmp_path):
     layout = DataLayout(tmp_path)
     visits = [record("a"), record("b")]
