@@ -15,8 +15,9 @@ What it does, all with real components:
   `signeeRating` and `date` of visits in the next window, one of them moved out of it);
 - kills some runs with SIGKILL to their whole process group at a chosen phase (extract: the raw part is
   being written; stage: the staged parquet is being written; publish: the lake journal says
-  "publishing"; build: a warehouse build folder exists), then re-runs them (same logical date, so the
-  same run id, as an operator's "clear and re-run" would);
+  "publishing"; build: a warehouse build folder exists), then re-runs them for the same logical date
+  (`airflow dags test` names each attempt `manual__<now>`, so the re-run is a new run id over the same
+  window, and must also recover whatever the killed attempt left half done);
 - keeps reader processes querying the marts read-only the whole time, one connection per query, each
   query checking one snapshot: fct_visits unique by visit_id, and the visits of kpi_daily,
   kpi_territory_daily and kpi_driver_daily summing to fct_visits' count;
