@@ -26,6 +26,7 @@ stored inside the files, so a file is typed on its own: read the lake with DuckD
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import gc
@@ -849,8 +850,17 @@ def recover(layout: DataLayout) -> list[str]:
 # --- retention ---------------------------------------------------------------------------------
 
 
-def prune_runs(layout: DataLayout, keep: int = 10) -> list[Path]:
-    """Delete raw pages and staging areas of all but the `keep` newest runs (by modification time).
+# Scratch of a killed attempt that no later attempt of the same run id cleaned up: removed by
+# prune_runs once this old (no live stage or extraction leaves its scratch untouched that long).
+STALE_SCRATCH_SECONDS = 6 * 3600
+
+
+def prune_runs(
+    layout: DataLayout, keep: int = 10, *, stale_after_seconds: float = STALE_SCRATCH_SECONDS
+) -> list[Path]:
+    """Delete raw pages and staging areas of all but the `keep` newest runs (by modification time),
+    and the scratch of killed attempts (hidden temp parts and staging folders) older than
+    `stale_after_seconds`.
 
     A run whose publication is still pending in the journal is always kept.
     """
@@ -875,4 +885,15 @@ def prune_runs(layout: DataLayout, keep: int = 10) -> list[Path]:
             shutil.rmtree(path)
             removed.append(path)
             log.info("Pruned %s", path)
+    cutoff = time.time() - stale_after_seconds
+    scratch = [
+        *(layout.raw.glob("run_id=*/.part-*.tmp") if layout.raw.is_dir() else ()),
+        *(layout.staging.glob(".*.tmp-*") if layout.staging.is_dir() else ()),
+    ]
+    for path in scratch:
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                removed.append(path)
+                log.info("Removed the scratch of a dead attempt: %s", path)
     return removed

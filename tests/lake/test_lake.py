@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -321,6 +322,23 @@ def test_prune_keeps_the_newest_runs_and_any_pending_publication(layout):
 
     assert sorted(p.name for p in layout.raw.iterdir()) == ["run_id=run-0", "run_id=run-2", "run_id=run-3"]
     assert sorted(p.name for p in layout.staging.iterdir()) == ["run-0", "run-2", "run-3"]
+
+
+def test_prune_removes_the_scratch_of_dead_attempts_once_stale(layout):
+    stage_pages(layout, "run-a", visits_over_days(1))
+    dead_part = lake.raw_run_dir(layout, "run-a") / ".part-all.jsonl.gz.4242.tmp"
+    dead_stage = layout.staging / ".run-b.tmp-0badc0de"
+    live_stage = layout.staging / ".run-c.tmp-00c0ffee"
+    dead_part.write_bytes(b"half a page")
+    (dead_stage / "spill").mkdir(parents=True)
+    live_stage.mkdir()
+    for path in (dead_part, dead_stage):
+        os.utime(path, (time.time() - 7 * 3600,) * 2)
+
+    removed = lake.prune_runs(layout, keep=5)
+
+    assert set(removed) == {dead_part, dead_stage}
+    assert live_stage.is_dir() and (layout.staging / "run-a").is_dir()
 
 
 def test_raw_parts_may_hold_several_gzip_members_and_a_truncated_one_is_an_error(layout):

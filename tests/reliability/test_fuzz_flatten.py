@@ -311,7 +311,9 @@ def test_a_raw_page_without_a_usable_fetch_time_is_refused_naming_the_page(fetch
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("value", ["1" * 5000, "-" + "9" * 4400, "1e999999", "-2.5e999999999", "9" * 25])
-@pytest.mark.parametrize("where", [("visit", "totalJobs"), ("visit", "signeeRating"), ("visit", "time_windows")])
+@pytest.mark.parametrize(
+    "where", [("visit", "totalJobs"), ("visit", "signeeRating"), ("visit", "time_windows")]
+)
 def test_huge_numbers_in_integer_fields_are_rejects_not_a_crash_or_a_hang(value, where):
     """int() refuses strings of more than 4,300 digits, and int(Decimal("1e999999")) runs for minutes."""
     if where[1] == "time_windows":
