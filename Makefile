@@ -52,7 +52,7 @@ distributed: install
 	$(BIN)/python -m deploy.distributed_run $(DISTRIBUTED_ARGS)
 
 # The long reliability soak (issue 10): the fuzz tests with many more examples, then 12 DAG runs through
-# faults, drift, SIGKILLs and concurrent readers, checked against the simulator's truth (~30 min).
+# faults, drift, SIGKILLs and concurrent readers, checked against the simulator's truth (~10 min).
 SOAK_ARGS ?=
 soak: install
 	LETSJOBIT_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest tests/reliability -m "not airflow" -n 2 -q
