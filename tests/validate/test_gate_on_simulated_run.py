@@ -20,11 +20,9 @@ CAUGHT_BY = {
 REJECTED_BY_THE_LAKE = {"priority_not_a_number", "flag_not_a_flag", "lines_not_a_list"}
 
 
-def test_invalid_simulated_visits_are_quarantined_and_the_rest_published(simulator_factory, layout):
-    sim = simulator_factory(visits=400, bad_record_rate=0.05)
-    bad_records = dict(sim.store.bad_records)
-    assert set(bad_records.values()) <= set(CAUGHT_BY) | REJECTED_BY_THE_LAKE
-    client = LetsJobItClient(
+def client_of(sim, layout) -> LetsJobItClient:
+    """A client for ``sim`` whose rate budget matches the simulator's limit and lives under the layout."""
+    return LetsJobItClient(
         ClientSettings(
             base_url=sim.base_url,
             api_key=sim.api_key,
@@ -33,6 +31,13 @@ def test_invalid_simulated_visits_are_quarantined_and_the_rest_published(simulat
             rate_state_dir=layout.state,
         )
     )
+
+
+def test_invalid_simulated_visits_are_quarantined_and_the_rest_published(simulator_factory, layout):
+    sim = simulator_factory(visits=400, bad_record_rate=0.05)
+    bad_records = dict(sim.store.bad_records)
+    assert set(bad_records.values()) <= set(CAUGHT_BY) | REJECTED_BY_THE_LAKE
+    client = client_of(sim, layout)
     extracted = extract.extract_to_raw(client, "sim_run", "full", {}, layout)
     staged = lake.stage_run("sim_run", layout)
 
@@ -65,15 +70,7 @@ def test_a_visit_rescheduled_between_two_listings_of_a_window_run_reconciles(
         by_date.setdefault(record["date"], []).append(record["_id"])
     old_date, new_date = sorted(by_date, key=lambda day: -len(by_date[day]))[:2]
     moved = by_date[old_date][0]
-    client = LetsJobItClient(
-        ClientSettings(
-            base_url=sim.base_url,
-            api_key=sim.api_key,
-            requests_per_window=sim.config.rate_limit or 1000,
-            window_seconds=sim.config.rate_window_seconds,
-            rate_state_dir=layout.state,
-        )
-    )
+    client = client_of(sim, layout)
     run_id = "window_run"
     first = pipeline.extract_chunk(client, run_id, {"chunk": "a", "dates": [old_date]})
     sim.store.update(moved, {"date": new_date})
