@@ -10,6 +10,7 @@ Every module reads paths and settings from here; nothing else calls ``os.environ
 | LETSJOBIT_PSEUDONYMISE_KEY | unset: contacts kept as is | key for hashing contact emails and phones            |
 | LETSJOBIT_TASK_RETRY_DELAY_SECONDS | 60             | wait before a failed task's first retry (then doubles) |
 | LETSJOBIT_KEEP_RUNS   | 30                           | runs whose raw pages and staging area are kept       |
+| LETSJOBIT_GATE_MIN_ROWS | 100                        | the gate's shares are taken over at least this many rows |
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ def task_retry_delay() -> timedelta:
     hard-coded 300 s for it.
     """
     return timedelta(seconds=float(os.environ.get("LETSJOBIT_TASK_RETRY_DELAY_SECONDS") or 60))
+
+
+def gate_min_rows() -> int:
+    """The validation gate's shares are taken over at least this many rows (see validate.Thresholds)."""
+    return max(0, int(os.environ.get("LETSJOBIT_GATE_MIN_ROWS") or 100))
 
 
 def keep_runs() -> int:

@@ -168,6 +168,7 @@ def audit(run_id: str, extracted: list[dict[str, Any]], staged: dict[str, Any]) 
         run_id,
         config.layout(),
         expected_visits=expected_visits(extracted, staged),
+        thresholds=validate.Thresholds(min_rows=config.gate_min_rows()),
         rows_flattened=staged.get("rows"),
     )
     return as_dict(result)

@@ -102,12 +102,15 @@ class Thresholds:
 
     ``row_share``: a row-level check failing on more than this share of its table's rows fails the run
     (``per_check`` overrides it by check name). ``quarantine_share``: no table may lose more than this
-    share of its rows to quarantine, all checks and cascades together.
+    share of its rows to quarantine, all checks and cascades together. ``min_rows``: shares are taken
+    over at least this many rows, so that a window of a few visits is not failed by one bad record
+    (0: the true share, however small the table; the pipeline sets config.gate_min_rows()).
     """
 
     row_share: float = 0.05
     per_check: Mapping[str, float] = field(default_factory=dict)
     quarantine_share: float = 0.10
+    min_rows: int = 0
 
     def __post_init__(self) -> None:
         unknown = set(self.per_check) - set(suites.ALL_CHECKS)
@@ -116,6 +119,17 @@ class Thresholds:
 
     def for_check(self, name: str) -> float:
         return self.per_check.get(name, self.row_share)
+
+    def share(self, count: int, rows: int) -> float:
+        """``count`` as a share of ``rows``, or of ``min_rows`` when the table is smaller."""
+        judged = max(rows, self.min_rows)
+        return count / judged if judged else 0.0
+
+    def judged_over(self, rows: int) -> str:
+        """What a share's detail adds when the floor, not the table, was its denominator."""
+        return (
+            f", judged over {self.min_rows} rows (the floor for small runs)" if rows < self.min_rows else ""
+        )
 
 
 @dataclass
@@ -517,12 +531,12 @@ def _check_result(
     unexpected = int(outcome.get("unexpected_count") or 0) + earlier
     rows = table.staged_rows + table.previous_rows
     result.unexpected_count = unexpected
-    result.share = unexpected / rows if rows else 0.0
+    result.share = thresholds.share(unexpected, rows)
     result.sample = [_jsonable(v) for v in outcome.get("partial_unexpected_list", [])[:SAMPLE_SIZE]]
     if not unexpected:
         result.status = PASSED
         return result
-    result.detail = f"{unexpected} of {rows} rows ({result.share:.2%})"
+    result.detail = f"{unexpected} of {rows} rows ({result.share:.2%}{thresholds.judged_over(rows)})"
     result.detail += f", e.g. {result.sample}" if result.sample else ""
     result.detail += f", {earlier} quarantined earlier" if earlier else ""
     if check.severity is Severity.CONTRACT:
@@ -586,11 +600,12 @@ def _quarantine_share_result(
     rows = table.staged_rows + table.previous_rows
     quarantined = int(removed[table.name].sum()) + table.previous_rows
     result.unexpected_count = quarantined
-    result.share = quarantined / rows if rows else 0.0
+    result.share = thresholds.share(quarantined, rows)
     result.threshold = thresholds.quarantine_share
     result.status = PASSED if result.share <= result.threshold else FAILED
     result.detail = (
-        f"{quarantined} of {rows} rows ({result.share:.2%}) quarantined, limit {result.threshold:.2%}"
+        f"{quarantined} of {rows} rows ({result.share:.2%}{thresholds.judged_over(rows)}) quarantined, "
+        f"limit {result.threshold:.2%}"
     )
     return result
 
@@ -767,6 +782,7 @@ def _write_reports(
             "row_share": thresholds.row_share,
             "per_check": dict(thresholds.per_check),
             "quarantine_share": thresholds.quarantine_share,
+            "min_rows": thresholds.min_rows,
         },
         "report_html": str(result.report_html),
         "report_json": str(result.report_json),

@@ -203,6 +203,36 @@ def test_thresholds_are_configurable_per_check_and_overall(layout):
         validate.Thresholds(per_check={"visits.no_such_check": 0.1})
 
 
+def test_a_small_run_is_judged_over_the_floor_so_one_bad_visit_is_quarantined_not_fatal(layout):
+    """A window of two visits, one closed and skipped: 50% of the table, but one record. Over a floor of
+    100 rows it is a 1% problem: quarantined, the other visit published. Without the floor it fails."""
+    rows = good_rows(2)
+    rows["visits"][0].update(closed=True, skipped=True)
+    write_staged(layout, rows)
+
+    strict = failed_audit(layout, rows)
+    assert "visits.not_closed_and_skipped: 1 of 2 rows (50.00%)" in str(strict)
+    result = audit(layout, rows, thresholds=validate.Thresholds(min_rows=100))
+
+    assert result.verdict is Verdict.QUARANTINED
+    assert [row["visit_id"] for row in quarantined(result, "visits")] == [rows["visits"][0]["visit_id"]]
+    summary = json.loads(result.report_json.read_text())
+    check = next(c for c in summary["checks"] if c["name"] == "visits.not_closed_and_skipped")
+    assert "1 of 2 rows (1.00%, judged over 100 rows" in check["detail"]
+    assert summary["thresholds"]["min_rows"] == 100
+
+
+def test_the_floor_does_not_hide_a_large_share_of_a_large_run(layout):
+    rows = good_rows(200)
+    for row in rows["visits"][:20]:
+        row["lat"] = -95.0  # 10% of 200 rows: above 5% over the true count, as the floor is below it
+    write_staged(layout, rows)
+
+    error = failed_audit(layout, rows, thresholds=validate.Thresholds(min_rows=100))
+
+    assert "visits.lat_in_range" in error.result.failed_checks
+
+
 def test_duplicate_keys_fail_the_contract(layout):
     rows = good_rows(10)
     rows["visits"].append(visit("v00003", DATES[2]))  # same visit in another partition
