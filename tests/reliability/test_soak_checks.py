@@ -146,6 +146,19 @@ def test_a_visit_changed_twice_while_the_run_paged_may_show_the_middle_version_a
     assert (without_history.mismatched, without_history.ghosts) == (1, 1)
 
 
+def test_a_visit_both_closed_and_skipped_is_expected_quarantined_not_lost(tmp_path):
+    layout = DataLayout(tmp_path)
+    good, breaking = record("a"), {**record("b"), "closed": True, "skipped": "1"}
+    build_warehouse(layout, [row(good)], [good], None)
+
+    check = soak.check_warehouse(layout, truth(good, breaking), truth(good, breaking))
+
+    assert check.clean and check.breaking_the_contract == 1
+    published_anyway = DataLayout(tmp_path / "published")
+    build_warehouse(published_anyway, [row(good), row(breaking)], [good, breaking], None)
+    assert soak.check_warehouse(published_anyway, truth(good, breaking), truth(good, breaking)).ghosts == 1
+
+
 def test_readers_report_an_inconsistent_snapshot(tmp_path):
     layout = DataLayout(tmp_path)
     visits = [record("a"), record("b")]
