@@ -18,10 +18,19 @@ from pathlib import Path
 
 from include.letsjobit import config as project_config
 
+from . import data
 from .faults import FaultConfig
 from .ratelimit import MODES
 from .server import SINGLE_VISIT_SHAPES, SimulatorConfig, SimulatorServer
 from .store import INSERT_POSITIONS
+
+
+def _kind_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    try:
+        return tuple(kind.name for kind in data.select_kinds(names))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,7 +52,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--days", type=int, default=defaults.days, help="days of history before the anchor")
     parser.add_argument("--days-ahead", type=int, default=defaults.days_ahead, help="days scheduled after it")
-    parser.add_argument("--bad-record-rate", type=float, default=0.0)
+    parser.add_argument(
+        "--bad-record-rate", type=float, default=0.0, help="share of visits with one deliberately bad value"
+    )
+    parser.add_argument(
+        "--bad-record-kinds",
+        type=_kind_names,
+        default=None,
+        metavar="KIND[,KIND...]",
+        help=f"the bad record kinds to draw from (default: all): {', '.join(data.BAD_RECORD_KIND_NAMES)}",
+    )
+    parser.add_argument(
+        "--unknown-field-rate",
+        type=float,
+        default=0.0,
+        help="share of visits, lines and extraData entries with a field the reference does not list",
+    )
     parser.add_argument("--api-key-file", type=Path, help="file with extra accepted keys, one per line")
     parser.add_argument("--page-size", type=int, default=defaults.page_size)
     parser.add_argument(
@@ -91,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             days=args.days,
             days_ahead=args.days_ahead,
             bad_record_rate=args.bad_record_rate,
+            bad_record_kinds=args.bad_record_kinds,
+            unknown_field_rate=args.unknown_field_rate,
             api_keys=tuple(dict.fromkeys(keys)),
             host=args.host,
             port=args.port,

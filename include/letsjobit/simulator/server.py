@@ -8,8 +8,10 @@ too), offset paging, every documented filter, auth by ``Authorization: Bearer KE
 
 Admin endpoints for tests and other processes (no key; loopback clients only):
 ``GET /_sim/health``, ``GET /_sim/counters``, ``POST /_sim/reset``, ``GET|POST /_sim/faults``,
-``GET|POST /_sim/config``, ``GET /_sim/truth``, ``POST /_sim/mutate``, ``GET /_sim/changes?since=N``
-(every version visits took after store version N: what a reader paging meanwhile may have seen).
+``GET|POST /_sim/config``, ``GET /_sim/truth`` (every visit as served, with ``meta.bad_records``),
+``GET /_sim/bad_records`` (each deliberately bad record's kind and expected outcome), ``POST /_sim/mutate``,
+``GET /_sim/changes?since=N`` (every version visits took after store version N: what a reader paging
+meanwhile may have seen).
 
 The API key never reaches a log line: requests are logged (DEBUG) without their query string's key.
 """
@@ -59,6 +61,17 @@ REQUIRED_EXTRA_FIELDS = ("type", "caption", "name")
 PATH_KINDS = ("list", "get", "post", "put", "delete", "other")
 SINGLE_VISIT_SHAPES = ("list", "object")
 MAX_BODY_BYTES = 64 * 1024 * 1024
+ADMIN_ENDPOINTS = (
+    "health",
+    "counters",
+    "reset",
+    "faults",
+    "config",
+    "truth",
+    "bad_records",
+    "mutate",
+    "changes",
+)
 
 
 @dataclass
@@ -70,7 +83,9 @@ class SimulatorConfig:
     anchor_date: date | None = None  # None: today (UTC), so scheduled windows find data
     days: int = data.DEFAULT_DAYS  # history before the anchor date
     days_ahead: int = data.DEFAULT_DAYS_AHEAD  # schedule after it
-    bad_record_rate: float = 0.0  # share of deliberately invalid visits (validation tests)
+    bad_record_rate: float = 0.0  # share of visits with one deliberately bad value (data-quality tests)
+    bad_record_kinds: tuple[str, ...] | None = None  # names of data.BAD_RECORD_KINDS to draw from; None: all
+    unknown_field_rate: float = 0.0  # share of visits, lines, extraData entries with an undocumented field
     api_keys: tuple[str, ...] = (project_config.SIMULATOR_DEFAULT_KEY,)
     host: str = "127.0.0.1"
     port: int = 0
@@ -106,6 +121,11 @@ class SimulatorConfig:
             raise ValueError(f"page_size must be >= 1, got {self.page_size}")
         if isinstance(self.faults, dict):
             self.faults = FaultConfig.from_dict(self.faults)
+        for name in ("bad_record_rate", "unknown_field_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.bad_record_kinds is not None:
+            self.bad_record_kinds = tuple(kind.name for kind in data.select_kinds(self.bad_record_kinds))
 
 
 # Settings that POST /_sim/config and SimulatorServer.configure() may change at run time.
@@ -473,6 +493,8 @@ class SimulatorServer:
             config.days,
             config.days_ahead,
             bad_rate=config.bad_record_rate,
+            bad_kinds=config.bad_record_kinds,
+            unknown_field_rate=config.unknown_field_rate,
             bad_log=bad,
         )
         self.store = VisitStore(
@@ -890,14 +912,14 @@ class SimulatorServer:
             if name in fields_ and _missing(fields_, name):
                 raise ApiError(400, f"Bad Request: required field '{name}' cannot be emptied")
         with self.store._lock:
-            current = self.store.get(visit_id)
-            if current is None:
+            key = self.store.key_of(visit_id)  # a visit served without _id is still reachable by ERP id
+            if key is None:
                 raise ApiError(404, f"Not Found: no visit with ID {visit_id!r}")
             if "id" in fields_:
-                owner = self.store.get(str(fields_["id"]))
-                if owner is not None and owner["_id"] != current["_id"]:
+                owner = self.store.key_of(str(fields_["id"]))
+                if owner is not None and owner != key:
                     raise ApiError(400, f"Bad Request: ERP id {fields_['id']!r} belongs to another visit")
-            self.store.update(current["_id"], {**fields_, "modifyUser": "API"})
+            self.store.update(key, {**fields_, "modifyUser": "API"})
         return orjson.dumps({"meta": {"updatedRecords": 1}, "data": None})
 
     # -- admin -----------------------------------------------------------------------------------------
@@ -933,13 +955,18 @@ class SimulatorServer:
         if name == "config" and method == "POST":
             return 200, self.configure(**payload)
         if name == "truth" and method == "GET":
-            return 200, (
-                b'{"meta":'
-                + orjson.dumps({"totalRecords": len(self.store), "version": self.store.version})
-                + b',"data":'
-                + self.store.truth_bytes()
-                + b"}"
-            )
+            truth, total, version, bad_records = self.store.truth_with_bad_records()
+            meta = {"totalRecords": total, "version": version, "bad_records": bad_records}
+            return 200, (b'{"meta":' + orjson.dumps(meta) + b',"data":' + truth + b"}")
+        if name == "bad_records" and method == "GET":
+            version, bad_records = self.store.bad_records_snapshot()
+            kinds: dict[str, int] = {}
+            for kind in bad_records.values():
+                kinds[kind] = kinds.get(kind, 0) + 1
+            return 200, {
+                "meta": {"totalRecords": len(bad_records), "version": version, "kinds": kinds},
+                "data": {key: data.bad_record_kind(kind).outcome() for key, kind in bad_records.items()},
+            }
         if name == "mutate" and method == "POST":
             return 200, self._mutate(payload)
         if name == "changes" and method == "GET":
@@ -953,7 +980,7 @@ class SimulatorServer:
                 + self.store.changes_bytes(int(since))
                 + b"}"
             )
-        if name in ("health", "counters", "reset", "faults", "config", "truth", "mutate", "changes"):
+        if name in ADMIN_ENDPOINTS:
             raise ApiError(405, f"Method Not Allowed: {method} {path}")
         raise ApiError(404, f"Not Found: no admin endpoint {path}")
 

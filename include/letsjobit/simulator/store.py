@@ -5,6 +5,14 @@ random position (``insert_position``); deletes shift every later offset, which i
 
 Serving is fast because each visit's JSON bytes are cached until the visit changes, and the matching
 ``_id`` list of a filter set is cached per store version.
+
+Records are stored as served. A record's key is its ``_id``; a generated record that is served without
+one (the ``missing_id`` bad record kind) is keyed by its ERP id as text, so ``GET /visits/{ERP id}``, the
+``id=`` filter and every store method still reach it (no ``_id=`` filter matches it).
+
+``bad_records`` (``{key: kind name}``) is the ground truth of the deliberately bad records: a delete
+removes the entry, and so does an update after which the record no longer carries its kind's bad value
+(drift re-rating, closing or rescheduling it repairs it). Records inserted later are clean.
 """
 
 from __future__ import annotations
@@ -90,7 +98,7 @@ class VisitStore:
             self._add(visit, len(self._order))
         # ERP ids of new visits continue after the generated ones.
         self._next_index = len(self._order) if next_index is None else next_index
-        self.bad_records: dict[str, str] = {}
+        self.bad_records: dict[str, str] = {}  # key -> data.BAD_RECORD_KINDS name, kept true by writes
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -128,6 +136,21 @@ class VisitStore:
         with self._lock:
             return b"[" + b",".join(self._visit_bytes(vid) for vid in self._order) + b"]"
 
+    def truth_with_bad_records(self) -> tuple[bytes, int, int, dict[str, str]]:
+        """(every visit as a JSON list, how many, the store version, a copy of ``bad_records``) of one moment."""
+        with self._lock:
+            return self.truth_bytes(), len(self._order), self.version, dict(self.bad_records)
+
+    def bad_records_snapshot(self) -> tuple[int, dict[str, str]]:
+        """(the store version, a copy of ``bad_records``) of one moment."""
+        with self._lock:
+            return self.version, dict(self.bad_records)
+
+    def key_of(self, key) -> str | None:
+        """The store key of the visit whose ``_id``, ERP ``id`` or key is ``key``, or None."""
+        with self._lock:
+            return self._resolve(key)
+
     # -- writing ---------------------------------------------------------------------------------------
 
     def insert(self, visit: dict, position: int | str | None = None) -> str:
@@ -159,6 +182,9 @@ class VisitStore:
                     del self._by_erp[str(old_erp)]
                 self._by_erp[str(fields["id"])] = vid
             self._bytes.pop(vid, None)
+            kind = self.bad_records.get(vid)
+            if kind is not None and data.locate(data.bad_record_kind(kind), visit) is None:
+                del self.bad_records[vid]  # repaired: the record no longer carries its bad value
             self._changed(vid)
             return orjson.loads(self._visit_bytes(vid))
 
@@ -170,6 +196,7 @@ class VisitStore:
             visit = self._visits.pop(vid)
             self._order.remove(vid)
             self._bytes.pop(vid, None)
+            self.bad_records.pop(vid, None)
             if self._by_erp.get(str(visit.get("id"))) == vid:
                 del self._by_erp[str(visit.get("id"))]
             self._changed(vid, deleted=True)
@@ -259,7 +286,7 @@ class VisitStore:
         return {"date": day.fromordinal(day.toordinal() + rng.choice((-2, -1, 1, 2, 7))).isoformat()}
 
     def _add(self, visit: dict, position: int) -> None:
-        vid = visit["_id"]
+        vid = data.record_key(visit)
         self._visits[vid] = visit
         if position >= len(self._order):
             self._order.append(vid)

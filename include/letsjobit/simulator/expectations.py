@@ -1,0 +1,236 @@
+"""The test oracle: what the pipeline must make of the simulator's data, from the ground truth alone.
+
+Given the visits as served (``sim.store.snapshot()``, or ``data`` of ``GET /_sim/truth``) and the bad
+records (``sim.store.bad_records``, or ``meta.bad_records`` of the same answer), ``expected_outcome`` says
+which visits must reach the lake and ``marts.fct_visits``, how many rows each lake table must hold, the
+exact issue rows and the expected ``extra_fields``. It restates the data-quality policy without the
+pipeline's code on purpose (no flatten, coerce or validate): it is what that code is checked against.
+
+The rules it restates:
+- A full run lists every visit. A window run (``dates=``) lists a visit only if its ``date`` is one of the
+  window's days: the API's ``date=`` filter compares the stored text, so a visit whose date is missing or
+  impossible is never listed by a window run (only a full refresh sees and quarantines it).
+- A bad record whose kind drops the ``visit`` (no ``_id``, no real date) has no lake rows at all. Every
+  other listed visit is published, with those of its lines that are objects (when ``lines`` is a list)
+  and their extraData entries that are objects (when ``extraData`` is a list), keyed by their positions
+  in the served arrays (a dropped element does not renumber the others).
+- One issue row per bad record, none for anything else (unknown fields are no issue). ``raw_value`` as
+  the issues table writes it: a string as sent, a missing value NULL, anything else compact JSON with
+  sorted keys; contacts are not pseudonymised here (compare with ``LETSJOBIT_PSEUDONYMISE_KEY`` unset).
+  ``visit_date`` is the record's date when it is a real ``YYYY-MM-DD``, else NULL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import orjson
+
+from . import data
+
+# The issue row's columns an expectation fixes (run_id, reason, page_offset and fetched_at depend on the run).
+ISSUE_COLUMNS = (
+    "table_name",
+    "visit_id",
+    "line_index",
+    "extra_index",
+    "field",
+    "raw_value",
+    "check_name",
+    "severity",
+    "action",
+)
+TABLES = ("visits", "visit_lines", "line_extra_data")
+_YYYY_MM_DD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A record's raw value without these when the whole record is the raw value (no usable _id).
+_NOT_IN_RECORD_RAW_VALUE = ("_id", "lines", "signature")
+
+
+class StaleGroundTruth(ValueError):
+    """The ground truth and the visits disagree: a bad record no longer carries its bad value, or a
+    visit without ``_id`` is not listed as a bad record."""
+
+
+@dataclass(frozen=True)
+class ExpectedIssue:
+    """One issue row the pipeline must write; ``kind`` and ``key`` say which bad record it comes from."""
+
+    table_name: str
+    visit_id: str | None
+    line_index: int | None
+    extra_index: int | None
+    field: str
+    raw_value: str | None
+    check_name: str
+    severity: str
+    action: str
+    visit_date: date | None
+    kind: str
+    key: str
+
+    def row(self) -> tuple:
+        """The values of ``ISSUE_COLUMNS``, in that order."""
+        return tuple(getattr(self, name) for name in ISSUE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the lake and the warehouse must hold after a run over the given visits."""
+
+    listed: tuple[str, ...]  # ground-truth keys of the visits the run lists, in listing order
+    published: frozenset[str]  # visit ids (``_id``) that must be in lake visits and marts.fct_visits
+    quarantined: dict[str, str]  # key -> check name: visits quarantined whole (with lines and extraData)
+    row_counts: dict[str, int]  # lake rows per table (visits, visit_lines, line_extra_data)
+    issues: tuple[ExpectedIssue, ...]  # sorted by issue_sort_key
+    # (table, visit_id, line_index, extra_index) -> the undocumented fields that row keeps in extra_fields
+    extra_fields: dict[tuple[str, str, int | None, int | None], dict] = field(default_factory=dict)
+
+    def issue_rows(self) -> list[tuple]:
+        """The expected issue rows as ``ISSUE_COLUMNS`` tuples, sorted by ``issue_sort_key``."""
+        return [issue.row() for issue in self.issues]
+
+
+def issue_sort_key(row: tuple) -> tuple:
+    """Sorts ``ISSUE_COLUMNS`` tuples with NULLs first, so actual rows can be sorted the same way."""
+    return tuple((value is not None, value if value is not None else 0) for value in row)
+
+
+def raw_text(value: object) -> str | None:
+    """A raw value as the issues table writes it: strings as sent, MISSING as NULL, else sorted compact JSON."""
+    if value is data.MISSING or value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def kind_of(entry: str | Mapping) -> data.BadRecordKind:
+    """The kind of one ground-truth entry: a kind name (``bad_records``) or an outcome (``/_sim/bad_records``)."""
+    return data.bad_record_kind(entry if isinstance(entry, str) else entry["kind"])
+
+
+def expected_outcome(
+    visits: Iterable[Mapping],
+    bad_records: Mapping[str, str | Mapping],
+    *,
+    dates: Collection[str | date] | None = None,
+) -> Expectation:
+    """The expectation for a run over ``visits`` (as served) with ground truth ``bad_records``.
+
+    ``dates``: the days a window run lists (None: a full run). Keys of ``bad_records`` that are not among
+    the listed visits are ignored (deleted visits, other days). Raises StaleGroundTruth on disagreement.
+    """
+    window = None if dates is None else {str(day) for day in dates}
+    listed: list[str] = []
+    published: set[str] = set()
+    quarantined: dict[str, str] = {}
+    counts = dict.fromkeys(TABLES, 0)
+    issues: list[ExpectedIssue] = []
+    extra_fields: dict[tuple[str, str, int | None, int | None], dict] = {}
+    for visit in visits:
+        if window is not None and ("date" not in visit or str(visit["date"]) not in window):
+            continue  # the window's date= listings do not return it
+        key = data.record_key(visit)
+        listed.append(key)
+        entry = bad_records.get(key)
+        kind = None if entry is None else kind_of(entry)
+        if kind is not None:
+            issues.append(_issue(kind, key, visit))
+        elif "_id" not in visit:
+            raise StaleGroundTruth(f"visit {key} is served without _id but is not a bad record")
+        if kind is not None and kind.drops == "visit":
+            quarantined[key] = kind.check
+            continue
+        published.add(visit["_id"])
+        _count_published(visit, counts, extra_fields)
+    return Expectation(
+        listed=tuple(listed),
+        published=frozenset(published),
+        quarantined=quarantined,
+        row_counts=counts,
+        issues=tuple(sorted(issues, key=lambda issue: issue_sort_key(issue.row()))),
+        extra_fields=extra_fields,
+    )
+
+
+def _issue(kind: data.BadRecordKind, key: str, visit: Mapping) -> ExpectedIssue:
+    where = data.locate(kind, visit)
+    if where is None:
+        raise StaleGroundTruth(f"visit {key} no longer carries its bad value of kind {kind.name!r}")
+    line_index, extra_index = where
+    return ExpectedIssue(
+        table_name=kind.table,
+        visit_id=visit.get("_id"),
+        line_index=line_index,
+        extra_index=extra_index,
+        field=kind.field,
+        raw_value=_raw_value(kind, visit, line_index, extra_index),
+        check_name=kind.check,
+        severity=kind.severity,
+        action=kind.action,
+        visit_date=_real_date(visit.get("date")),
+        kind=kind.name,
+        key=key,
+    )
+
+
+def _raw_value(kind: data.BadRecordKind, visit: Mapping, line_index: int | None, extra_index: int | None):
+    if kind.raw_value == "record":
+        return raw_text(
+            {name: value for name, value in visit.items() if name not in _NOT_IN_RECORD_RAW_VALUE}
+        )
+    if kind.raw_value == "fields":
+        names = (kind.field, *(name for name, _ in kind.context))
+        return raw_text({name: visit.get(name) for name in names})
+    if kind.placement == "visit":
+        return raw_text(visit.get(kind.field, data.MISSING))
+    line = visit["lines"][line_index]
+    if kind.placement == "line":
+        return raw_text(line)
+    if kind.placement == "line_field":
+        return raw_text(line[kind.field])
+    entry = line["extraData"][extra_index]
+    return raw_text(entry if kind.placement == "extra" else entry[kind.field])
+
+
+def _real_date(value: object) -> date | None:
+    if not isinstance(value, str) or not _YYYY_MM_DD.fullmatch(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _unknown(record: Mapping, table: str) -> dict:
+    names = _UNKNOWN_NAMES[table]
+    return {name: value for name, value in record.items() if name in names}
+
+
+_UNKNOWN_NAMES = {
+    table: frozenset(name for name, _ in fields) for table, fields in data.UNKNOWN_FIELDS.items()
+}
+
+
+def _count_published(visit: Mapping, counts: dict[str, int], extra_fields: dict) -> None:
+    visit_id = visit["_id"]
+    counts["visits"] += 1
+    if unknown := _unknown(visit, "visits"):
+        extra_fields[("visits", visit_id, None, None)] = unknown
+    lines = visit.get("lines")
+    for line_index, line in enumerate(lines if isinstance(lines, list) else ()):
+        if not isinstance(line, dict):
+            continue
+        counts["visit_lines"] += 1
+        if unknown := _unknown(line, "visit_lines"):
+            extra_fields[("visit_lines", visit_id, line_index, None)] = unknown
+        entries = line.get("extraData")
+        for extra_index, entry in enumerate(entries if isinstance(entries, list) else ()):
+            if not isinstance(entry, dict):
+                continue
+            counts["line_extra_data"] += 1
+            if unknown := _unknown(entry, "line_extra_data"):
+                extra_fields[("line_extra_data", visit_id, line_index, extra_index)] = unknown
