@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from include.letsjobit.simulator.data import BAD_RECORD_KINDS, generate_visits, iter_visit_chunks
+from include.letsjobit.simulator.data import BAD_RECORD_KINDS, generate_visits, iter_visit_chunks, record_key
 from tests.simulator.helpers import is_true
 
 ANCHOR = date(2026, 11, 1)
@@ -101,12 +101,13 @@ def test_bad_records_only_when_asked_and_logged(visits):
     spoiled = generate_visits(3000, seed=7, anchor_date=ANCHOR, bad_rate=0.05, bad_log=bad)
 
     assert 80 < len(bad) < 230
-    assert set(bad.values()) <= {kind for kind, _, _ in BAD_RECORD_KINDS}
-    by_id = {v["_id"]: v for v in spoiled}
-    rating_9 = [vid for vid, kind in bad.items() if kind == "rating_out_of_range"]
-    assert rating_9 and all(by_id[vid]["signeeRating"] == 9 for vid in rating_9)
-    good_ids = [v["_id"] for v in spoiled if v["_id"] not in bad]
-    assert [by_id[vid] for vid in good_ids] == [v for v in visits if v["_id"] in set(good_ids)]
+    assert set(bad.values()) <= {kind.name for kind in BAD_RECORD_KINDS}
+    by_key = {record_key(v): v for v in spoiled}
+    rating_9 = [key for key, kind in bad.items() if kind == "rating_out_of_range"]
+    assert rating_9 and all(by_key[key]["signeeRating"] == 9 for key in rating_9)
+    good_ids = [v["_id"] for v in spoiled if record_key(v) not in bad]
+    assert [by_key[vid] for vid in good_ids] == [v for v in visits if v["_id"] in set(good_ids)]
+    assert generate_visits(3000, seed=7, anchor_date=ANCHOR, bad_rate=0.0, unknown_field_rate=0.0) == visits
 
 
 def test_chunks_concatenate_to_the_whole_sequence(visits):

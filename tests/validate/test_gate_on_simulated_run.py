@@ -34,7 +34,9 @@ def client_of(sim, layout) -> LetsJobItClient:
 
 
 def test_invalid_simulated_visits_are_quarantined_and_the_rest_published(simulator_factory, layout):
-    sim = simulator_factory(visits=400, bad_record_rate=0.05)
+    sim = simulator_factory(
+        visits=400, bad_record_rate=0.05, bad_record_kinds=(*CAUGHT_BY, *REJECTED_BY_THE_LAKE)
+    )
     bad_records = dict(sim.store.bad_records)
     assert set(bad_records.values()) <= set(CAUGHT_BY) | REJECTED_BY_THE_LAKE
     client = client_of(sim, layout)

@@ -8,9 +8,9 @@ benchmarks. Pools (drivers, customers, items, extraData definitions) depend on t
 The records carry the messy encodings the API reference itself shows: flags as true/1/"1", priority as "3"
 or 3, signeeRating as "5"/5/"0"/0/""/missing, siteId as string or int, subContractorIds as a list, a
 comma-separated string or null, visits without ``lines``, ``extraData`` null, unicode and CRLF in ``obs``,
-a base64 ``signature`` and the misspelt ``modifieddAt``. Relationships hold so that KPIs mean something:
-a visit is never both closed and skipped, closed visits have ``closeDate >= createdAt``, future visits are
-open, ``totalJobs`` counts the action lines.
+a base64 ``signature`` and the misspelt ``modifieddAt``. Relationships hold (bad records aside) so that
+KPIs mean something: a visit is never both closed and skipped, closed visits have ``closeDate >=
+createdAt``, future visits are open, ``totalJobs`` counts the action lines.
 
 ``bad_rate`` makes a share of visits carry one deliberately bad value of a ``BAD_RECORD_KINDS`` entry
 (rating "9", latitude 200, an impossible date, no ``_id``, a line that is not an object, a new extraData

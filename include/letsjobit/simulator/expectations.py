@@ -120,10 +120,10 @@ def expected_outcome(
 ) -> Expectation:
     """The expectation for a run over ``visits`` (as served) with ground truth ``bad_records``.
 
-    ``dates``: the days a window run lists (None: a full run). Keys of ``bad_records`` that are not among
+    ``dates``: the days a window run lists (None: a full run), real dates or ``YYYY-MM-DD``. Keys of ``bad_records`` that are not among
     the listed visits are ignored (deleted visits, other days). Raises StaleGroundTruth on disagreement.
     """
-    window = None if dates is None else {str(day) for day in dates}
+    window = None if dates is None else {_window_day(day) for day in dates}
     listed: list[str] = []
     published: set[str] = set()
     quarantined: dict[str, str] = {}
@@ -154,6 +154,14 @@ def expected_outcome(
         issues=tuple(sorted(issues, key=lambda issue: issue_sort_key(issue.row()))),
         extra_fields=extra_fields,
     )
+
+
+def _window_day(day: str | date) -> str:
+    """A window's day as the API's date= filter takes it: a real YYYY-MM-DD (it answers 400 otherwise)."""
+    real = day if isinstance(day, date) else _real_date(day)
+    if real is None:
+        raise ValueError(f"a window run lists real days only (the API refuses date={day!r}), got {day!r}")
+    return real.isoformat()
 
 
 def _issue(kind: data.BadRecordKind, key: str, visit: Mapping) -> ExpectedIssue:
