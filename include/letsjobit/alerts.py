@@ -240,16 +240,13 @@ def on_run_success(context: Mapping[str, Any]) -> None:
 def send(recipients: list[str], subject: str, html_content: str, context: Mapping[str, Any]) -> bool:
     """Send one mail with the SMTP provider's notifier; a failure to send is logged, never raised (the
     run's state is already decided)."""
-    from airflow.providers.common.compat.sdk import conf
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-    notifier = SmtpNotifier(
-        to=recipients,
-        from_email=conf.get("email", "from_email", fallback=None) or None,
-        subject=subject,
-        html_content=html_content,
-    )
+    notifier = SmtpNotifier(to=recipients, subject=subject, html_content=html_content)
     try:
+        # Resolved here rather than left to the notifier: it would render the connection's value with the
+        # DAG's template environment, which a run-level callback's DAG may not have.
+        notifier.from_email = _sender(notifier.smtp_conn_id)
         # notify(), not the notifier's __call__: that would render the error text as a Jinja template.
         notifier.notify(context)
     except Exception:
@@ -262,6 +259,21 @@ def send(recipients: list[str], subject: str, html_content: str, context: Mappin
         return False
     log.info("Alert mail sent to %s: %s", ", ".join(recipients), subject)
     return True
+
+
+def _sender(conn_id: str) -> str:
+    """Airflow's `[email] from_email`, else the SMTP connection's `from_email` extra."""
+    from airflow.providers.common.compat.sdk import BaseHook, conf
+
+    sender = conf.get("email", "from_email", fallback=None) or BaseHook.get_connection(
+        conn_id
+    ).extra_dejson.get("from_email")
+    if not sender:
+        raise ValueError(
+            f"no sender address: set `from_email` in the extra of connection {conn_id} "
+            "or AIRFLOW__EMAIL__FROM_EMAIL"
+        )
+    return sender
 
 
 def _quality_or_none(layout: config.DataLayout, run_id: str) -> QualityIssues | None:
