@@ -37,11 +37,13 @@ lock: install
 	$(BIN)/uv pip compile requirements.in -p 3.11 -q --no-header -o requirements.txt
 	$(BIN)/uv pip compile requirements-dev.in -p 3.11 -q --no-header -o requirements-dev.txt
 
-# The KPI dashboard over the warehouse: http://127.0.0.1:8501 (DASHBOARD_ADDRESS=0.0.0.0 to serve the network).
+# The KPI dashboard over the warehouse: http://127.0.0.1:8501. DASHBOARD_ADDRESS=0.0.0.0 serves the network,
+# which it refuses without a sign-in (.streamlit/secrets.toml [auth], or DASHBOARD_ARGS=--behind-auth-proxy).
 DASHBOARD_ADDRESS ?= 127.0.0.1
 DASHBOARD_PORT ?= 8501
+DASHBOARD_ARGS ?=
 dashboard: install
-	$(BIN)/python -m dashboard --address $(DASHBOARD_ADDRESS) --port $(DASHBOARD_PORT)
+	$(BIN)/python -m dashboard --address $(DASHBOARD_ADDRESS) --port $(DASHBOARD_PORT) $(DASHBOARD_ARGS)
 
 clean:
 	rm -rf .airflow data .pytest_cache

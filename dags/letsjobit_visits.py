@@ -8,6 +8,10 @@ Two DAGs:
   the `full_refresh` param); publishes the lake (asset `letsjobit_lake`) and rebuilds the warehouse.
 - letsjobit_warehouse: runs on its own whenever the lake asset changes, and rebuilds the warehouse
   unless the lake's latest publication is already built (so it never repeats the daily run's build).
+
+Every task runs inside ``pipeline.fail_fast()``: an error that waiting cannot heal (the key refused, a
+bad request, a failed gate) fails it at once, without retries. A failed run sends one mail, and a run
+that publishes with data issues one quality mail, when LETSJOBIT_ALERT_EMAILS is set (include/letsjobit/alerts.py).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from include.letsjobit import config, pipeline
+from include.letsjobit import alerts, config, pipeline
 
 LAKE = Asset("letsjobit_lake")
 WAREHOUSE = Asset("letsjobit_warehouse")
@@ -44,6 +48,9 @@ default_args = {
     max_active_runs=1,
     max_active_tasks=8,
     default_args=default_args,
+    # Run level, so one failed run sends one mail however many tasks failed.
+    on_failure_callback=alerts.on_run_failure,
+    on_success_callback=alerts.on_run_success,
     params={
         "full_refresh": Param(
             False, type="boolean", description="Extract every visit and replace the whole lake"
@@ -61,14 +68,15 @@ default_args = {
 def letsjobit_visits():
     @task
     def plan(params=None, data_interval_start=None, data_interval_end=None, dag_run=None) -> list[dict]:
-        return pipeline.plan_chunks(
-            full_refresh=params["full_refresh"],
-            interval_start=data_interval_start,
-            interval_end=data_interval_end,
-            lookback_days=params["lookback_days"],
-            lookahead_days=params["lookahead_days"],
-            run_after=dag_run.run_after if dag_run is not None else None,
-        )
+        with pipeline.fail_fast():
+            return pipeline.plan_chunks(
+                full_refresh=params["full_refresh"],
+                interval_start=data_interval_start,
+                interval_end=data_interval_end,
+                lookback_days=params["lookback_days"],
+                lookahead_days=params["lookahead_days"],
+                run_after=dag_run.run_after if dag_run is not None else None,
+            )
 
     # The pool bounds how many chunks call the API at once; the key's rate budget is shared by all of them.
     @task(pool=config.API_POOL, max_active_tis_per_dagrun=4, retries=3)
@@ -76,34 +84,31 @@ def letsjobit_visits():
         from letsjobit.hooks import LetsJobItHook
 
         context = get_current_context()
-        return pipeline.extract_chunk(
-            LetsJobItHook().get_client(), pipeline.safe_run_id(context["run_id"]), chunk
-        )
+        with pipeline.fail_fast():
+            return pipeline.extract_chunk(
+                LetsJobItHook().get_client(), pipeline.safe_run_id(context["run_id"]), chunk
+            )
 
     @task
     def stage(extracted: list[dict]) -> dict:
-        return pipeline.stage(pipeline.safe_run_id(get_current_context()["run_id"]))
+        with pipeline.fail_fast():
+            return pipeline.stage(pipeline.safe_run_id(get_current_context()["run_id"]))
 
     @task
     def audit(extracted: list[dict], staged: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.letsjobit.validate import ValidationFailed
-
-        try:
+        # A failed gate fails the same way again: fail_fast fails it now, no retries (nothing is published).
+        with pipeline.fail_fast():
             return pipeline.audit(
                 pipeline.safe_run_id(get_current_context()["run_id"]), pipeline.materialise(extracted), staged
             )
-        except ValidationFailed as failed:
-            # The same staged data fails the same way again: fail now, no retries (nothing is published).
-            raise AirflowFailException(str(failed)) from failed
 
     @task(outlets=[LAKE])
     def publish(extracted: list[dict], audited: dict) -> dict:
         context = get_current_context()
-        published = pipeline.publish(
-            pipeline.safe_run_id(context["run_id"]), pipeline.materialise(extracted), audited
-        )
+        with pipeline.fail_fast():
+            published = pipeline.publish(
+                pipeline.safe_run_id(context["run_id"]), pipeline.materialise(extracted), audited
+            )
         context["outlet_events"][LAKE].extra = {
             "run_id": published["run_id"],
             "partitions": published["partitions"],
@@ -112,7 +117,8 @@ def letsjobit_visits():
 
     @task(outlets=[WAREHOUSE])
     def build_warehouse(published: dict) -> dict:
-        return pipeline.build_warehouse(published)
+        with pipeline.fail_fast():
+            return pipeline.build_warehouse(published)
 
     extracted = extract.expand(chunk=plan())
     staged = stage(extracted)
@@ -128,13 +134,15 @@ def letsjobit_visits():
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
+    on_failure_callback=alerts.on_run_failure,
     tags=["letsjobit", "warehouse"],
     doc_md=__doc__,
 )
 def letsjobit_warehouse():
     @task(outlets=[WAREHOUSE])
     def rebuild_if_stale() -> dict:
-        return pipeline.rebuild_if_stale()
+        with pipeline.fail_fast():
+            return pipeline.rebuild_if_stale()
 
     rebuild_if_stale()
 

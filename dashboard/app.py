@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 
 import streamlit as st
 
-from dashboard import context, queries
+from dashboard import access, context, queries
 from include.letsjobit import config
 
 VIEWS = "views"
@@ -111,7 +111,32 @@ def not_built(error: queries.WarehouseUnavailable) -> None:
     )
 
 
+def signed_in_viewer() -> bool:
+    """With the OIDC sign-in configured ([auth] in .streamlit/secrets.toml), only a signed-in viewer on
+    the `[dashboard] viewers` list (when there is one) sees anything; see dashboard/access.py."""
+    settings = st.secrets.to_dict() if st.secrets.load_if_toml_exists() else {}
+    sign_in = access.sign_in(settings.get("auth"))
+    if sign_in is None:
+        return True
+    if not st.user.is_logged_in:
+        st.title("LetsJobIt KPIs")
+        st.write("This dashboard shows driver, customer and site names: sign in to see it.")
+        st.button("Sign in", on_click=st.login, args=(sign_in.provider,), type="primary")
+        return False
+    email = st.user.get("email")
+    if not access.may_view(email, (settings.get("dashboard") or {}).get("viewers")):
+        st.title("LetsJobIt KPIs")
+        st.error(f"{email or 'This account'} is not on this dashboard's list of viewers.")
+        st.button("Sign out", on_click=st.logout)
+        return False
+    st.sidebar.caption(f"Signed in as {email or st.user.get('name') or 'unknown'}")
+    st.sidebar.button("Sign out", on_click=st.logout)
+    return True
+
+
 def main() -> None:
+    if not signed_in_viewer():
+        return
     page = st.navigation(list(PAGES.values()))
     layout = config.layout()
     try:

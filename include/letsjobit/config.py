@@ -11,6 +11,7 @@ Every module reads paths and settings from here; nothing else calls ``os.environ
 | LETSJOBIT_TASK_RETRY_DELAY_SECONDS | 60             | wait before a failed task's first retry (then doubles) |
 | LETSJOBIT_KEEP_RUNS   | 30                           | runs whose raw pages and staging area are kept       |
 | LETSJOBIT_GATE_MIN_ROWS | 100                        | the gate's shares are taken over at least this many rows |
+| LETSJOBIT_ALERT_EMAILS | unset: no mail             | comma-separated recipients of failure and quality mails |
 """
 
 from __future__ import annotations
@@ -125,3 +126,9 @@ def gate_min_rows() -> int:
 def keep_runs() -> int:
     """How many of the newest runs keep their raw pages and staging area (for replay and audit)."""
     return max(1, int(os.environ.get("LETSJOBIT_KEEP_RUNS") or 30))
+
+
+def alert_emails() -> list[str]:
+    """Recipients of the pipeline's failure and data-quality mails (include/letsjobit/alerts.py)."""
+    raw = os.environ.get("LETSJOBIT_ALERT_EMAILS") or ""
+    return [address.strip() for address in raw.replace(";", ",").split(",") if address.strip()]

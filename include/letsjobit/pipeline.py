@@ -4,6 +4,8 @@ A run moves through write -> audit -> publish:
   plan_chunks  -> extract_chunk (one per chunk, mapped) -> stage -> audit -> publish -> build_warehouse
 Every step takes and returns small JSON-able dicts (paths and counts), never data, so they travel in XCom.
 Every step is idempotent for a given run id: a retry or a re-run replaces its own output exactly.
+Every step reports the datasets it reads and writes for lineage (include/letsjobit/lineage.py), and
+``fail_fast`` turns the errors that waiting cannot heal into a failure without retries.
 """
 
 from __future__ import annotations
@@ -13,14 +15,46 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from include.letsjobit import config
+from include.letsjobit import config, lineage
 
 log = logging.getLogger(__name__)
 
 FULL_REFRESH_CHUNK = "all"
+
+# Errors a retry would meet again, so the task fails at once and the alert goes out within seconds: the
+# API refusing the request for good (401/403, 400, 404 and other 4xx but 429), settings that cannot work,
+# and a failed validation gate (the same staged data fails the same way). Named, not imported, so that
+# checking an extraction's error does not import the gate's libraries.
+CANNOT_HEAL = (
+    "include.letsjobit.client.LetsJobItAPIError",
+    "include.letsjobit.client.LetsJobItConfigError",
+    "include.letsjobit.validate.ValidationFailed",
+)
+
+
+def cannot_heal(error: BaseException) -> bool:
+    """Whether waiting and retrying cannot change the outcome of what raised ``error``."""
+    return any(f"{cls.__module__}.{cls.__qualname__}" in CANNOT_HEAL for cls in type(error).__mro__)
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Around a task's work: an error that cannot heal fails the task now, without Airflow's retries."""
+    try:
+        yield
+    except Exception as error:
+        if not cannot_heal(error):
+            raise
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"{type(error).__name__} (not retried: waiting cannot fix it): {error}"
+        ) from error
 
 
 def safe_run_id(airflow_run_id: str) -> str:
@@ -120,6 +154,9 @@ def extract_chunk(client: Any, run_id: str, chunk: dict[str, Any]) -> dict[str, 
             for day in chunk["dates"]
         ]
     parts = [as_dict(result) for result in results]
+    lineage.record(
+        client, inputs=[lineage.api_visits(client.settings.base_url)], outputs=[lineage.folder(layout.raw)]
+    )
     return {
         "chunk": chunk["chunk"],
         "dates": chunk["dates"],
@@ -158,15 +195,20 @@ def partitions_of(extracted: list[dict[str, Any]]) -> list[str] | None:
 def stage(run_id: str) -> dict[str, Any]:
     from include.letsjobit import lake
 
-    return as_dict(lake.stage_run(run_id, config.layout()))
+    layout = config.layout()
+    result = as_dict(lake.stage_run(run_id, layout))
+    lineage.record(layout, inputs=[lineage.folder(layout.raw)], outputs=[lineage.folder(layout.staging)])
+    return result
 
 
 def audit(run_id: str, extracted: list[dict[str, Any]], staged: dict[str, Any]) -> dict[str, Any]:
     from include.letsjobit import validate
 
+    layout = config.layout()
+    lineage.record(layout, inputs=[lineage.folder(layout.staging)])
     result = validate.audit_run(
         run_id,
-        config.layout(),
+        layout,
         expected_visits=expected_visits(extracted, staged),
         thresholds=validate.Thresholds(min_rows=config.gate_min_rows()),
         rows_flattened=staged.get("rows"),
@@ -192,6 +234,7 @@ def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any
         },
     }
     atomic_write_json(last_publication_path(layout), publication)
+    lineage.record(layout, inputs=[lineage.folder(layout.staging)], outputs=lineage.lake_tables(layout))
     lake.prune_runs(layout, keep=config.keep_runs())
     log.info(
         "Published run %s (%s)", run_id, "full refresh" if partitions is None else f"{len(partitions)} dates"
@@ -214,15 +257,22 @@ def build_warehouse(published: dict[str, Any]) -> dict[str, Any]:
     """Rebuild the marts for the published dates (all of them after a full refresh) and swap the file."""
     from include.letsjobit import warehouse
 
+    layout = config.layout()
     partitions = published.get("partitions")
     changed = None if partitions is None else [date.fromisoformat(day) for day in partitions]
     result = warehouse.build(
-        config.layout(),
+        layout,
         changed_dates=changed,
         run_id=published["run_id"],
         validation=published.get("validation"),
     )
+    record_warehouse_lineage(layout)
     return as_dict(result)
+
+
+def record_warehouse_lineage(layout: config.DataLayout) -> None:
+    """A warehouse build reads the three lake tables and writes the marts."""
+    lineage.record(layout, inputs=lineage.lake_tables(layout), outputs=lineage.warehouse_marts(layout))
 
 
 def rebuild_if_stale() -> dict[str, Any]:
@@ -247,11 +297,12 @@ def rebuild_if_stale() -> dict[str, Any]:
     result = warehouse.build(
         layout, changed_dates=None, run_id=publication["run_id"], validation=publication.get("validation")
     )
+    record_warehouse_lineage(layout)
     return {"rebuilt": True, **as_dict(result)}
 
 
 def log_task_failure(context: dict[str, Any]) -> None:
-    """Failure callback: one clear line per failed task, with where to look next."""
+    """Failure callback: one clear line per failed task, and a note of its error for the run's alert."""
     ti = context.get("task_instance") or context.get("ti")
     error = context.get("exception")
     log.error(
@@ -264,3 +315,6 @@ def log_task_failure(context: dict[str, Any]) -> None:
         type(error).__name__ if error else "unknown",
         error,
     )
+    from include.letsjobit import alerts
+
+    alerts.record_task_failure(context)

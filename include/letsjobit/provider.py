@@ -96,4 +96,17 @@ def get_provider_info() -> dict:
                 },
             }
         ],
+        # Lineage: the asset URIs include/letsjobit/lineage.py reports, and how OpenLineage names them.
+        "asset-uris": [
+            {
+                "schemes": ["letsjobit"],
+                "handler": None,  # kept as built
+                "to_openlineage_converter": "include.letsjobit.lineage.api_to_openlineage",
+            },
+            {
+                "schemes": ["duckdb"],
+                "handler": None,  # kept as built
+                "to_openlineage_converter": "include.letsjobit.lineage.warehouse_to_openlineage",
+            },
+        ],
     }

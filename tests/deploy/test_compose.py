@@ -41,7 +41,7 @@ AIRFLOW_SERVICES = {
 }
 # Inside the official image AIRFLOW_HOME is /opt/airflow; the project root is laid over it.
 CONTAINER_ROOT = PurePosixPath("/opt/airflow")
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|API_KEY|PSEUDONYMISE_KEY")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|API_KEY|PSEUDONYMISE_KEY|^AIRFLOW_CONN_")
 DUMMY_SECRETS = {
     "POSTGRES_PASSWORD": "pg-test",
     "AIRFLOW__CORE__FERNET_KEY": "Mt3ZQ9aXG3j2_HFQOAuZ4eQSdJrB0pGSySw3q1ovAys=",
@@ -364,3 +364,66 @@ def test_the_connection_airflow_init_makes_from_env_example_is_one_the_client_ac
     # The extras are what makes plain http to the simulator service acceptable.
     with pytest.raises(LetsJobItConfigError, match="plain http"):
         ClientSettings(base_url=init["LETSJOBIT_API_URL"], api_key="k")
+
+
+# --- who may look: published ports -----------------------------------------------------------------------
+
+LOOPBACK = "127.0.0.1"
+
+
+def published(service: dict) -> list[tuple[str, str, str]]:
+    """(host address, host port, container port) of each published port; a bare "HOST:CONTAINER" binds
+    every interface, which the empty address stands for."""
+    found = []
+    for port in service.get("ports", []):
+        parts = str(port).rsplit(":", 2)
+        found.append(tuple(parts) if len(parts) == 3 else ("", *parts))
+    return found
+
+
+def test_with_the_example_settings_every_published_port_binds_loopback_only(services):
+    ports = {name: published(service) for name, service in services.items() if service.get("ports")}
+    assert {"airflow-apiserver", "dashboard", "flower"} <= set(ports)
+    assert {name: {address for address, _, _ in bound} for name, bound in ports.items()} == {
+        name: {LOOPBACK} for name in ports
+    }
+
+
+def test_a_service_published_beyond_loopback_has_a_sign_in_in_front(raw, env_example, tmp_path, monkeypatch):
+    from dashboard import access
+
+    wide = {**env_example, **DUMMY_SECRETS}
+    wide.update({name: "0.0.0.0" for name in env_example if name.endswith("_ADDRESS")})  # noqa: S104
+    services = interpolate(raw, wide)["services"]
+    opened = {
+        name
+        for name, service in services.items()
+        for address, _, _ in published(service)
+        if address != LOOPBACK
+    }
+    # Flower has no sign-in: no setting publishes it beyond loopback.
+    assert opened == {"airflow-apiserver", "dashboard"}
+
+    # The API server: Airflow's simple auth manager with a password per user, not its all-admins mode.
+    api = environment(services["airflow-apiserver"])
+    assert api["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
+    assert api["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert api.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "false").lower() == "false"
+
+    # The dashboard, launched as compose launches it: refused without the OIDC sign-in, served with it.
+    command = command_argv(services["dashboard"]["command"])[3:]
+    monkeypatch.setattr(access, "SECRETS_FILE", tmp_path / "secrets.toml")
+    with pytest.raises(access.ExposureRefused):
+        dashboard_exec_argv(command)
+    (tmp_path / "secrets.toml").write_text(
+        "[auth]\nredirect_uri = 'http://dash.example.com/oauth2callback'\ncookie_secret = 'c'\n"
+        "client_id = 'id'\nclient_secret = 's'\nserver_metadata_url = 'https://idp.example.com/.well-known/openid-configuration'\n"
+    )
+    assert "streamlit" in dashboard_exec_argv(command)
+    assert mounts(services["dashboard"])["/opt/airflow/.streamlit"] == "./.streamlit"
+    assert (PROJECT_ROOT / ".streamlit" / "secrets.toml.example").is_file()
+
+
+def test_the_sign_in_secrets_stay_out_of_git_and_the_image():
+    assert ".streamlit/secrets.toml" in (PROJECT_ROOT / ".gitignore").read_text().splitlines()
+    assert ".streamlit/secrets.toml" in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()
