@@ -68,8 +68,16 @@ class KpiDefinitions:
         )
 
 
+# Definitions by the models digest of the build that holds them: the same SQL defines the same KPIs,
+# and listing the catalog's functions costs more than a page's KPI queries.
+_DEFINITIONS: dict[str, KpiDefinitions] = {}
+
+
 def kpi_definitions(con: duckdb.DuckDBPyConnection) -> KpiDefinitions:
     """The measures and KPI macros of the warehouse ``con`` reads, from its catalog."""
+    (digest,) = con.execute("select models_digest from marts.build_info").fetchone() or (None,)
+    if digest is not None and digest in _DEFINITIONS:
+        return _DEFINITIONS[digest]
     schema_name, table_name = VISIT_MEASURES.split(".")
     columns = con.execute(
         "select column_name, data_type from information_schema.columns "
@@ -87,7 +95,10 @@ def kpi_definitions(con: duckdb.DuckDBPyConnection) -> KpiDefinitions:
         raise WarehouseUnavailable(
             f"the warehouse has no KPI measures ({VISIT_MEASURES}) or macros: built by older SQL"
         )
-    return KpiDefinitions(measures, kpis)
+    definitions = KpiDefinitions(measures, kpis)
+    if digest is not None:
+        _DEFINITIONS[digest] = definitions
+    return definitions
 
 
 # The key a KPI table groups by.
