@@ -70,7 +70,15 @@ else:
             charts.stacked_over_time(over_time, by or "check_name", "issues", "Data issues per day"),
             width="stretch",
         )
-        st.dataframe(queries.data_issues_by_check(page.con, filters), hide_index=True, key="issues_by_check")
+        st.dataframe(
+            queries.data_issues_by_check(page.con, filters),
+            hide_index=True,
+            key="issues_by_check",
+            column_config={
+                "first_day": st.column_config.DateColumn("first day", format="YYYY-MM-DD"),
+                "last_day": st.column_config.DateColumn("last day", format="YYYY-MM-DD"),
+            },
+        )
     undated = queries.undated_data_issues(page.con)
     if undated:
         st.caption(
