@@ -68,7 +68,8 @@ VISIT_COLUMNS = {
     "duration": "2100",
     "created_at": "day - interval 2 day + to_seconds(i % 36000)",
     "modified_at": "day + to_seconds(36000 + i % 36000)",
-    "signee_rating": "case when i % 10 < 7 then (i % 7) end",
+    # as the lake stores it: 1..5 or NULL (no score, or a score out of range the lake nulled)
+    "signee_rating": "case when i % 10 < 7 and i % 7 between 1 and 5 then (i % 7) end",
     "close_date": "case when i % 10 < 7 then day + to_seconds(30000 + i % 40000) end",
     "skipped_reason_id": "case when i % 10 = 7 then cast(i % 4 as varchar) end",
     "has_signature": "i % 10 < 7",

@@ -50,3 +50,22 @@ def bars(
         )
         .properties(height=alt.Step(22))
     )
+
+
+def stacked_over_time(frame: pd.DataFrame, category: str, column: str, title: str) -> alt.Chart:
+    """Bars per day, stacked by ``category`` (a day without rows has no bar)."""
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X("visit_date:T", title=None),
+            y=alt.Y(f"sum({column}):Q", title=title),
+            color=alt.Color(f"{category}:N", title=category.replace("_", " ")),
+            tooltip=[
+                alt.Tooltip("visit_date:T", title="day"),
+                alt.Tooltip(f"{category}:N"),
+                alt.Tooltip(f"{column}:Q"),
+            ],
+        )
+        .properties(height=280)
+    )

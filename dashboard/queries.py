@@ -3,14 +3,17 @@
 The pages only format what these functions return, and the tests call the same functions, so what
 is on screen is what is tested. The queries read the marts only (schema ``marts``).
 
-Ratios over a date range or a group are never averages of daily ratios: each query sums the
-additive counts (visits, closed_visits, rated_visits, promoters, ...) and recomputes the ratios from
-the sums with the formulas in ``KPI_FROM_COUNTS``, the warehouse's own definitions (issue 6).
+The dashboard spells no KPI formula. Ratios over a date range or a group are never averages of daily
+ratios: each query sums the warehouse's additive measures (visits, closed_visits, rated_visits,
+promoters, ...) and applies the warehouse's own KPI macros to the sums (``marts.nps(promoters,
+detractors, rated_visits)`` and the rest, from ``sql/macros/kpis.sql``). Both are read from the
+warehouse itself (``kpi_definitions``): the measures are the columns of ``marts.fct_visit_measures``
+besides its keys, the KPIs are the macros of schema ``marts`` whose parameters are all measures.
 
-Where the counts come from depends on the filters. The KPI tables are the source when one answers
+Where the measures come from depends on the filters. The KPI tables are the source when one answers
 the filter exactly (no filter: ``kpi_daily``; territory only: ``kpi_territory_daily``; driver only:
 ``kpi_driver_daily``); a customer filter, or territory and driver together, need visit grain, so the
-counts are then aggregated from ``fct_visits`` with the same flags the KPI tables are built from.
+measures are then summed from ``fct_visit_measures``, the relation the KPI tables are summed from.
 """
 
 from __future__ import annotations
@@ -34,88 +37,69 @@ log = logging.getLogger(__name__)
 
 Dimension = Literal["territory", "driver"]
 Grain = Literal["day", "week"]
+IssueBreakdown = Literal["check_name", "action"]
 
-# The additive counts the KPI tables carry (the contract's names), summed over any period or group.
-COUNT_COLUMNS = (
-    "visits",
-    "closed_visits",
-    "skipped_visits",
-    "rated_visits",
-    "promoters",
-    "passives",
-    "detractors",
-    "rating_sum",
-    "jobs",
-    "window_checked_visits",
-    "closed_within_window_visits",
-    "timed_closed_visits",
-    "hours_to_close_sum",
-    "equipment_visits",
-    "repeat_visits",
-)
-FRACTIONAL_SUMS = ("hours_to_close_sum",)
+# The warehouse's one relation at visit grain with the additive KPI measures; these of its columns
+# are the keys the filters use, every other column is a measure.
+VISIT_MEASURES = "marts.fct_visit_measures"
+VISIT_KEYS = ("visit_id", "visit_date", "driver_id", "territory", "site_id")
+INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
 
 
-def member(column: str) -> str:
-    """The warehouse's unknown_member(): an empty key counts under '(unknown)' in the KPI tables and dims."""
-    return f"coalesce(nullif(trim({column}::varchar), ''), '(unknown)')"
+@dataclass(frozen=True)
+class KpiDefinitions:
+    """The warehouse's additive measures (name -> holds whole numbers) and KPI macros (name -> the
+    measures it takes, in order)."""
+
+    measures: dict[str, bool]
+    macros: dict[str, tuple[str, ...]]
+
+    def sums(self, prefix: str = "") -> str:
+        """``sum(m) as m`` for every measure; whole-number sums as BIGINT (DuckDB sums to HUGEINT)."""
+        return ", ".join(
+            f"sum({prefix}{name}){'::bigint' if whole else ''} as {name}"
+            for name, whole in self.measures.items()
+        )
+
+    def ratios(self) -> str:
+        """Every KPI as the warehouse's macro over the measure columns of the same names."""
+        return ", ".join(
+            f"marts.{name}({', '.join(params)}) as {name}" for name, params in self.macros.items()
+        )
 
 
-# The same counts from visit grain (fct_visits, one row per visit), as int_kpi_measures counts them.
-FACT_COUNTS = """
-    count(*) as visits,
-    count(*) filter (where visits.closed) as closed_visits,
-    count(*) filter (where visits.skipped) as skipped_visits,
-    count(*) filter (where visits.is_rated) as rated_visits,
-    count(*) filter (where visits.nps_category = 'promoter') as promoters,
-    count(*) filter (where visits.nps_category = 'passive') as passives,
-    count(*) filter (where visits.nps_category = 'detractor') as detractors,
-    coalesce(sum(visits.job_count), 0) as jobs,
-    count(visits.closed_within_time_window) as window_checked_visits,
-    count(*) filter (where visits.closed_within_time_window) as closed_within_window_visits,
-    count(visits.hours_to_close) as timed_closed_visits,
-    coalesce(sum(visits.hours_to_close), 0) as hours_to_close_sum,
-    count(repeats.is_repeat_visit) as equipment_visits,
-    count(*) filter (where repeats.is_repeat_visit) as repeat_visits,
-    coalesce(sum(visits.signee_rating) filter (where visits.is_rated), 0) as rating_sum
-"""
-FACT_FROM = """
-    marts.fct_visits as visits
-    left join (
-        select visit_id, bool_or(is_repeat_visit) as is_repeat_visit
-        from marts.fct_equipment_visits
-        group by visit_id
-    ) as repeats on visits.visit_id = repeats.visit_id
-"""
+# Definitions by the models digest of the build that holds them: the same SQL defines the same KPIs,
+# and listing the catalog's functions costs more than a page's KPI queries.
+_DEFINITIONS: dict[str, KpiDefinitions] = {}
 
-# The KPI definitions of issue 6 (as int_kpi_measures writes them), over summed counts; NULL when the
-# denominator is zero.
-KPI_FROM_COUNTS = """
-    sum(visits)::bigint as visits,
-    sum(closed_visits)::bigint as closed_visits,
-    sum(skipped_visits)::bigint as skipped_visits,
-    sum(rated_visits)::bigint as rated_visits,
-    sum(promoters)::bigint as promoters,
-    sum(passives)::bigint as passives,
-    sum(detractors)::bigint as detractors,
-    sum(rating_sum)::bigint as rating_sum,
-    sum(jobs)::bigint as jobs,
-    sum(window_checked_visits)::bigint as window_checked_visits,
-    sum(closed_within_window_visits)::bigint as closed_within_window_visits,
-    sum(timed_closed_visits)::bigint as timed_closed_visits,
-    sum(hours_to_close_sum) as hours_to_close_sum,
-    sum(equipment_visits)::bigint as equipment_visits,
-    sum(repeat_visits)::bigint as repeat_visits,
-    100.0 * (sum(promoters) - sum(detractors)) / nullif(sum(rated_visits), 0) as nps,
-    sum(closed_visits) / nullif(sum(visits), 0) as close_rate,
-    sum(skipped_visits) / nullif(sum(visits), 0) as skip_rate,
-    sum(rating_sum) / nullif(sum(rated_visits), 0) as avg_rating,
-    (sum(promoters) + sum(passives)) / nullif(sum(rated_visits), 0) as csat,
-    sum(jobs) / nullif(sum(visits), 0) as jobs_per_visit,
-    sum(closed_within_window_visits) / nullif(sum(window_checked_visits), 0) as closed_within_window_rate,
-    sum(hours_to_close_sum) / nullif(sum(timed_closed_visits), 0) as avg_hours_to_close,
-    sum(repeat_visits) / nullif(sum(equipment_visits), 0) as repeat_visit_rate
-"""
+
+def kpi_definitions(con: duckdb.DuckDBPyConnection) -> KpiDefinitions:
+    """The measures and KPI macros of the warehouse ``con`` reads, from its catalog."""
+    (digest,) = con.execute("select models_digest from marts.build_info").fetchone() or (None,)
+    if digest is not None and digest in _DEFINITIONS:
+        return _DEFINITIONS[digest]
+    schema_name, table_name = VISIT_MEASURES.split(".")
+    columns = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema_name, table_name],
+    ).fetchall()
+    measures = {name: data_type in INTEGER_TYPES for name, data_type in columns if name not in VISIT_KEYS}
+    macros = con.execute(
+        "select function_name, parameters from duckdb_functions() "
+        "where database_name = current_database() and schema_name = 'marts' and function_type = 'macro' "
+        "order by function_name"
+    ).fetchall()
+    kpis = {name: tuple(params) for name, params in macros if params and set(params) <= measures.keys()}
+    if not measures or not kpis:
+        raise WarehouseUnavailable(
+            f"the warehouse has no KPI measures ({VISIT_MEASURES}) or macros: built by older SQL"
+        )
+    definitions = KpiDefinitions(measures, kpis)
+    if digest is not None:
+        _DEFINITIONS[digest] = definitions
+    return definitions
+
 
 # The key a KPI table groups by.
 DIMENSION_KEYS: dict[str, str] = {"territory": "territory", "driver": "driver_id"}
@@ -197,12 +181,13 @@ def _mart_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Where clauses and count sources
+# Where clauses and measure sources
 
 
-def _where(filters: Filters, *, visit_grain: bool) -> tuple[str, dict]:
-    """Filters as a where clause; at visit grain the keys get the KPI tables' '(unknown)' label first."""
-    clauses = ["visit_date between $start and $end"]
+def _where(filters: Filters, prefix: str = "") -> tuple[str, dict]:
+    """Filters as a where clause. The marts already label an empty key '(unknown)' (the warehouse's
+    marts.unknown_member), at visit grain as in the KPI tables, so the same values select."""
+    clauses = [f"{prefix}visit_date between $start and $end"]
     params: dict = {"start": filters.start, "end": filters.end}
     for column, name, values in (
         ("territory", "territories", filters.territories),
@@ -210,20 +195,23 @@ def _where(filters: Filters, *, visit_grain: bool) -> tuple[str, dict]:
         ("site_id", "site_ids", filters.site_ids),
     ):
         if values:
-            key = member(f"visits.{column}") if visit_grain else column
-            clauses.append(f"list_contains(${name}, {key})")
+            clauses.append(f"list_contains(${name}, {prefix}{column})")
             params[name] = list(values)
     return " and ".join(clauses), params
 
 
-def count_source(filters: Filters, by: Dimension | None = None) -> tuple[str, dict, str]:
-    """SQL for daily counts: visit_date, the dimension's key (if ``by``), COUNT_COLUMNS.
+def measure_source(
+    filters: Filters, definitions: KpiDefinitions, by: Dimension | None = None
+) -> tuple[str, dict, str]:
+    """SQL for daily measures: visit_date, the dimension's key (if ``by``), every additive measure.
 
     Returns (sql, parameters, name of the mart it reads), choosing the KPI table that answers the
-    filters exactly, or fct_visits when none does.
+    filters exactly, or fct_visit_measures when none does.
     """
     wants_territory = bool(filters.territories) or by == "territory"
     wants_driver = bool(filters.driver_ids) or by == "driver"
+    keys = ", ".join(("visit_date", *([DIMENSION_KEYS[by]] if by else [])))
+    where, params = _where(filters)
     if not filters.site_ids and not (wants_territory and wants_driver):
         if wants_territory:
             table = "kpi_territory_daily"
@@ -231,15 +219,10 @@ def count_source(filters: Filters, by: Dimension | None = None) -> tuple[str, di
             table = "kpi_driver_daily"
         else:
             table = "kpi_daily"
-        where, params = _where(filters, visit_grain=False)
-        columns = ", ".join(("visit_date", *([DIMENSION_KEYS[by]] if by else []), *COUNT_COLUMNS))
-        return f"select {columns} from marts.{table} where {where}", params, table
-    where, params = _where(filters, visit_grain=True)
-    keys = ["visits.visit_date"] + (
-        [f"{member('visits.' + DIMENSION_KEYS[by])} as {DIMENSION_KEYS[by]}"] if by else []
-    )
-    sql = f"select {', '.join(keys)}, {FACT_COUNTS} from {FACT_FROM} where {where} group by all"
-    return sql, params, "fct_visits"
+        sql = f"select {keys}, {', '.join(definitions.measures)} from marts.{table} where {where}"
+        return sql, params, table
+    sql = f"select {keys}, {definitions.sums()} from {VISIT_MEASURES} where {where} group by all"
+    return sql, params, VISIT_MEASURES.split(".")[1]
 
 
 def _records(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pd.DataFrame:
@@ -251,15 +234,17 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pd.DataF
 
 
 def headline(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict:
-    """The KPIs of the whole period: counts and ratios recomputed from the summed counts."""
-    source, params, _ = count_source(filters)
-    sql = f"with counts as ({source}) select {KPI_FROM_COUNTS} from counts"
+    """The KPIs of the whole period: the summed measures and the KPI macros over them."""
+    definitions = kpi_definitions(con)
+    source, params, _ = measure_source(filters, definitions)
+    sql = f"""
+        with daily as ({source}), summed as (select {definitions.sums()} from daily)
+        select *, {definitions.ratios()} from summed
+    """
     row = _records(con, sql, params).iloc[0].to_dict()
     row = {key: (None if pd.isna(value) else value) for key, value in row.items()}
-    for column in COUNT_COLUMNS:
-        row[column] = row[column] or 0
-        if column not in FRACTIONAL_SUMS:
-            row[column] = int(row[column])
+    for measure, whole in definitions.measures.items():
+        row[measure] = int(row[measure] or 0) if whole else (row[measure] or 0.0)
     return row
 
 
@@ -270,25 +255,24 @@ def headline_with_previous(con: duckdb.DuckDBPyConnection, filters: Filters) -> 
 def kpi_series(con: duckdb.DuckDBPyConnection, filters: Filters, grain: Grain = "day") -> pd.DataFrame:
     """KPIs per day or per ISO week (Monday start) over the period, one row per period even when empty.
 
-    A day without visits is a row with zero counts and NULL ratios, so charts show a gap, not a
+    A day without visits is a row with zero measures and NULL ratios, so charts show a gap, not a
     line drawn through it. Weeks are clipped to the chosen range: the first and last may be partial.
     """
-    source, params, _ = count_source(filters)
+    definitions = kpi_definitions(con)
+    source, params, _ = measure_source(filters, definitions)
     bucket = "visit_date" if grain == "day" else "date_trunc('week', visit_date)::date"
-    zero_filled = ", ".join(f"coalesce(counts.{c}, 0) as {c}" for c in COUNT_COLUMNS)
+    zero_filled = ", ".join(f"coalesce(daily.{m}, 0) as {m}" for m in definitions.measures)
     sql = f"""
-        with counts as ({source}),
+        with daily as ({source}),
         calendar as (
             select unnest(generate_series($start::date, $end::date, interval 1 day))::date as visit_date
         ),
-        daily as (
+        every_day as (
             select calendar.visit_date, {zero_filled}
-            from calendar left join counts using (visit_date)
-        )
-        select {bucket} as period, {KPI_FROM_COUNTS}
-        from daily
-        group by all
-        order by period
+            from calendar left join daily using (visit_date)
+        ),
+        summed as (select {bucket} as period, {definitions.sums()} from every_day group by all)
+        select *, {definitions.ratios()} from summed order by period
     """
     return _records(con, sql, params)
 
@@ -298,11 +282,13 @@ def kpi_by(con: duckdb.DuckDBPyConnection, filters: Filters, by: Dimension) -> p
 
     Only groups that had visits in the period are listed.
     """
-    source, params, _ = count_source(filters, by=by)
+    definitions = kpi_definitions(con)
+    source, params, _ = measure_source(filters, definitions, by=by)
     key = DIMENSION_KEYS[by]
     sql = f"""
-        with counts as ({source}),
-        grouped as (select {key}, {KPI_FROM_COUNTS} from counts group by {key})
+        with daily as ({source}),
+        summed as (select {key}, {definitions.sums()} from daily group by {key}),
+        grouped as (select *, {definitions.ratios()} from summed)
         select {"grouped.driver_id, drivers.driver_name," if by == "driver" else "grouped.territory,"}
                grouped.* exclude ({key})
         from grouped
@@ -340,13 +326,13 @@ def driver_leaderboard(con: duckdb.DuckDBPyConnection, filters: Filters, min_rat
 def skip_reasons(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     """Skipped visits per skip reason id ('(unknown)' when none was given), most frequent first."""
     if filters.territories or filters.driver_ids or filters.site_ids:
-        where, params = _where(filters, visit_grain=True)
+        where, params = _where(filters, "visits.")
         source = f"""
-            select {member("visits.skipped_reason_id")} as skipped_reason_id, count(*) as skipped_visits
+            select marts.unknown_member(visits.skipped_reason_id) as skipped_reason_id, count(*) as skipped_visits
             from marts.fct_visits as visits where {where} and visits.skipped group by all
         """
     else:
-        where, params = _where(filters, visit_grain=False)
+        where, params = _where(filters)
         source = f"select skipped_reason_id, skipped_visits from marts.kpi_skip_reasons_daily where {where}"
     sql = f"""
         with counts as ({source})
@@ -362,7 +348,7 @@ def skip_reasons(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFra
 
 def jobs_per_visit(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     """How many visits had 0, 1, 2, ... jobs (action-item lines)."""
-    where, params = _where(filters, visit_grain=True)
+    where, params = _where(filters, "visits.")
     sql = f"""
         select coalesce(visits.job_count, 0) as jobs, count(*) as visits
         from marts.fct_visits as visits
@@ -376,10 +362,62 @@ def jobs_per_visit(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataF
 def median_hours_to_close(con: duckdb.DuckDBPyConnection, filters: Filters) -> float | None:
     """Median hours from creation to close over the closed visits where both are known (visit grain:
     a median does not add up from daily rows; the mean comes with the headline KPIs)."""
-    where, params = _where(filters, visit_grain=True)
+    where, params = _where(filters, "visits.")
     sql = f"select median(visits.hours_to_close) from marts.fct_visits as visits where {where}"
     (median,) = con.execute(sql, params).fetchone()
     return median
+
+
+# ---------------------------------------------------------------------------------------------------
+# Data issues (marts.kpi_data_issues_daily): the date range applies, the other filters do not (an
+# issue belongs to a record, which may not have reached the marts)
+
+
+def has_data_issues_mart(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the warehouse has the data issue marts (a build by older SQL has not)."""
+    return "kpi_data_issues_daily" in _mart_tables(con)
+
+
+def data_issues_over_time(
+    con: duckdb.DuckDBPyConnection, filters: Filters, by: IssueBreakdown = "check_name"
+) -> pd.DataFrame:
+    """Issues per day of the period and per check (or action): visit_date, the breakdown, issues.
+
+    Days without issues have no rows."""
+    column = {"check_name": "check_name", "action": "action"}[by]
+    where, params = _where(Filters(filters.start, filters.end))
+    sql = f"""
+        select visit_date, {column}, sum(issues)::bigint as issues
+        from marts.kpi_data_issues_daily
+        where {where}
+        group by all
+        order by visit_date, {column}
+    """
+    return _records(con, sql, params)
+
+
+def data_issues_by_check(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+    """The period's issues per check (with its table, field, severity and action), most frequent
+    first: issues, records affected, and the days they fell on."""
+    where, params = _where(Filters(filters.start, filters.end))
+    sql = f"""
+        select check_name, table_name, field, severity, action,
+               sum(issues)::bigint as issues, sum(records)::bigint as records,
+               count(*) as days, min(visit_date) as first_day, max(visit_date) as last_day
+        from marts.kpi_data_issues_daily
+        where {where}
+        group by all
+        order by issues desc, check_name, action
+    """
+    return _records(con, sql, params)
+
+
+def undated_data_issues(con: duckdb.DuckDBPyConnection) -> int:
+    """Issues of records without a usable date (no day to chart them on)."""
+    (issues,) = con.execute(
+        "select coalesce(sum(issues), 0)::bigint from marts.kpi_data_issues_daily where visit_date is null"
+    ).fetchone()
+    return issues
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ data dictionary::
     --
     -- grain: one row per visit
     -- key: visit_id
+    -- key_nullable: ...                  (optional: key columns that may be null, e.g. an unknown date)
     -- materialized: incremental          (view | table | incremental)
     -- replace_where: visit_id in (...)   (incremental only: the rows an incremental build replaces)
     --
@@ -18,7 +19,8 @@ data dictionary::
     --   visit_date:                       (empty: the description of the same column upstream)
 
 The body is plain DuckDB SQL. Models refer to each other by ``schema.name``; that is how the
-dependencies are found. ``{{ source('visits') }}`` stands for a lake table and is the only template.
+dependencies are found (``marts.nps(...)``, a call, is a macro of ``sql/macros/``, not a relation).
+``{{ source('visits') }}`` stands for a lake table and is the only template.
 This module knows nothing about DuckDB connections; ``warehouse`` runs what it returns.
 """
 
@@ -69,7 +71,7 @@ BUILD_RELATIONS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 _SOURCE = re.compile(r"\{\{\s*source\(\s*'([a-z_]+)'\s*\)\s*\}\}")
-_REFERENCE = re.compile(r"\b(staging|intermediate|marts|build)\.([a-z][a-z0-9_]*)\b")
+_REFERENCE = re.compile(r"\b(staging|intermediate|marts|build)\.([a-z][a-z0-9_]*)\b(?!\s*\()")
 _SETTING = re.compile(r"^([a-z_]+):\s*(.*)$")
 _COLUMN = re.compile(r"^  ([a-z][a-z0-9_]*):\s*(.*)$")
 
@@ -89,6 +91,7 @@ class Model:
     description: str
     grain: str
     key: tuple[str, ...]
+    key_nullable: tuple[str, ...]
     materialized: str
     replace_where: str | None
     columns: dict[str, str]
@@ -151,7 +154,7 @@ def parse_model(path: Path, layer: str) -> Model:
             in_columns = True
             continue
         setting = _SETTING.match(line)
-        if setting and setting.group(1) in ("grain", "key", "materialized", "replace_where"):
+        if setting and setting.group(1) in ("grain", "key", "key_nullable", "materialized", "replace_where"):
             settings[setting.group(1)] = setting.group(2).strip()
         else:
             description.append(line)
@@ -170,6 +173,9 @@ def parse_model(path: Path, layer: str) -> Model:
     missing = [column for column in key if column not in columns]
     if missing:
         raise ModelError(f"{path}: key columns {missing} are not among the documented columns")
+    key_nullable = tuple(part.strip() for part in settings.get("key_nullable", "").split(",") if part.strip())
+    if not set(key_nullable) <= set(key):
+        raise ModelError(f"{path}: key_nullable {list(key_nullable)} are not all key columns")
 
     body = _strip_comments(text)
     references: list[str] = []
@@ -185,6 +191,7 @@ def parse_model(path: Path, layer: str) -> Model:
         description="\n".join(description).strip(),
         grain=settings["grain"],
         key=key,
+        key_nullable=key_nullable,
         materialized=materialized,
         replace_where=settings.get("replace_where"),
         columns=columns,

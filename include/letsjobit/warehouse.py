@@ -16,8 +16,13 @@ reads only the lake partitions that changed: those named, plus any whose files d
 previous build saw (so a build that failed is caught up). Each visit's latest version is chosen
 over all partitions from ``intermediate.int_visit_versions``, a narrow key table kept between
 builds; fact tables replace only the rows of the visits touched; KPI and dimension tables are
-rebuilt from the fact tables inside DuckDB, which is fast. Without ``changed_dates`` (or when the
-previous file was built by other SQL) everything is rebuilt from the lake.
+rebuilt from the fact tables inside DuckDB, which is fast. The data issue marts are rebuilt from the
+lake's (small) issues table every time. Without ``changed_dates`` (or when the previous file was
+built by other SQL) everything is rebuilt from the lake.
+
+Macros. ``sql/macros/*.sql`` create the KPI formulas and labelling rules as DuckDB macros in schema
+``marts`` before the models run; they are stored in the published file, so a read-only reader calls
+``marts.nps(...)`` exactly as the models do.
 
 Files are written with DuckDB storage version ``STORAGE_VERSION`` so that the pinned ``duckdb`` CLI
 (and BI drivers, which lag behind the Python package) can open them.
@@ -40,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock
 
@@ -65,6 +71,37 @@ FULL_REBUILD_EVERY = 50
 BUILD_DIR_PREFIX = ".warehouse-build-"
 # Relations a reader must never see: they read the lake live or only make sense during a build.
 BUILD_ONLY_RELATIONS = ("build.previous_visits",)
+# Schemas the build creates before the macros and models run.
+SCHEMAS = ("build", "staging", "intermediate", "marts")
+
+# The lake's issues table (one row per field or record issue, partitioned by visit_date like the
+# other lake tables, null dates in the hive null partition), read by staging.stg_data_issues. Its
+# schema is the lake's to own: this is the only copy in the project until schema.py defines it as
+# schema.DATA_ISSUES, which should then replace it here.
+DATA_ISSUES_TABLE = "data_issues"
+DATA_ISSUES_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("table_name", pa.string(), nullable=False),
+        pa.field("visit_id", pa.string()),
+        pa.field("line_index", pa.int32()),
+        pa.field("extra_index", pa.int32()),
+        pa.field("visit_date", pa.date32()),
+        pa.field("field", pa.string(), nullable=False),
+        pa.field("raw_value", pa.string()),
+        pa.field("check_name", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("page_offset", pa.int64()),
+        pa.field("fetched_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def lake_tables() -> dict[str, pa.Schema]:
+    """Every lake table the build reads, with its schema: the three keyed tables and the issues."""
+    return {**schema.TABLES, DATA_ISSUES_TABLE: DATA_ISSUES_SCHEMA}
 
 
 class WarehouseError(RuntimeError):
@@ -166,7 +203,7 @@ def build(
             )
             connection = _connect(build_path, workdir)
             try:
-                _run_macros(connection, sql_dir)
+                create_macros(connection, sql_dir)
                 _prepare_build_relations(connection, plan, partitions, run_id, validation_info, digest)
                 sources = _source_sql(lake_snapshot, workdir)
                 model_seconds = _run_models(connection, models, sources, plan.mode)
@@ -215,7 +252,7 @@ def snapshot_lake(layout: config.DataLayout, root: Path) -> config.DataLayout:
     snapshot = config.DataLayout(root)
     linked = 0
     with publish_lock(layout):
-        for table in schema.TABLES:
+        for table in lake_tables():
             for source in sorted(layout.table(table).glob(f"{schema.PARTITION_COLUMN}=*/*.parquet")):
                 target = snapshot.table(table) / source.parent.name / source.name
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +266,10 @@ def snapshot_lake(layout: config.DataLayout, root: Path) -> config.DataLayout:
 
 
 def lake_partitions(layout: config.DataLayout) -> dict[tuple[str, date], str]:
-    """Fingerprint of each (lake table, visit_date) partition: its file names, sizes and mtimes."""
+    """Fingerprint of each (lake table, visit_date) partition: its file names, sizes and mtimes.
+
+    Only the keyed tables: the data issue marts are rebuilt from the whole issues table every build,
+    so a change there needs no partition of visits reloaded."""
     fingerprints: dict[tuple[str, date], str] = {}
     for table in schema.TABLES:
         root = layout.table(table)
@@ -347,9 +387,15 @@ def _connect(path: Path, workdir: Path) -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def _run_macros(connection: duckdb.DuckDBPyConnection, sql_dir: Path) -> None:
+def create_macros(connection: duckdb.DuckDBPyConnection, sql_dir: Path = config.SQL_DIR) -> None:
+    """The schemas, then every macro of ``sql/macros/`` (they live in ``marts``), on ``connection``."""
+    for layer in SCHEMAS:
+        connection.execute(f"create schema if not exists {layer}")
     for path in load_macros(sql_dir):
-        connection.execute(path.read_text())
+        try:
+            connection.execute(path.read_text())
+        except duckdb.Error as error:
+            raise WarehouseError(f"macros {path} failed: {error}") from error
 
 
 def _prepare_build_relations(
@@ -361,8 +407,6 @@ def _prepare_build_relations(
     digest: str,
 ) -> None:
     """The build.* relations the models read (documented in models.BUILD_RELATIONS)."""
-    for layer in ("build", "staging", "intermediate", "marts"):
-        connection.execute(f"create schema if not exists {layer}")
     connection.execute(
         """
         create or replace table build.parameters as
@@ -422,13 +466,14 @@ def _prepare_build_relations(
 
 
 def _source_sql(layout: config.DataLayout, workdir: Path) -> dict[str, str]:
-    """``read_parquet(...)`` of each lake table, always with every column of schema.py.
+    """``read_parquet(...)`` of each lake table, always with every column of its schema.
 
     An empty file with the table's schema is read along with the lake, so a column no lake file has
-    yet (or a table with no file at all) still exists with its contract type.
+    yet (or a table with no file at all, such as the issues of a lake published before they were
+    kept) still exists with its contract type.
     """
     sources = {}
-    for table, table_schema in schema.TABLES.items():
+    for table, table_schema in lake_tables().items():
         empty = workdir / "schema" / table / f"{schema.PARTITION_COLUMN}=1970-01-01" / "empty.parquet"
         empty.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table_schema.empty_table(), empty)
@@ -473,11 +518,15 @@ def _run_models(
 
 
 def _test_key(connection: duckdb.DuckDBPyConnection, model: Model) -> None:
-    """Fail the build when the model's declared key has a null or a duplicate."""
+    """Fail the build when the model's declared key has a null (unless declared nullable) or a
+    duplicate (nulls compare equal)."""
     key = ", ".join(model.key)
-    null_rows = connection.execute(
-        f"select count(*) from {model.relation} where {' or '.join(f'{c} is null' for c in model.key)}"
-    ).fetchone()[0]
+    required = [column for column in model.key if column not in model.key_nullable]
+    null_rows = 0
+    if required:
+        null_rows = connection.execute(
+            f"select count(*) from {model.relation} where {' or '.join(f'{c} is null' for c in required)}"
+        ).fetchone()[0]
     if null_rows:
         raise WarehouseError(f"model {model.relation}: {null_rows} rows have a null in key ({key})")
     duplicates = connection.execute(
@@ -605,7 +654,8 @@ def render_data_dictionary(sql_dir: Path = config.SQL_DIR) -> str:
                 model.summary[:1].upper() + model.summary[1:],
                 "",
                 f"- grain: {model.grain}",
-                f"- key: `{', '.join(model.key)}`",
+                f"- key: `{', '.join(model.key)}`"
+                + "".join(f" (`{column}` may be null)" for column in model.key_nullable),
                 f"- materialized: {model.materialized}"
                 + (f" (replaces `{model.replace_where}`)" if model.replace_where else ""),
                 f"- source: `{model.path.relative_to(sql_dir.parent)}`",
@@ -616,7 +666,20 @@ def render_data_dictionary(sql_dir: Path = config.SQL_DIR) -> str:
             out += ["| column | description |", "|---|---|"]
             out += [f"| `{column}` | {text} |" for column, text in docs.items()]
             out.append("")
-    out += ["## build", ""]
+    out += [
+        "## macros",
+        "",
+        "Created in schema `marts` of the warehouse file by `sql/macros/*.sql`; call them like "
+        "functions, e.g. `marts.nps(sum(promoters), sum(detractors), sum(rated_visits))` over "
+        "`marts.kpi_daily` or `marts.fct_visit_measures`.",
+        "",
+        "| macro | definition | source |",
+        "|---|---|---|",
+    ]
+    for path in load_macros(sql_dir):
+        for signature, text in macro_docs(path):
+            out.append(f"| `{signature}` | {text} | `{path.relative_to(sql_dir.parent)}` |")
+    out += ["", "## build", ""]
     for relation, (summary, columns) in BUILD_RELATIONS.items():
         out += [f"### {relation}", "", summary, "", "| column | description |", "|---|---|"]
         out += [f"| `{column}` | {text} |" for column, text in columns.items()]
@@ -626,6 +689,33 @@ def render_data_dictionary(sql_dir: Path = config.SQL_DIR) -> str:
         out += [f"- `{path.relative_to(sql_dir.parent)}`: {analysis_question(path)}"]
     out.append("")
     return "\n".join(out)
+
+
+_MACRO = re.compile(r"^create or replace macro ([a-z_]+\.[a-z_]+\([^)]*\))", re.MULTILINE)
+
+
+def macro_docs(path: Path) -> list[tuple[str, str]]:
+    """(signature, description) of each macro in a macro file: the comment block just above its
+    ``create or replace macro``, without the leading ``name(...):`` that repeats the signature."""
+    lines = path.read_text().splitlines()
+    docs = []
+    for number, line in enumerate(lines):
+        match = _MACRO.match(line)
+        if not match:
+            continue
+        comment: list[str] = []
+        above = number - 1
+        while above >= 0 and lines[above].startswith("--"):
+            comment.insert(0, lines[above].removeprefix("--").strip())
+            above -= 1
+        text = " ".join(comment)
+        signature = match.group(1)
+        if ":" in text and text.split(":", 1)[0].replace(" ", "") == signature.replace(" ", ""):
+            text = text.split(":", 1)[1].strip()
+        if not text:
+            raise WarehouseError(f"{path}: macro {signature} has no comment saying what it computes")
+        docs.append((signature, text))
+    return docs
 
 
 def _unwrap(text: str) -> str:

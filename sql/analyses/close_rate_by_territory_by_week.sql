@@ -4,8 +4,8 @@ select
     territory,
     sum(visits) as visits,
     sum(closed_visits) as closed_visits,
-    round(sum(closed_visits) / sum(visits), 3) as close_rate,
-    round(sum(skipped_visits) / sum(visits), 3) as skip_rate
+    round(marts.close_rate(sum(closed_visits), sum(visits)), 3) as close_rate,
+    round(marts.skip_rate(sum(skipped_visits), sum(visits)), 3) as skip_rate
 from marts.kpi_territory_daily
 group by week, territory
 order by week, territory;

@@ -22,6 +22,8 @@
 --   fct_visit_lines_rows: rows in marts.fct_visit_lines.
 --   fct_line_extra_data_rows: rows in marts.fct_line_extra_data.
 --   fct_equipment_visits_rows: rows in marts.fct_equipment_visits.
+--   fct_visit_measures_rows: rows in marts.fct_visit_measures.
+--   fct_data_issues_rows: rows in marts.fct_data_issues: the data issues of the published lake.
 --   dim_drivers_rows: rows in marts.dim_drivers.
 --   dim_customers_rows: rows in marts.dim_customers.
 --   dim_territories_rows: rows in marts.dim_territories.
@@ -29,6 +31,7 @@
 --   kpi_driver_daily_rows: rows in marts.kpi_driver_daily.
 --   kpi_territory_daily_rows: rows in marts.kpi_territory_daily.
 --   kpi_skip_reasons_daily_rows: rows in marts.kpi_skip_reasons_daily.
+--   kpi_data_issues_daily_rows: rows in marts.kpi_data_issues_daily.
 
 with
 
@@ -57,13 +60,16 @@ final as (
         (select count(*) from marts.fct_visit_lines) as fct_visit_lines_rows,
         (select count(*) from marts.fct_line_extra_data) as fct_line_extra_data_rows,
         (select count(*) from marts.fct_equipment_visits) as fct_equipment_visits_rows,
+        (select count(*) from marts.fct_visit_measures) as fct_visit_measures_rows,
+        (select count(*) from marts.fct_data_issues) as fct_data_issues_rows,
         (select count(*) from marts.dim_drivers) as dim_drivers_rows,
         (select count(*) from marts.dim_customers) as dim_customers_rows,
         (select count(*) from marts.dim_territories) as dim_territories_rows,
         (select count(*) from marts.kpi_daily) as kpi_daily_rows,
         (select count(*) from marts.kpi_driver_daily) as kpi_driver_daily_rows,
         (select count(*) from marts.kpi_territory_daily) as kpi_territory_daily_rows,
-        (select count(*) from marts.kpi_skip_reasons_daily) as kpi_skip_reasons_daily_rows
+        (select count(*) from marts.kpi_skip_reasons_daily) as kpi_skip_reasons_daily_rows,
+        (select count(*) from marts.kpi_data_issues_daily) as kpi_data_issues_daily_rows
     from parameters
     cross join freshness
 )

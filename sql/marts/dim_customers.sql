@@ -29,7 +29,7 @@ with
 
 visits as (
     select
-        unknown_member(site_id) as site_id,
+        marts.unknown_member(site_id) as site_id,
         visit_date,
         modified_at,
         visit_id,

@@ -19,7 +19,7 @@ with
 
 visits as (
     select
-        unknown_member(driver_id) as driver_id,
+        marts.unknown_member(driver_id) as driver_id,
         driver_name,
         visit_date,
         modified_at,

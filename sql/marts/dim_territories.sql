@@ -15,7 +15,7 @@
 with
 
 visits as (
-    select unknown_member(territory) as territory, visit_date, driver_id, site_id
+    select marts.unknown_member(territory) as territory, visit_date, driver_id, site_id
     from marts.fct_visits
 ),
 

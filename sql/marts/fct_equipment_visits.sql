@@ -36,7 +36,7 @@ settings as (
 closed_visits as (
     select visit_id, site_id, visit_date, created_at, driver_id, territory
     from marts.fct_visits
-    where closed and site_id <> unknown_member(null)
+    where closed and site_id <> marts.unknown_member(null)
 ),
 
 serviced_equipment as (

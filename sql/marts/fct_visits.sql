@@ -10,7 +10,8 @@
 -- display settings (show/hide flags) stay in the lake.
 --
 -- Measure definitions:
--- - rated: signeeRating is an integer 1..5; 0, empty, null, missing or out of range is unrated.
+-- - rated: signeeRating is an integer 1..5; 0, empty, null, missing or out of range is unrated (the
+--   lake stores NULL for all of them and records an out-of-range value as a data issue).
 -- - nps_category: promoter = 5, passive = 4, detractor = 1..3.
 -- - job_count: the visit's action-item lines (jobs per visit).
 -- - closed_within_time_window: the time of day of close_date falls inside one of the customer's
@@ -49,12 +50,13 @@
 --   created_at:
 --   modified_at:
 --   close_date:
---   closed: the visit is closed (flags parse true, 1, "1", "true" as true).
---   skipped: the visit was skipped (flags parse true, 1, "1", "true" as true).
+--   closed: the visit is closed (API `closed` as the lake read it; false when it could not be read).
+--   skipped: the visit was skipped (API `skipped` as the lake read it; false when it could not be read). A visit
+--     sent both closed and skipped keeps both (a data issue).
 --   in_progress:
 --   confirm_close:
 --   skipped_reason_id:
---   signee_rating: the customer's rating when it is an integer 1..5, else null (unrated).
+--   signee_rating: the customer's rating 1..5, else null (unrated; the lake nulls a rating out of range).
 --   is_rated: signee_rating is an integer 1..5.
 --   nps_category: promoter (5), passive (4), detractor (1..3); null when unrated.
 --   has_signature:
@@ -133,9 +135,9 @@ final as (
         doc_no,
         doc_type,
         visit_date,
-        unknown_member(driver_id) as driver_id,
+        marts.unknown_member(driver_id) as driver_id,
         driver_name,
-        unknown_member(site_id) as site_id,
+        marts.unknown_member(site_id) as site_id,
         customer,
         site,
         address,
@@ -146,7 +148,7 @@ final as (
         lng,
         contact_person,
         contact_phone,
-        unknown_member(territory) as territory,
+        marts.unknown_member(territory) as territory,
         company_id,
         sub_contractor_ids[1] as sub_contractor,
         priority,
@@ -164,7 +166,7 @@ final as (
         skipped_reason_id,
         signee_rating,
         signee_rating is not null as is_rated,
-        nps_category(signee_rating) as nps_category,
+        marts.nps_category(signee_rating) as nps_category,
         has_signature,
         total_jobs,
         lines_in_fact as line_count,

@@ -16,7 +16,7 @@
 with
 
 skipped as (
-    select visit_date, unknown_member(skipped_reason_id) as skipped_reason_id
+    select visit_date, marts.unknown_member(skipped_reason_id) as skipped_reason_id
     from marts.fct_visits
     where skipped
 ),

@@ -4,10 +4,10 @@
 -- key: visit_date, territory
 -- materialized: table
 --
--- The KPI definitions live in int_kpi_measures (and the README): nps = 100 * (promoters -
--- detractors) / rated_visits, null when no visit is rated; close_rate = closed_visits / visits;
--- skip_rate = skipped_visits / visits; avg_rating = mean rating over rated visits; csat = share of
--- rated visits rated 4 or 5. A visit is rated when its signeeRating is an integer 1..5.
+-- Each ratio is a KPI macro of the measures on its row (sql/macros/kpis.sql): nps =
+-- marts.nps(promoters, detractors, rated_visits), close_rate = marts.close_rate(closed_visits,
+-- visits), and so on; over several rows, sum the measures and call the macro on the sums. A visit
+-- is rated when its signeeRating is an integer 1..5. Computed in int_kpi_measures.
 --
 -- columns:
 --   visit_date: the day: the date of the visits counted.

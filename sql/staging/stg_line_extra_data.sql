@@ -1,4 +1,4 @@
--- stg_line_extra_data: every custom field (extraData) of every line in the published lake, renamed and cast.
+-- stg_line_extra_data: every custom field (extraData) of every line in the published lake, as the lake types it.
 --
 -- grain: one row per custom field of a line of a visit version
 -- key: visit_id, visit_date, run_id, line_index, extra_index
@@ -11,7 +11,7 @@
 --   visit_date: the visit's date; the lake's partition.
 --   name: the field's name as saved (API `name`).
 --   caption: the field's label in the app (API `caption`).
---   type: html5 input type: text, date, number, email, color, range or select (API `type`).
+--   type: html5 input type: text, date, number, email, color, range or select; another type is kept as sent (a data issue) (API `type`).
 --   description: help text shown above the field (API `description`).
 --   value: the field's value, as text (API `value`).
 --   required: the field is required in the app (API `required`: "required" or a flag).
@@ -33,34 +33,34 @@ source as (
     select * from {{ source('line_extra_data') }}
 ),
 
-renamed as (
+columns as (
     select
-        cast(visit_id as varchar) as visit_id,
-        cast(line_index as integer) as line_index,
-        cast(extra_index as integer) as extra_index,
-        cast(visit_date as date) as visit_date,
-        cast(name as varchar) as name,
-        cast(caption as varchar) as caption,
-        cast(type as varchar) as type,
-        cast(description as varchar) as description,
-        cast(value as varchar) as value,
-        parse_flag(required) as required,
-        parse_flag(readonly) as readonly,
-        cast(options_values as varchar) as options_values,
-        cast(options_default as varchar) as options_default,
-        try_cast(max as double) as max,
-        try_cast(min as double) as min,
-        cast(pattern as varchar) as pattern,
-        try_cast(step as double) as step,
-        try_cast(value_number as double) as value_number,
-        cast(extra_fields as varchar) as extra_fields,
-        cast(run_id as varchar) as run_id,
-        cast(fetched_at as timestamptz) as fetched_at
+        visit_id,
+        line_index,
+        extra_index,
+        visit_date,
+        name,
+        caption,
+        type,
+        description,
+        value,
+        required,
+        readonly,
+        options_values,
+        options_default,
+        max,
+        min,
+        pattern,
+        step,
+        value_number,
+        extra_fields,
+        run_id,
+        fetched_at
     from source
 ),
 
 final as (
-    select * from renamed
+    select * from columns
 )
 
 select * from final

@@ -1,4 +1,4 @@
--- stg_visit_lines: every line of every visit version in the published lake, renamed and cast.
+-- stg_visit_lines: every line of every visit version in the published lake, as the lake types it.
 --
 -- grain: one row per line of a visit version (visit_id, line_index in one partition and run)
 -- key: visit_id, visit_date, run_id, line_index
@@ -37,36 +37,36 @@ source as (
     select * from {{ source('visit_lines') }}
 ),
 
-renamed as (
+columns as (
     select
-        cast(visit_id as varchar) as visit_id,
-        cast(line_index as integer) as line_index,
-        cast(visit_date as date) as visit_date,
-        parse_flag(action_item) as action_item,
-        parse_flag(allow_rebrand) as allow_rebrand,
-        cast(brand as varchar) as brand,
-        cast(brand_id as varchar) as brand_id,
-        cast(description as varchar) as description,
-        parse_flag(has_batch) as has_batch,
-        parse_flag(has_return) as has_return,
-        cast(line_erp_id as varchar) as line_erp_id,
-        cast(item_id as varchar) as item_id,
-        cast(job_type as varchar) as job_type,
-        cast(location as varchar) as location,
-        cast(model as varchar) as model,
-        cast(model_id as varchar) as model_id,
-        try_cast(qty as double) as qty,
-        cast(serial_nr as varchar) as serial_nr,
-        cast(serial_nr_id as varchar) as serial_nr_id,
-        try_cast(extra_data_count as integer) as extra_data_count,
-        cast(extra_fields as varchar) as extra_fields,
-        cast(run_id as varchar) as run_id,
-        cast(fetched_at as timestamptz) as fetched_at
+        visit_id,
+        line_index,
+        visit_date,
+        action_item,
+        allow_rebrand,
+        brand,
+        brand_id,
+        description,
+        has_batch,
+        has_return,
+        line_erp_id,
+        item_id,
+        job_type,
+        location,
+        model,
+        model_id,
+        qty,
+        serial_nr,
+        serial_nr_id,
+        extra_data_count,
+        extra_fields,
+        run_id,
+        fetched_at
     from source
 ),
 
 final as (
-    select * from renamed
+    select * from columns
 )
 
 select * from final

@@ -4,8 +4,10 @@ The dashboard tests read marts that `warehouse.build()` made, so what they check
 against the real KPI tables, not against a stand-in. The data has:
 a first week with no ratings at all (FIRST_DAY..UNRATED_UNTIL), a day with no visits (GAP_DAY), a
 territory whose visits are never rated, a driver with a single rating of 5, visits without a
-territory or a site ('(unknown)' in the KPI tables and dims), ratings of 0 (unrated), skips with and
-without a reason, time windows, and equipment serviced again within 30 days (repeat visits).
+territory or a site ('(unknown)' in the KPI tables and dims), unrated visits, skips with and
+without a reason, time windows, and equipment serviced again within 30 days (repeat visits). The rows
+hold what the lake stores (a score of 0 or out of range is NULL), and the lake's data issues of
+those visits (a few each day, of several checks and actions, and some without a date).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.letsjobit import config, schema, warehouse
+from tests.warehouse import lakes
 
 FIRST_DAY = date(2026, 9, 1)
 LAST_DAY = date(2026, 10, 31)
@@ -65,9 +68,9 @@ def _add_visit(rng, visits, lines, day: date, driver_id: str | None = None, rati
     closed = rng.random() < 0.7
     skipped = not closed and rng.random() < 0.5
     if rating == -1:
-        rating = rng.choice([None, 0, 1, 2, 3, 4, 4, 5, 5, 5]) if closed else None
+        rating = rng.choice([None, None, 1, 2, 3, 4, 4, 5, 5, 5]) if closed else None  # sent 0: no score
         if day <= UNRATED_UNTIL or territory == UNRATED_TERRITORY:
-            rating = rng.choice([None, 0])
+            rating = rng.choice([None, None])
     midnight = datetime.combine(day, datetime.min.time())
     jobs = rng.randint(0, 3)
     visits.append(
@@ -113,21 +116,52 @@ def _add_visit(rng, visits, lines, day: date, driver_id: str | None = None, rati
         )
 
 
-def publish(layout: config.DataLayout, visits: list[dict], lines: list[dict]) -> None:
+# The data issues the fixture's lake carries: (check, field, raw value, action), one kind per visit
+# number that divides by the step.
+ISSUE_KINDS = (
+    (3, "visits.signee_rating_in_range", "signeeRating", "9", "nulled"),
+    (5, "visits.lat_in_range", "lat", "200.5", "nulled"),
+    (7, "visits.doc_type_known", "docType", "AUDIT", "kept"),
+)
+UNDATED_ISSUES = 2
+
+
+def data_issues(visits: list[dict]) -> list[dict]:
+    """The issues of these visits (ISSUE_KINDS), and UNDATED_ISSUES records quarantined without a date."""
+    issues = []
+    for number, visit in enumerate(visits):
+        for step, check, field, raw_value, action in ISSUE_KINDS:
+            if number % step == 0:
+                issues.append(lakes.issue(visit, check, field, raw_value, action=action))
+    for number in range(UNDATED_ISSUES):
+        issues.append(
+            lakes.issue(
+                None, "visits.date_valid", "date", f"2026-02-3{number}", severity="record",
+                action="quarantined", reason="not a date", visit_id=f"undated-{number}",
+            )
+        )  # fmt: skip
+    return issues
+
+
+def publish(
+    layout: config.DataLayout, visits: list[dict], lines: list[dict], issues: list[dict] = ()
+) -> None:
     """Replace the whole published lake with these rows, one hive partition per visit_date."""
-    rows = {"visits": visits, "visit_lines": lines, "line_extra_data": []}
-    for table, table_schema in schema.TABLES.items():
+    rows = {"visits": visits, "visit_lines": lines, "line_extra_data": [], lakes.ISSUES_TABLE: list(issues)}
+    for table, table_schema in warehouse.lake_tables().items():
         shutil.rmtree(layout.table(table), ignore_errors=True)
-        by_day: dict[date, list[dict]] = defaultdict(list)
+        by_day: dict[date | None, list[dict]] = defaultdict(list)
         for row in rows[table]:
             by_day[row["visit_date"]].append(row)
         for day, day_rows in by_day.items():
-            folder = layout.table(table) / f"{schema.PARTITION_COLUMN}={day.isoformat()}"
+            name = lakes.NULL_PARTITION if day is None else day.isoformat()
+            folder = layout.table(table) / f"{schema.PARTITION_COLUMN}={name}"
             folder.mkdir(parents=True)
             pq.write_table(pa.Table.from_pylist(day_rows, schema=table_schema), folder / "part-0.parquet")
 
 
 def build(layout: config.DataLayout, seed: int = 7, scale: int = 1, run_id: str = "fixture-run") -> None:
     """Publish the sample lake and build the real warehouse over it (full build)."""
-    publish(layout, *sample(seed, scale))
+    visits, lines = sample(seed, scale)
+    publish(layout, visits, lines, data_issues(visits))
     warehouse.build(layout, run_id=run_id, validation={"verdict": "pass", "report_path": None})

@@ -6,6 +6,7 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -265,7 +266,7 @@ def test_data_quality_page_shows_the_build_and_the_last_validation_with_its_repo
     assert "Last validation: **pass** (run build-a)" in [c.value for c in app.sidebar.caption]
     assert str(report) in [caption.value for caption in app.caption]
     assert app.get("iframe"), "the report is embedded"
-    checks = app.dataframe[1].value
+    (checks,) = (frame.value for frame in app.dataframe if "unexpected_count" in frame.value)
     assert list(checks["name"]) == ["visit_id_unique"]
     build = app.table[0].value["value"]
     assert build["run_id"] == "build-a" and build["fct_visits_rows"] == str(len(fl.sample()[0]))
@@ -295,3 +296,36 @@ def test_filters_come_from_the_url_so_a_filtered_view_can_be_shared(marts):
     assert_ran_cleanly(app)
     filters = queries.Filters(date(2026, 10, 1), date(2026, 10, 14), ("DD-Dundee", fl.UNKNOWN), ("d-liam",))
     assert tiles(app) == expected_tiles(marts, filters)
+
+
+@pytest.mark.parametrize("by", ["check_name", "action"])
+def test_data_quality_page_charts_the_periods_data_issues_per_day_by_check_or_action(marts, by):
+    app = open_app("views/data_quality.py")
+
+    if by != "check_name":
+        app.segmented_control(key="issues_by").set_value(by).run()
+
+    assert_ran_cleanly(app)
+    (chart,) = chart_frames(app)
+    wanted = marts.execute(
+        f"select visit_date, {by}, count(*) from marts.fct_data_issues "
+        "where visit_date between ? and ? group by all",
+        [DEFAULT.start, DEFAULT.end],
+    ).fetchall()
+    assert {(row["visit_date"].date(), row[by]): row["issues"] for row in chart.to_dict("records")} == {
+        (day, value): issues for day, value, issues in wanted
+    }
+    (table,) = (frame.value for frame in app.dataframe if "check_name" in frame.value)
+    assert table["issues"].sum() == sum(issues for *_, issues in wanted)
+    assert f"{fl.UNDATED_ISSUES:,} more issues" in " ".join(caption.value for caption in app.caption)
+
+
+def test_data_quality_page_of_a_warehouse_without_the_issue_marts_still_shows_the_build(warehouse):
+    with duckdb.connect(str(warehouse.warehouse)) as con:
+        con.execute("drop table marts.kpi_data_issues_daily")
+
+    app = open_app("views/data_quality.py")
+
+    assert_ran_cleanly(app)
+    assert any("no data issues mart" in info.value for info in app.info)
+    assert app.table[0].value["value"]["run_id"] == "build-a"

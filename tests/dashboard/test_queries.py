@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 
 import duckdb
@@ -9,7 +10,7 @@ import pytest
 
 from dashboard import formatting as fmt
 from dashboard import queries
-from include.letsjobit import warehouse
+from include.letsjobit import config, warehouse
 from tests.dashboard import fixture_lake as fl
 
 FULL = queries.Filters(fl.FIRST_DAY, fl.LAST_DAY)
@@ -100,11 +101,14 @@ def test_the_marts_hold_the_lake_the_test_wrote(marts):
         ({}, "kpi_daily"),
         ({"territories": ("AB-Aberdeen", fl.UNKNOWN)}, "kpi_territory_daily"),
         ({"driver_ids": ("d-liam",)}, "kpi_driver_daily"),
-        ({"site_ids": ("30100001", fl.UNKNOWN)}, "fct_visits"),
-        ({"territories": ("EH-Edinburgh", fl.UNKNOWN), "driver_ids": ("d-ava", "d-noah")}, "fct_visits"),
+        ({"site_ids": ("30100001", fl.UNKNOWN)}, "fct_visit_measures"),
+        (
+            {"territories": ("EH-Edinburgh", fl.UNKNOWN), "driver_ids": ("d-ava", "d-noah")},
+            "fct_visit_measures",
+        ),
         (
             {"territories": ("AB-Aberdeen",), "driver_ids": ("d-ava",), "site_ids": ("30100002", "30100005")},
-            "fct_visits",
+            "fct_visit_measures",
         ),
     ],
 )
@@ -113,7 +117,7 @@ def test_headline_equals_the_marts_for_every_kind_of_filter(marts, choice, sourc
 
     actual = queries.headline(marts, filters)
 
-    assert queries.count_source(filters)[2] == source
+    assert queries.measure_source(filters, queries.kpi_definitions(marts))[2] == source
     assert actual["visits"] > 0
     assert_kpis_equal(actual, expected(marts, filters))
 
@@ -322,3 +326,112 @@ def test_drivers_sharing_a_name_are_told_apart_by_their_id(data_dir):
 
     assert names["d-ava"] == "Liam (d-ava)" and names["d-liam"] == "Liam (d-liam)"
     assert names["d-noah"] == "Noah"
+
+
+# What the pages show: every KPI the warehouse defines must reach them.
+SHOWN_KPIS = {
+    "nps", "close_rate", "skip_rate", "csat", "avg_rating", "jobs_per_visit",
+    "closed_within_window_rate", "repeat_visit_rate", "avg_hours_to_close",
+}  # fmt: skip
+KPI_TABLE_KEYS = {"kpi_daily": (), "kpi_territory_daily": ("territory",), "kpi_driver_daily": ("driver_id",)}
+
+
+def test_the_dashboard_takes_its_measures_and_kpi_macros_from_the_warehouse(marts):
+    macros = dict(
+        marts.execute(
+            "select function_name, parameters from duckdb_functions() "
+            "where schema_name = 'marts' and function_type = 'macro'"
+        ).fetchall()
+    )
+    measure_columns = [row[0] for row in marts.execute("describe marts.fct_visit_measures").fetchall()]
+
+    definitions = queries.kpi_definitions(marts)
+
+    assert set(definitions.macros) == SHOWN_KPIS
+    assert {name: list(params) for name, params in definitions.macros.items()} == {
+        name: macros[name] for name in SHOWN_KPIS
+    }
+    assert list(definitions.measures) == [c for c in measure_columns if c not in queries.VISIT_KEYS]
+    assert definitions.measures["visits"] and not definitions.measures["hours_to_close_sum"]
+
+
+@pytest.mark.parametrize("table", KPI_TABLE_KEYS)
+def test_the_dashboards_kpis_of_one_day_equal_the_kpi_tables_rows(marts, table):
+    (day,) = marts.execute("select visit_date from marts.kpi_daily where rated_visits > 2 limit 1").fetchone()
+    keys = KPI_TABLE_KEYS[table]
+    rows = marts.execute(f"select * from marts.{table} where visit_date = ?", [day]).df()
+    one_day = queries.Filters(day, day)
+
+    shown = (
+        [queries.headline(marts, one_day)]
+        if not keys
+        else queries.kpi_by(marts, one_day, "territory" if keys == ("territory",) else "driver").to_dict(
+            "records"
+        )
+    )
+
+    assert len(shown) == len(rows) > 0
+    by_key = {tuple(row[k] for k in keys): row for row in rows.to_dict("records")}
+    for group in shown:
+        mart = by_key[tuple(group[k] for k in keys)]
+        for name in SHOWN_KPIS | {"visits", "rated_visits", "promoters", "hours_to_close_sum"}:
+            if mart[name] is None or mart[name] != mart[name]:  # NULL or NaN
+                assert group[name] is None or group[name] != group[name], name
+            else:
+                assert group[name] == pytest.approx(mart[name], rel=1e-12), name
+
+
+def test_a_formula_changed_in_the_warehouse_changes_the_dashboard_with_it(data_dir, tmp_path):
+    """The dashboard has no copy of a formula: redefine CSAT in the warehouse and it follows."""
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(config.SQL_DIR, sql_dir)
+    macros = sql_dir / "macros" / "kpis.sql"
+    original = "(promoters + passives) / nullif(rated_visits, 0)"
+    assert original in macros.read_text()
+    macros.write_text(macros.read_text().replace(original, "promoters / nullif(rated_visits, 0)"))
+    visits, lines = fl.sample()
+    fl.publish(data_dir, visits, lines)
+    warehouse.build(data_dir, sql_dir=sql_dir)
+
+    with queries.connect(data_dir.warehouse) as con:
+        shown = queries.headline(con, FULL)
+        (in_marts,) = con.execute(
+            "select marts.csat(sum(promoters), sum(passives), sum(rated_visits)) from marts.kpi_daily"
+        ).fetchone()
+
+    assert shown["csat"] == pytest.approx(shown["promoters"] / shown["rated_visits"])
+    assert shown["csat"] == pytest.approx(in_marts)
+    assert shown["passives"] > 0  # so the formula the warehouse had would give another number
+
+
+@pytest.mark.parametrize("by", ["check_name", "action"])
+def test_data_issues_over_time_equal_the_lakes_issues(marts, by):
+    visits, _ = fl.sample()
+    issues = fl.data_issues(visits)
+    wanted = {}
+    for issue in issues:
+        if issue["visit_date"] is not None and OCTOBER.start <= issue["visit_date"] <= OCTOBER.end:
+            key = (issue["visit_date"], issue[by])
+            wanted[key] = wanted.get(key, 0) + 1
+
+    shown = queries.data_issues_over_time(marts, OCTOBER, by)
+
+    assert {(row["visit_date"].date(), row[by]): row["issues"] for row in shown.to_dict("records")} == wanted
+    assert queries.undated_data_issues(marts) == fl.UNDATED_ISSUES
+
+
+def test_data_issues_by_check_sum_the_periods_issues_and_records(marts):
+    where = "visit_date between ? and ?"
+    rows = marts.execute(
+        f"select check_name, action, count(*), count(distinct visit_id) from marts.fct_data_issues "
+        f"where {where} group by all",
+        [OCTOBER.start, OCTOBER.end],
+    ).fetchall()
+
+    table = queries.data_issues_by_check(marts, OCTOBER)
+
+    assert {
+        (r["check_name"], r["action"]): (r["issues"], r["records"]) for r in table.to_dict("records")
+    } == {(check, action): (issues, records) for check, action, issues, records in rows}
+    assert list(table["issues"]) == sorted(table["issues"], reverse=True)
+    assert {"nulled", "kept"} <= set(table["action"])

@@ -1,7 +1,10 @@
-"""Write small published lakes for warehouse tests, typed exactly by include/letsjobit/schema.py.
+"""Write small published lakes for warehouse tests, typed exactly as the lake types them.
 
 Mirrors what lake.publish_run leaves behind: ``layout.table(name) / visit_date=YYYY-MM-DD /
-*.parquet``, a whole partition replaced at a time.
+*.parquet``, a whole partition replaced at a time, for the three keyed tables (schema.TABLES) and
+the issues table (``data_issues``, whose issues without a date sit in the hive null partition).
+Rows hold what the lake stores, not what the API sent: an unrated visit has ``signee_rating`` None
+(the lake's coercion turns 0, "" and out-of-range ratings into NULL).
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from itertools import count
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from include.letsjobit import schema
+from include.letsjobit import warehouse
+
+# The lake's issues table and its schema: the one name to point at schema.DATA_ISSUES once the lake
+# defines it there.
+ISSUES_TABLE = warehouse.DATA_ISSUES_TABLE
+ISSUES_SCHEMA = warehouse.DATA_ISSUES_SCHEMA
+# The folder of rows whose partition value is null, as pyarrow and DuckDB name it.
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 FETCHED_AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 _files = count()
@@ -81,21 +91,51 @@ def extra_field(line_row: dict, extra_index: int, **columns) -> dict:
     return row
 
 
-def publish(layout, visits=(), lines=(), extra_data=(), dates=None) -> set[date]:
+def issue(visit_row: dict | None, check_name: str, field: str, raw_value, **columns) -> dict:
+    """A data_issues row about ``visit_row`` (or about a record without one: pass None and the columns)."""
+    table_name, _ = check_name.split(".", 1)
+    row = {
+        "run_id": visit_row["run_id"] if visit_row else "run-1",
+        "table_name": table_name,
+        "visit_id": visit_row["visit_id"] if visit_row else None,
+        "line_index": None,
+        "extra_index": None,
+        "visit_date": visit_row["visit_date"] if visit_row else None,
+        "field": field,
+        "raw_value": raw_value,
+        "check_name": check_name,
+        "severity": "field",
+        "action": "nulled",
+        "reason": "out of range",
+        "page_offset": 0,
+        "fetched_at": visit_row["fetched_at"] if visit_row else FETCHED_AT,
+    }
+    row.update(columns)
+    return row
+
+
+def publish(layout, visits=(), lines=(), extra_data=(), dates=None, issues=()) -> set[date]:
     """Replace the partitions of ``dates`` (default: the dates of the rows given) with these rows.
 
-    A partition named in ``dates`` with no rows is removed, as lake.publish_run does. Returns the
-    dates replaced.
+    A partition named in ``dates`` with no rows is removed, as lake.publish_run does; the issues of
+    a date are replaced with the date (``None`` in ``dates`` names the null partition). Returns the
+    visit dates replaced, as a caller names them to an incremental build.
     """
-    rows = {"visits": list(visits), "visit_lines": list(lines), "line_extra_data": list(extra_data)}
-    by_partition: dict[tuple[str, date], list[dict]] = defaultdict(list)
+    rows = {
+        "visits": list(visits),
+        "visit_lines": list(lines),
+        "line_extra_data": list(extra_data),
+        ISSUES_TABLE: list(issues),
+    }
+    by_partition: dict[tuple[str, date | None], list[dict]] = defaultdict(list)
     for table, table_rows in rows.items():
         for row in table_rows:
             by_partition[(table, row["visit_date"])].append(row)
     replaced = set(dates) if dates is not None else {day for _, day in by_partition}
-    for table, table_schema in schema.TABLES.items():
+    for table, table_schema in warehouse.lake_tables().items():
         for day in replaced:
-            folder = layout.table(table) / f"visit_date={day.isoformat()}"
+            name = NULL_PARTITION if day is None else day.isoformat()
+            folder = layout.table(table) / f"visit_date={name}"
             shutil.rmtree(folder, ignore_errors=True)
             partition_rows = by_partition.get((table, day))
             if partition_rows:
@@ -104,16 +144,18 @@ def publish(layout, visits=(), lines=(), extra_data=(), dates=None) -> set[date]
                     pa.Table.from_pylist(partition_rows, schema=table_schema),
                     folder / f"part-{next(_files):05d}.parquet",
                 )
-    return replaced
+    return {day for day in replaced if day is not None}
 
 
-def publish_sample(layout, visits: int = 300, days: int = 40, seed: int = 7) -> set[date]:
-    """A seeded, varied lake: drivers, territories, sites with repeat equipment, ratings, skips, windows."""
+def sample(visits: int = 300, days: int = 40, seed: int = 7) -> dict[str, list[dict]]:
+    """A seeded, varied lake's rows by table: drivers, territories, sites with repeat equipment,
+    ratings, skips, windows, the contradictions the lake keeps as sent (closed and skipped, closed
+    without a close date), and their data issues (with one record quarantined for lack of a date)."""
     import random
 
     rng = random.Random(seed)
     first_day = date(2026, 10, 1)
-    visit_rows, line_rows, extra_rows = [], [], []
+    visit_rows, line_rows, extra_rows, issue_rows = [], [], [], []
     for number in range(visits):
         day = first_day + timedelta(days=rng.randrange(days))
         closed = rng.random() < 0.7
@@ -132,7 +174,7 @@ def publish_sample(layout, visits: int = 300, days: int = 40, seed: int = 7) -> 
             closed=closed,
             skipped=skipped,
             skipped_reason_id=rng.choice(["1", "2", "3", ""]) if skipped else None,
-            signee_rating=rng.choice([None, 0, 1, 2, 3, 4, 5, 5, 5, 4]) if closed else None,
+            signee_rating=rng.choice([None, None, 1, 2, 3, 4, 5, 5, 5, 4]) if closed else None,
             created_at=created,
             close_date=closed_at if closed else None,
             time_windows=[{"earliest": 30_600, "latest": 64_800}] if rng.random() < 0.8 else [],
@@ -143,4 +185,27 @@ def publish_sample(layout, visits: int = 300, days: int = 40, seed: int = 7) -> 
         material = line(row, 1, action_item=False, description="Filter")
         line_rows += [job, material]
         extra_rows.append(extra_field(job, 0))
-    return publish(layout, visit_rows, line_rows, extra_rows)
+        if closed and number % 29 == 0:  # sent closed and skipped: both kept
+            row["skipped"] = True
+            issue_rows.append(
+                issue(row, "visits.not_closed_and_skipped", "skipped", '{"closed": true, "skipped": true}',
+                      action="kept", reason="closed and skipped")
+            )  # fmt: skip
+        elif closed and number % 31 == 0:  # closed without a close date: kept
+            row["close_date"] = None
+            issue_rows.append(
+                issue(row, "visits.close_date_when_closed", "closeDate", '{"closed": true, "closeDate": null}',
+                      action="kept", reason="closed without close date")
+            )  # fmt: skip
+        if closed and row["signee_rating"] is None and number % 7 == 0:  # a rating of 9: nulled
+            issue_rows.append(issue(row, "visits.signee_rating_in_range", "signeeRating", "9"))
+    issue_rows.append(
+        issue(None, "visits.date_valid", "date", "2026-02-30", severity="record", action="quarantined",
+              reason="not a date", visit_id="v-no-date")
+    )  # fmt: skip
+    return {"visits": visit_rows, "lines": line_rows, "extra_data": extra_rows, "issues": issue_rows}
+
+
+def publish_sample(layout, visits: int = 300, days: int = 40, seed: int = 7) -> set[date]:
+    """Publish ``sample()``; returns the visit dates published."""
+    return publish(layout, **sample(visits, days, seed))

@@ -60,7 +60,8 @@ def test_the_pinned_duckdb_cli_opens_the_warehouse(sample_warehouse):
             "-readonly",
             "-csv",
             str(sample_warehouse),
-            "select fct_visits_rows from marts.build_info",
+            "select fct_visits_rows, marts.close_rate(sum(closed_visits), sum(visits)) as close_rate "
+            "from marts.build_info, marts.kpi_daily group by all",
         ],
         capture_output=True,
         text=True,
@@ -68,7 +69,16 @@ def test_the_pinned_duckdb_cli_opens_the_warehouse(sample_warehouse):
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["fct_visits_rows", "300"]
+    connection = warehouse.connect_read_only(sample_warehouse)
+    try:
+        (close_rate,) = connection.execute(
+            "select count(*) filter (where closed) / count(*) from marts.fct_visits"
+        ).fetchone()
+    finally:
+        connection.close()
+    header, values = result.stdout.split()
+    assert header == "fct_visits_rows,close_rate"
+    assert values.split(",")[0] == "300" and float(values.split(",")[1]) == pytest.approx(close_rate)
 
 
 def test_python_reads_the_warehouse_the_way_the_readme_says(sample_warehouse):

@@ -94,7 +94,8 @@ def test_incremental_builds_equal_full_builds_through_moves_deletes_and_new_part
     incremental.lake.mkdir(parents=True)
 
     def visits_of(day, ids, run, hour=9, **columns):
-        rows, lines = [], []
+        """The visits with one line each, and a data issue on every visit (its priority nulled)."""
+        rows, lines, issues = [], [], []
         for visit_id in ids:
             row, row_lines = _version(
                 visit_id, day, run=run, modified=datetime(2026, 11, 1, hour), serials=("S",)
@@ -102,34 +103,44 @@ def test_incremental_builds_equal_full_builds_through_moves_deletes_and_new_part
             row.update(columns)
             rows.append(row)
             lines += row_lines
-        return rows, lines
+            issues.append(lakes.issue(row, "visits.priority_parses", "priority", f"urgent-{run}"))
+        return {"visits": rows, "lines": lines, "issues": issues}
 
     steps = [
         # (what changes in the lake, the partitions the caller names)
         lambda: lakes.publish(
             incremental,
-            *_concat(
+            **_concat(
                 visits_of(DAY1, ["a", "b", "m"], "r1"),
                 visits_of(DAY2, ["c"], "r1"),
                 visits_of(DAY3, ["d", "g"], "r1"),
+                {
+                    "issues": [
+                        lakes.issue(
+                            None, "visits.date_valid", "date", "", severity="record", action="quarantined"
+                        )
+                    ]
+                },
             ),
         ),
         # a rating changes on DAY1
-        lambda: lakes.publish(incremental, *visits_of(DAY1, ["a", "b", "m"], "r2", hour=10, signee_rating=5)),
+        lambda: lakes.publish(
+            incremental, **visits_of(DAY1, ["a", "b", "m"], "r2", hour=10, signee_rating=5)
+        ),
         # "m" moves to DAY2; DAY1 is not refreshed, so it sits in both partitions
         lambda: lakes.publish(
-            incremental, *_concat(visits_of(DAY2, ["c"], "r3"), visits_of(DAY2, ["m"], "r3", hour=11))
+            incremental, **_concat(visits_of(DAY2, ["c"], "r3"), visits_of(DAY2, ["m"], "r3", hour=11))
         ),
         # "d" is deleted at the source; "g" moves to DAY4, a new partition
         lambda: lakes.publish(
             incremental,
-            *_concat(visits_of(DAY3, [], "r4"), visits_of(DAY4, ["g"], "r4", hour=12)),
+            **_concat(visits_of(DAY3, [], "r4"), visits_of(DAY4, ["g"], "r4", hour=12)),
             dates=[DAY3, DAY4],
         ),
         # "m" disappears from DAY2: its older DAY1 version is the latest the lake still has
-        lambda: lakes.publish(incremental, *visits_of(DAY2, ["c"], "r5"), dates=[DAY2]),
-        # DAY4 is emptied
-        lambda: lakes.publish(incremental, [], [], dates=[DAY4]),
+        lambda: lakes.publish(incremental, **visits_of(DAY2, ["c"], "r5"), dates=[DAY2]),
+        # DAY4 is emptied, and a full refresh's undated issue is gone
+        lambda: lakes.publish(incremental, [], [], dates=[DAY4, None]),
     ]
     for number, step in enumerate(steps):
         changed = step()
@@ -144,14 +155,21 @@ def test_incremental_builds_equal_full_builds_through_moves_deletes_and_new_part
         ("c", DAY2),
         ("m", DAY1),
     ]
+    # the issues of the lake as it is now: DAY1's from r2, DAY2's from r5, none undated
+    assert query(
+        incremental, "select raw_value, count(*) from marts.fct_data_issues group by 1 order by 1"
+    ) == [
+        ("urgent-r2", 3),
+        ("urgent-r5", 1),
+    ]
 
 
 def _concat(*parts):
-    visits, lines = [], []
-    for part_visits, part_lines in parts:
-        visits += part_visits
-        lines += part_lines
-    return visits, lines
+    merged = {"visits": [], "lines": [], "issues": []}
+    for part in parts:
+        for table, rows in part.items():
+            merged[table] += rows
+    return merged
 
 
 def test_partitions_changed_without_being_named_are_reloaded(layout):

@@ -1,21 +1,22 @@
-"""KPI values on a hand-built set of visits, covering every rating and flag encoding the contract names."""
+"""KPI values on hand-built visits and on a seeded sample recomputed here in Python, and the KPI macros.
+
+The lake rows hold what the lake stores: the coercion layer is the only parser, so an unrated visit
+(0, "", missing, or a rating out of range, which the lake records as a data issue) arrives as NULL.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from include.letsjobit import config, schema, warehouse
+from include.letsjobit import config, warehouse
 from tests.warehouse import lakes
 from tests.warehouse.conftest import query, query_dicts
 
 DAY = date(2026, 11, 2)
 QUIET_DAY = date(2026, 11, 3)
-TEXT_DAY = date(2026, 11, 4)
+CONTRADICTIONS_DAY = date(2026, 11, 4)
 EARLIER = datetime(2026, 11, 1, 10, 0)
 WINDOW_9_TO_18 = [{"earliest": 30600, "latest": 64800}]
 WINDOW_OVERNIGHT = [{"earliest": 79200, "latest": 21600}]  # 22:00 to 06:00
@@ -77,11 +78,11 @@ def _hand_built_visits():
             driver_id="d2",
             territory="T2",
             closed=True,
-            signee_rating=0,
+            signee_rating=None,  # sent 0: no score
             time_windows=WINDOW_9_TO_18,
         ),
-        lakes.visit("v07", DAY, driver_id="d2", territory="T2", signee_rating=7),
-        lakes.visit("v08", DAY, driver_id=None, territory=None, closed=True, signee_rating=-1),
+        lakes.visit("v07", DAY, driver_id="d2", territory="T2", signee_rating=None),  # sent 7
+        lakes.visit("v08", DAY, driver_id=None, territory=None, closed=True, signee_rating=None),  # sent -1
         lakes.visit("v09", DAY, driver_id="d1", territory="T1", closed=True, signee_rating=2, site_id="S2"),
         lakes.visit("v10", DAY, driver_id="d2", territory="T1", skipped=True, signee_rating=5),
         lakes.visit("v11", QUIET_DAY, driver_id="d1", territory="T1"),
@@ -106,27 +107,48 @@ def _hand_built_visits():
     return visits, lines, extra_data
 
 
-def _publish_text_encoded_partition(layout):
-    """A partition whose flags and rating arrived as text (an older file, a hand-made extract)."""
-    text_columns = {"closed", "skipped", "signee_rating"}
-    text_schema = pa.schema(
-        [pa.field(f.name, pa.string()) if f.name in text_columns else f for f in schema.VISITS]
-    )
-    encodings = [("1", "5"), ("true", ""), ("0", "0"), ("false", "4.0"), ("TRUE", "abc"), (None, "3")]
-    rows = []
-    for number, (closed, rating) in enumerate(encodings):
-        row = lakes.visit(f"t{number}", TEXT_DAY, closed=closed, skipped="0", signee_rating=rating)
-        rows.append(row)
-    folder = layout.table("visits") / f"visit_date={TEXT_DAY.isoformat()}"
-    folder.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=text_schema), folder / "part-text.parquet")
+def _contradictory_visits():
+    """Visits the lake keeps as sent, each with its data issue: closed and skipped, closed without a
+    close date, and a rating out of range (nulled)."""
+    opened = datetime(2026, 11, 4, 8)
+    visits = [
+        lakes.visit(
+            "c1",
+            CONTRADICTIONS_DAY,
+            closed=True,
+            skipped=True,
+            signee_rating=5,
+            created_at=opened,
+            close_date=datetime(2026, 11, 4, 10),
+            time_windows=WINDOW_9_TO_18,
+        ),
+        lakes.visit(
+            "c2",
+            CONTRADICTIONS_DAY,
+            closed=True,
+            signee_rating=4,
+            created_at=opened,
+            close_date=None,
+            time_windows=WINDOW_9_TO_18,
+        ),
+        lakes.visit("c3", CONTRADICTIONS_DAY, closed=True, signee_rating=None),  # sent 9
+    ]
+    issues = [
+        lakes.issue(visits[0], "visits.not_closed_and_skipped", "skipped", '{"closed": true, "skipped": true}',
+                    action="kept", reason="closed and skipped"),
+        lakes.issue(visits[1], "visits.close_date_when_closed", "closeDate", '{"closed": true, "closeDate": null}',
+                    action="kept", reason="closed without close date"),
+        lakes.issue(visits[2], "visits.signee_rating_in_range", "signeeRating", "9"),
+    ]  # fmt: skip
+    return visits, issues
 
 
 @pytest.fixture(scope="module")
 def kpi_layout(tmp_path_factory) -> config.DataLayout:
     layout = config.DataLayout(tmp_path_factory.mktemp("kpi") / "data")
     lakes.publish(layout, *_hand_built_visits())
-    _publish_text_encoded_partition(layout)
+    contradictory, issues = _contradictory_visits()
+    lakes.publish(layout, contradictory, issues=issues)
     warehouse.build(layout, run_id="kpi")
     return layout
 
@@ -138,11 +160,11 @@ def _kpi(layout, table, **key):
     return rows[0]
 
 
-def test_daily_kpis_follow_the_contract_for_every_rating_encoding(kpi_layout):
+def test_daily_kpis_follow_the_contract(kpi_layout):
     day = _kpi(kpi_layout, "kpi_daily", visit_date=DAY)
 
     assert (day["visits"], day["closed_visits"], day["skipped_visits"]) == (10, 7, 2)
-    # rated: 5, 4, 3, 1, 2 and the skipped visit's 5; unrated: null, 0, 7, -1
+    # rated: 5, 4, 3, 1, 2 and the skipped visit's 5; unrated: null (sent as null, 0, 7, -1)
     assert (day["rated_visits"], day["promoters"], day["passives"], day["detractors"]) == (6, 2, 1, 3)
     assert day["nps"] == pytest.approx(100 * (2 - 3) / 6)
     assert day["close_rate"] == pytest.approx(0.7)
@@ -159,13 +181,27 @@ def test_a_day_without_rated_visits_has_null_nps_csat_and_rating(kpi_layout):
     assert day["nps"] is None and day["csat"] is None and day["avg_rating"] is None
 
 
-def test_flags_and_ratings_arriving_as_text_mean_the_same(kpi_layout):
-    day = _kpi(kpi_layout, "kpi_daily", visit_date=TEXT_DAY)
+def test_contradictory_visits_count_as_sent_and_an_out_of_range_rating_as_unrated(kpi_layout):
+    day = _kpi(kpi_layout, "kpi_daily", visit_date=CONTRADICTIONS_DAY)
 
-    assert day["closed_visits"] == 3  # "1", "true", "TRUE"
-    assert (day["rated_visits"], day["promoters"], day["passives"], day["detractors"]) == (3, 1, 1, 1)
-    assert day["nps"] == 0.0
-    assert day["avg_rating"] == pytest.approx(4.0)
+    # c1 closed and skipped counts in both; c2 closed without close date counts as closed
+    assert (day["visits"], day["closed_visits"], day["skipped_visits"]) == (3, 3, 1)
+    # ...but only c1 has a close time: hours to close and the time window know c1 alone
+    assert (day["timed_closed_visits"], day["window_checked_visits"]) == (1, 1)
+    assert day["avg_hours_to_close"] == pytest.approx(2.0)
+    # c3's rating of 9 arrived NULL: unrated
+    assert (day["rated_visits"], day["promoters"], day["passives"]) == (2, 1, 1)
+    issues = query(
+        kpi_layout,
+        "select check_name, action, issues, records from marts.kpi_data_issues_daily "
+        "where visit_date = ? order by 1",
+        [CONTRADICTIONS_DAY],
+    )
+    assert issues == [
+        ("visits.close_date_when_closed", "kept", 1, 1),
+        ("visits.not_closed_and_skipped", "kept", 1, 1),
+        ("visits.signee_rating_in_range", "nulled", 1, 1),
+    ]
 
 
 def test_driver_kpis_add_up_to_the_day_with_unassigned_visits_under_unknown(kpi_layout):
@@ -244,29 +280,166 @@ def test_dimensions_hold_every_member_once(kpi_layout):
     drivers = query(kpi_layout, "select driver_id, visits from marts.dim_drivers order by 1")
     sites = query(kpi_layout, "select site_id, visits from marts.dim_customers order by 1")
 
-    assert drivers == [("(unknown)", 1), ("d1", 12), ("d2", 4), ("d3", 2)]
+    assert drivers == [
+        ("(unknown)", 1),
+        ("d1", 9),
+        ("d2", 4),
+        ("d3", 2),
+    ]  # d1: 6 hand-built visits and the 3 contradictory ones
     assert dict(sites)["S2"] == 3
     assert query(kpi_layout, "select sum(visits) from marts.dim_territories") == query(
         kpi_layout, "select count(*) from marts.fct_visits"
     )
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("true", True),
-        ("1", True),
-        ("TRUE", True),
-        (" yes ", True),
-        ("false", False),
-        ("0", False),
-        ("", None),
-        ("maybe", None),
-        (None, None),
-    ],
-)
-def test_parse_flag(value, expected):
-    connection = duckdb.connect()
-    connection.execute((config.SQL_DIR / "macros" / "parsing.sql").read_text())
+# The KPI macros as the warehouse's contract names them: macro -> the measures it is a ratio of.
+KPI_MACROS = {
+    "nps": ("promoters", "detractors", "rated_visits"),
+    "close_rate": ("closed_visits", "visits"),
+    "skip_rate": ("skipped_visits", "visits"),
+    "avg_rating": ("rating_sum", "rated_visits"),
+    "csat": ("promoters", "passives", "rated_visits"),
+    "jobs_per_visit": ("jobs", "visits"),
+    "closed_within_window_rate": ("closed_within_window_visits", "window_checked_visits"),
+    "avg_hours_to_close": ("hours_to_close_sum", "timed_closed_visits"),
+    "repeat_visit_rate": ("repeat_visits", "equipment_visits"),
+}
+KPI_TABLES = {"kpi_daily": (), "kpi_driver_daily": ("driver_id",), "kpi_territory_daily": ("territory",)}
 
-    assert connection.execute("select parse_flag(?::varchar)", [value]).fetchone()[0] is expected
+
+def test_the_published_file_holds_the_kpi_macros_with_parameters_named_after_the_measures(kpi_layout):
+    macros = dict(
+        query(
+            kpi_layout,
+            "select function_name, parameters from duckdb_functions() "
+            "where schema_name = 'marts' and function_type = 'macro'",
+        )
+    )
+    measures = {row[0] for row in query(kpi_layout, "describe marts.fct_visit_measures")}
+
+    assert {name: tuple(macros.get(name) or ()) for name in KPI_MACROS} == KPI_MACROS
+    assert set().union(*KPI_MACROS.values()) <= measures
+    for table in KPI_TABLES:
+        assert set().union(*KPI_MACROS.values()) | set(KPI_MACROS) <= {
+            row[0] for row in query(kpi_layout, f"describe marts.{table}")
+        }
+
+
+def test_a_read_only_reader_sums_the_measures_and_gets_the_kpi_tables_numbers_from_the_macros(kpi_layout):
+    """A reader's own grouping (here: all days, and each day from visit grain) through the macros."""
+    calls = ", ".join(
+        f"marts.{name}({', '.join(f'sum({p})' for p in params)})" for name, params in KPI_MACROS.items()
+    )
+
+    from_visits = query(
+        kpi_layout, f"select visit_date, {calls} from marts.fct_visit_measures group by 1 order by 1"
+    )
+    from_days = query(
+        kpi_layout, f"select visit_date, {', '.join(KPI_MACROS)} from marts.kpi_daily order by 1"
+    )
+    overall = query(kpi_layout, f"select {calls} from marts.kpi_daily")[0]
+
+    assert [_rounded(row) for row in from_visits] == [_rounded(row) for row in from_days]
+    assert _rounded(overall) == _rounded(
+        query(kpi_layout, f"select {calls} from marts.fct_visit_measures")[0]
+    )
+    assert query(kpi_layout, "select marts.nps(3, 1, 4), marts.close_rate(1, 0)") == [(50.0, None)]
+
+
+def _rounded(row):
+    return tuple(round(value, 9) if isinstance(value, float) else value for value in row)
+
+
+@pytest.fixture(scope="module")
+def sample_lake(tmp_path_factory):
+    layout = config.DataLayout(tmp_path_factory.mktemp("sample") / "data")
+    rows = lakes.sample(visits=400, days=30, seed=11)
+    lakes.publish(layout, **rows)
+    warehouse.build(layout, run_id="sample")
+    return layout, rows
+
+
+def _recomputed_kpis(rows: dict, key) -> dict[tuple, dict]:
+    """The KPI contract in plain Python over the lake's rows, grouped by ``key(visit)``."""
+    jobs = {}
+    serials: dict[str, set[str]] = {}
+    for line_row in rows["lines"]:
+        jobs[line_row["visit_id"]] = jobs.get(line_row["visit_id"], 0) + bool(line_row["action_item"])
+        if (line_row.get("serial_nr") or "").strip():
+            serials.setdefault(line_row["visit_id"], set()).add(line_row["serial_nr"].strip())
+    repeats: dict[str, bool] = {}
+    history: dict[tuple[str, str], list[dict]] = {}
+    for visit_row in rows["visits"]:
+        if visit_row["closed"] and visit_row.get("site_id"):
+            for serial in serials.get(visit_row["visit_id"], ()):
+                history.setdefault((visit_row["site_id"], serial), []).append(visit_row)
+    for visits_of_equipment in history.values():
+        visits_of_equipment.sort(key=lambda v: (v["visit_date"], v["created_at"], v["visit_id"]))
+        for before, after in zip([None, *visits_of_equipment], visits_of_equipment, strict=False):
+            repeat = before is not None and (after["visit_date"] - before["visit_date"]).days <= 30
+            repeats[after["visit_id"]] = repeats.get(after["visit_id"], False) or repeat
+
+    groups: dict[tuple, list[dict]] = {}
+    for visit_row in rows["visits"]:
+        groups.setdefault(key(visit_row), []).append(visit_row)
+    kpis = {}
+    for group, members in groups.items():
+        ratings = [v["signee_rating"] for v in members if v["signee_rating"] is not None]
+        closed = [v for v in members if v["closed"]]
+        timed = [
+            (v["close_date"] - v["created_at"]).total_seconds() / 3600
+            for v in closed
+            if v["close_date"] and v["close_date"] >= v["created_at"]
+        ]
+        windowed = [v for v in closed if v["close_date"] and v["time_windows"]]
+        within = [
+            v
+            for v in windowed
+            if any(
+                w["earliest"]
+                <= (v["close_date"] - v["close_date"].replace(hour=0, minute=0, second=0)).seconds
+                <= w["latest"]
+                for w in v["time_windows"]
+            )
+        ]
+        equipment = [v for v in members if v["visit_id"] in repeats]
+        promoters, passives = ratings.count(5), ratings.count(4)
+        detractors = len(ratings) - promoters - passives
+        kpis[group] = {
+            "visits": len(members),
+            "closed_visits": len(closed),
+            "skipped_visits": sum(bool(v["skipped"]) for v in members),
+            "rated_visits": len(ratings),
+            "nps": 100 * (promoters - detractors) / len(ratings) if ratings else None,
+            "close_rate": len(closed) / len(members),
+            "skip_rate": sum(bool(v["skipped"]) for v in members) / len(members),
+            "avg_rating": sum(ratings) / len(ratings) if ratings else None,
+            "csat": (promoters + passives) / len(ratings) if ratings else None,
+            "jobs_per_visit": sum(jobs.get(v["visit_id"], 0) for v in members) / len(members),
+            "closed_within_window_rate": len(within) / len(windowed) if windowed else None,
+            "avg_hours_to_close": sum(timed) / len(timed) if timed else None,
+            "repeat_visit_rate": (
+                sum(repeats[v["visit_id"]] for v in equipment) / len(equipment) if equipment else None
+            ),
+        }
+    return kpis
+
+
+@pytest.mark.parametrize("table", KPI_TABLES)
+def test_every_kpi_equals_an_independent_recomputation_from_the_lake_rows(sample_lake, table):
+    layout, rows = sample_lake
+    keys = KPI_TABLES[table]
+    wanted = _recomputed_kpis(
+        rows, lambda v: (v["visit_date"], *(v[column] or "(unknown)" for column in keys))
+    )
+    assert any(v["closed"] and v["skipped"] for v in rows["visits"]), "the sample has contradictions"
+
+    actual = {
+        (row["visit_date"], *(row[column] for column in keys)): row
+        for row in query_dicts(layout, f"select * from marts.{table}")
+    }
+
+    assert actual.keys() == wanted.keys()
+    for group, kpis in wanted.items():
+        for name, value in kpis.items():
+            assert actual[group][name] == (None if value is None else pytest.approx(value)), (group, name)

@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from include.letsjobit import config, warehouse
-from include.letsjobit.models import ModelError, column_docs, load_macros, load_models, parse_model
+from include.letsjobit.models import ModelError, column_docs, load_models, parse_model
 from tests.warehouse import lakes
 
 MODELS = load_models(config.SQL_DIR)
@@ -20,9 +20,7 @@ def built(tmp_path_factory):
     warehouse.build(layout)
     connection = duckdb.connect(str(layout.warehouse), read_only=True)
     scratch = duckdb.connect()
-    for path in load_macros(config.SQL_DIR):
-        scratch.execute(path.read_text())
-    scratch.execute("create schema staging")
+    warehouse.create_macros(scratch)
     sources = warehouse._source_sql(layout, tmp_path_factory.mktemp("sources"))
     for model in MODELS:
         if model.layer == "staging":

@@ -50,10 +50,12 @@ print(json.dumps({"reads": reads, "errors": errors[:5], "error_count": len(error
 
 
 def _publish_visits(layout, count):
-    """Replace the whole lake with ``count`` visits, each with one line, over three days."""
+    """Replace the whole lake with ``count`` visits, each with one line, over three days, rated 1..5
+    or unrated (None: the lake stores no score as NULL)."""
     days = [date(2026, 11, 1) + timedelta(days=offset) for offset in range(3)]
     visits = [
-        lakes.visit(f"v{number}", days[number % 3], signee_rating=number % 6) for number in range(count)
+        lakes.visit(f"v{number}", days[number % 3], signee_rating=number % 6 or None)
+        for number in range(count)
     ]
     lines = [lakes.line(row, 0) for row in visits]
     return lakes.publish(layout, visits, lines, dates=days)
@@ -217,3 +219,43 @@ def test_a_build_reads_one_publication_whole_while_the_next_lands(layout):
         f"select count(*) from read_parquet('{snapshot.table('visits')}/*/*.parquet')"
     ).fetchall()[0][0]
     assert rows == second != third
+
+
+# Calls the KPI macros of the file it opens read-only and prints what it got.
+MACRO_READER = r"""
+import json, sys
+import duckdb
+connection = duckdb.connect(sys.argv[1], read_only=True)
+macros = connection.execute(
+    "select function_name, parameters from duckdb_functions() where schema_name = 'marts' and function_type = 'macro'"
+).fetchall()
+differing = connection.execute(
+    "select count(*) from marts.kpi_daily where nps is distinct from marts.nps(promoters, detractors, rated_visits)"
+    " or close_rate is distinct from marts.close_rate(closed_visits, visits)"
+).fetchone()[0]
+(nps,) = connection.execute(
+    "select marts.nps(sum(promoters), sum(detractors), sum(rated_visits)) from marts.fct_visit_measures"
+).fetchone()
+print(json.dumps({"macros": dict(macros), "differing": differing, "nps": nps}))
+"""
+
+
+def test_a_reader_in_another_process_calls_the_kpi_macros_after_full_and_incremental_builds(layout):
+    for count, incremental in ((30, False), (40, True)):
+        changed = _publish_visits(layout, count)
+        result = warehouse.build(layout, changed_dates=changed if incremental else None)
+        reader = subprocess.run(
+            [sys.executable, "-c", MACRO_READER, str(layout.warehouse)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+        assert reader.returncode == 0, reader.stderr
+        seen = json.loads(reader.stdout)
+        assert result.mode == ("incremental" if incremental else "full")
+        assert seen["macros"]["nps"] == ["promoters", "detractors", "rated_visits"]
+        assert seen["differing"] == 0
+        ratings = [number % 6 for number in range(count) if number % 6]  # 0: unrated
+        promoters, detractors = ratings.count(5), sum(1 for rating in ratings if rating <= 3)
+        assert seen["nps"] == pytest.approx(100 * (promoters - detractors) / len(ratings))

@@ -1,0 +1,17 @@
+-- Labelling rules the models share, created in schema marts so that readers use the same ones.
+
+-- marts.nps_category(rating): promoter = 5, passive = 4, detractor = 1..3 (an NPS-style score on the
+-- API's 5-point scale); null for an unrated visit.
+create or replace macro marts.nps_category(rating) as (
+    case
+        when rating = 5 then 'promoter'
+        when rating = 4 then 'passive'
+        when rating between 1 and 3 then 'detractor'
+    end
+);
+
+-- marts.unknown_member(value): the label a dimension key gets when the source left it empty, so that
+-- every visit lands in a dimension row and per-driver or per-territory totals add up to the day.
+create or replace macro marts.unknown_member(value) as (
+    coalesce(nullif(trim(cast(value as varchar)), ''), '(unknown)')
+);
