@@ -949,8 +949,8 @@ def _write_audited(
                 gone = removed[name][start:end]
                 nulls = {c: m[start:end] for c, m in nulled[name].items() if m[start:end].any()}
                 target = building / name / file.relative_to(table.root)
-                target.parent.mkdir(exist_ok=True)
                 if not gone.any() and not nulls:
+                    target.parent.mkdir(exist_ok=True)
                     _link_or_copy(file, target)
                     continue
                 rewritten += 1
@@ -984,7 +984,8 @@ def _rewrite(file: Path, target: Path, gone, nulls: Mapping[str, Any]) -> None:
         content = content.set_column(index, column, pc.if_else(pa.array(mask), empty, values))
     if gone.any():
         content = content.filter(pa.array(~gone))
-    if content.num_rows:
+    if content.num_rows:  # a partition left without rows is no folder at all
+        target.parent.mkdir(exist_ok=True)
         pq.write_table(content, target, compression=_codec(staged))
 
 
