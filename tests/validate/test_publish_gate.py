@@ -3,10 +3,12 @@ the audited rows and their issues."""
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pytest
 
-from include.letsjobit import lake, schema, validate
+from include.letsjobit import lake, schema, summary, validate
 from include.letsjobit.validate import ValidationFailed, Verdict
 
 from .conftest import DATES, good_rows, keys_of, tree_digest, visit, write_staged
@@ -83,3 +85,9 @@ def test_a_bad_rating_costs_only_itself_and_a_visit_without_date_is_quarantined_
         (rated_badly, "visits.signee_rating_in_range", "nulled"),
         ("v00011", "visits.date_valid", "quarantined"),
     ]
+    # What `make run` prints of it.
+    (line,) = summary.validation_lines(json.loads(result.latest_json.read_text()))
+    assert (
+        "1 field issue(s)" in line
+        and "1 record(s) quarantined (5 row(s) with their lines and extraData)" in line
+    )
