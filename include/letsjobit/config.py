@@ -39,6 +39,10 @@ RATE_LIMIT_WINDOW_SECONDS = 10.0
 SIMULATOR_DEFAULT_KEY = "sim-local-key"
 
 
+# The validation gate builds a run's audited output beside it under this prefix, then swaps it in.
+AUDIT_SCRATCH_PREFIX = ".audited-"
+
+
 @dataclass(frozen=True)
 class DataLayout:
     """Where everything lives under the data directory."""

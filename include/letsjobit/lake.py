@@ -846,7 +846,7 @@ def prune_runs(
     layout: DataLayout, keep: int = 10, *, stale_after_seconds: float = STALE_SCRATCH_SECONDS
 ) -> list[Path]:
     """Delete raw pages and staging areas of all but the `keep` newest runs (by modification time),
-    and the scratch of killed attempts (hidden temp parts and staging folders) older than
+    and the scratch of killed attempts (hidden temp parts, staging and audit folders) older than
     `stale_after_seconds`.
 
     A run whose publication is still pending in the journal is always kept.
@@ -876,6 +876,7 @@ def prune_runs(
     scratch = [
         *(layout.raw.glob("run_id=*/.part-*.tmp") if layout.raw.is_dir() else ()),
         *(layout.staging.glob(".*.tmp-*") if layout.staging.is_dir() else ()),
+        *(layout.staging.glob(f"*/{config.AUDIT_SCRATCH_PREFIX}*") if layout.staging.is_dir() else ()),
     ]
     for path in scratch:
         with contextlib.suppress(FileNotFoundError):

@@ -59,7 +59,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from include.letsjobit import coerce, schema, suites
+from include.letsjobit import coerce, config, schema, suites
 from include.letsjobit.config import DataLayout
 from include.letsjobit.suites import Action, Check, Severity
 
@@ -89,7 +89,7 @@ QUARANTINE_FIELDS = (
     pa.field("quarantined_with", pa.string()),  # parent table whose row took this one along, else NULL
 )
 
-AUDIT_SCRATCH_PREFIX = ".audited-"  # the audited output while it is built, beside the staged tables
+AUDIT_SCRATCH_PREFIX = config.AUDIT_SCRATCH_PREFIX  # the audited output while it is built
 GATE_ISSUES_FILE = "audit-00000.parquet"  # the gate's issues of a partition, beside the flattener's files
 SAMPLE_SIZE = 5  # example values named in a check's detail and a failure's message
 

@@ -387,15 +387,17 @@ def test_prune_removes_the_scratch_of_dead_attempts_once_stale(layout):
     dead_part = lake.raw_run_dir(layout, "run-a") / ".part-all.jsonl.gz.4242.tmp"
     dead_stage = layout.staging / ".run-b.tmp-0badc0de"
     live_stage = layout.staging / ".run-c.tmp-00c0ffee"
+    dead_audit = layout.staging / "run-a" / ".audited-0badc0de"
     dead_part.write_bytes(b"half a page")
     (dead_stage / "spill").mkdir(parents=True)
+    (dead_audit / "visits").mkdir(parents=True)
     live_stage.mkdir()
-    for path in (dead_part, dead_stage):
+    for path in (dead_part, dead_stage, dead_audit):
         os.utime(path, (time.time() - 7 * 3600,) * 2)
 
     removed = lake.prune_runs(layout, keep=5)
 
-    assert set(removed) == {dead_part, dead_stage}
+    assert set(removed) == {dead_part, dead_stage, dead_audit}
     assert live_stage.is_dir() and (layout.staging / "run-a").is_dir()
 
 
