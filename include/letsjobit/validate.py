@@ -89,7 +89,6 @@ QUARANTINE_FIELDS = (
     pa.field("quarantined_with", pa.string()),  # parent table whose row took this one along, else NULL
 )
 
-AUDIT_SCRATCH_PREFIX = config.AUDIT_SCRATCH_PREFIX  # the audited output while it is built
 GATE_ISSUES_FILE = "audit-00000.parquet"  # the gate's issues of a partition, beside the flattener's files
 SAMPLE_SIZE = 5  # example values named in a check's detail and a failure's message
 
@@ -272,7 +271,7 @@ def audit_run(
     run_dir = layout.staging / run_id
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no staged data for run {run_id} at {run_dir}")
-    for leftover in run_dir.glob(f"{AUDIT_SCRATCH_PREFIX}*"):  # the scratch of an audit that crashed
+    for leftover in run_dir.glob(f"{config.AUDIT_SCRATCH_PREFIX}*"):  # the scratch of an audit that crashed
         shutil.rmtree(leftover, ignore_errors=True)
 
     tables = {name: _scan(name, run_dir / name) for name in schema.TABLES}
@@ -938,7 +937,7 @@ def _write_audited(
     are written beside them.
     """
     final = layout.audited(run_id)
-    building = final.parent / f"{AUDIT_SCRATCH_PREFIX}{uuid.uuid4().hex[:8]}"
+    building = final.parent / f"{config.AUDIT_SCRATCH_PREFIX}{uuid.uuid4().hex[:8]}"
     building.mkdir()
     rewritten = 0
     try:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from include.letsjobit import schema, validate
+from include.letsjobit import config, schema, validate
 from include.letsjobit.validate import Thresholds, ValidationFailed, Verdict
 
 from .conftest import (
@@ -453,7 +453,7 @@ def test_reaudit_is_deterministic_and_never_sees_its_own_output(layout):
     audited_after_first = tree_digest(layout.audited(RUN_ID))
     quarantine_after_first = tree_digest(validate.quarantine_dir(layout, RUN_ID))
     # What an audit that crashed while building its output would have left behind.
-    (layout.staging / RUN_ID / f"{validate.AUDIT_SCRATCH_PREFIX}0dead000" / "visits").mkdir(parents=True)
+    (layout.staging / RUN_ID / f"{config.AUDIT_SCRATCH_PREFIX}0dead000" / "visits").mkdir(parents=True)
 
     second = audit(layout, rows)
 
@@ -464,7 +464,7 @@ def test_reaudit_is_deterministic_and_never_sees_its_own_output(layout):
     assert second.counts["visits"] == {"staged": 100, "quarantined": 1, "clean": 99, "values_nulled": 1}
     rating = next(c for c in second.checks if c.name == "visits.signee_rating_in_range")
     assert (rating.status, rating.unexpected_count) == ("nulled", 1)
-    assert not list((layout.staging / RUN_ID).glob(f"{validate.AUDIT_SCRATCH_PREFIX}*"))
+    assert not list((layout.staging / RUN_ID).glob(f"{config.AUDIT_SCRATCH_PREFIX}*"))
 
 
 def test_a_failed_reaudit_withdraws_the_earlier_audited_output(layout):
@@ -518,7 +518,7 @@ def test_an_audit_killed_while_writing_its_output_leaves_nothing_publishable_and
 
     assert done.returncode == 137, done.stderr
     assert not layout.audited(RUN_ID).exists()
-    assert list((layout.staging / RUN_ID).glob(f"{validate.AUDIT_SCRATCH_PREFIX}*"))  # its scratch
+    assert list((layout.staging / RUN_ID).glob(f"{config.AUDIT_SCRATCH_PREFIX}*"))  # its scratch
     assert tree_digest(layout.staging / RUN_ID).keys() - staged_before.keys() != set()
     assert {
         k: v for k, v in tree_digest(layout.staging / RUN_ID).items() if k in staged_before
