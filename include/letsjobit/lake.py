@@ -802,9 +802,10 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
         }
         _write_json(_journal_path(layout, run_id), journal)
         replaced, removed = _apply(layout, run_id, dates)
+        published_days = None if dates is None else set(dates)
         rows = {
-            table: sum(_count_rows(stage / table / partition_name(day)) for day in replaced
-                       if (stage / table / partition_name(day)).is_dir())
+            table: sum(_count_rows(folder) for folder in (stage / table).glob(f"{schema.PARTITION_COLUMN}=*")
+                       if published_days is None or partition_value(folder.name) in published_days)
             for table in LAKE_TABLE_NAMES
         }  # fmt: skip
         _write_json(
