@@ -315,7 +315,8 @@ def audit_run(
             check.name, check.table, check.severity.value, check.action.value, check.description, PASSED
         )
         results[check.name] = result
-        _judge(result, check, count, rows[check.table], sample, thresholds)
+        if result.status != ERROR:  # a check that could not run says so, whatever the flattener found
+            _judge(result, check, count, rows[check.table], sample, thresholds)
 
     removed = _cascade(tables, findings.own) if loadable else {}
     for table in tables.values():
