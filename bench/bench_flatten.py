@@ -212,7 +212,7 @@ def main() -> None:
     print(
         f"stage_run: {result.visits_read:,} visits -> {result.rows['visits']:,} visits, "
         f"{result.rows['visit_lines']:,} lines, {result.rows['line_extra_data']:,} extraData rows, "
-        f"{result.rejects:,} rejects, {len(result.partitions)} partitions, {staged_bytes / 1e6:,.0f} MB parquet"
+        f"{result.issues:,} data issues, {len(result.partitions)} partitions, {staged_bytes / 1e6:,.0f} MB parquet"
     )
     print(f"  workers {result.workers}, phases (s) {timings}")
     print(

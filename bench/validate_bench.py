@@ -3,8 +3,9 @@
     .venv/bin/python bench/validate_bench.py --visits 10000 1000000
 
 Each size gets a fresh staged run (2 lines per visit, 1 extra data row per line, 30 visit dates, 1% of
-visits with an out-of-range rating so the quarantine path runs too), audited in a child process so that
-its peak RSS is the audit's own. Prints one line per size.
+visits with an out-of-range rating, which the gate NULLs and records, so the rewrite path runs on every
+visits file), audited in a child process so that its peak RSS is the audit's own. Prints one line per
+size.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def audit_child(root: str, counts: str) -> None:
                 "audit_cpu_s": cpu,
                 "peak_rss_mib": peak_mib,
                 "verdict": result.verdict.value,
+                "field_issues": result.field_issues,
                 "quarantined": {t: c["quarantined"] for t, c in result.counts.items()},
             }
         )
@@ -153,7 +155,8 @@ def main() -> None:
                 f"{visits:>9,} visits ({counts['visit_lines']:,} lines, {counts['line_extra_data']:,} extra data): "
                 f"audit {figures['audit_s']:.1f} s wall / {figures['audit_cpu_s']:.1f} s CPU "
                 f"(+ GX import {figures['gx_import_s']:.1f} s), "
-                f"peak RSS {figures['peak_rss_mib']:.0f} MiB, {figures['verdict']}, quarantined {figures['quarantined']} "
+                f"peak RSS {figures['peak_rss_mib']:.0f} MiB, {figures['verdict']}, {figures['field_issues']:,} field "
+                f"issues, quarantined {figures['quarantined']} "
                 f"[generated in {generated:.1f} s, {dt.datetime.now():%H:%M}]",
                 flush=True,
             )

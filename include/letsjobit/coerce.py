@@ -1,35 +1,42 @@
 """The one coercion layer: every raw API value becomes a value of its column's `schema.Kind` or NULL.
 
+This is the only place a raw value is parsed: the SQL models read the typed lake columns as they are.
+Coercion decides what a value *means*, never whether it is plausible: a rating of 9 or a latitude of 200
+are kept here, and the validation gate (`suites.py`, `validate.py`) NULLs them and records the issue.
+
 One function per kind decides what a raw value means (`coerce_text`, `coerce_bool`, ...); it returns
-the column value or raises `CoercionError` naming why. `coerce_column` applies a kind to a whole column
+the column value or raises `CoercionError` naming why (the flattener then records a
+`<table>.<column>_parses` issue and the column holds NULL). `coerce_column` applies a kind to a whole column
 at once: it takes a vectorised fast path when the values are already clean (the common case) and falls
 back to the per-value function otherwise, so both paths give the same answer by construction
 (tests/lake/test_coerce.py checks this property on random messy columns).
 
 Decisions, per kind (the reference's own examples use every one of these encodings):
 
-- NULL in, NULL out, for every kind, never a reject. A missing field is NULL too.
+- NULL in, NULL out, for every kind, never an issue. A missing field is NULL too.
 - TEXT: strings are kept exactly (unicode, CRLF and "" included); integers and integral floats are
   rendered without a decimal point (`30101308.0` -> "30101308"), other floats with `repr`, booleans as
-  "true"/"false". Objects and lists are rejected.
+  "true"/"false". Objects and lists cannot be read.
 - INT / FLOAT: JSON numbers, or strings holding an ASCII decimal number (surrounding blanks ignored, no
-  "nan", "inf" or "1_000"); "" and blank strings are NULL without a reject. INT accepts integral values
-  only ("3.0" -> 3, "3.5" rejected). Booleans are rejected: `true` is not a quantity.
+  "nan", "inf" or "1_000"); "" and blank strings are NULL without an issue. INT accepts integral values
+  only ("3.0" -> 3, "3.5" cannot be read). Booleans cannot be read: `true` is not a quantity.
 - BOOL: true, 1, 1.0, "1", "true", "yes" -> true; false, 0, 0.0, "0", "false", "no", "" -> false (strings
   case-insensitive, blanks ignored). "" is false because the API sends flags as PHP-ish strings, where
-  the empty string is the unset flag. Anything else (2, "maybe", objects) is rejected.
+  the empty string is the unset flag. Anything else (2, "maybe", objects) cannot be read.
 - FLAG_WORD ("required"/"readonly" on extraData): the attribute's own word -> true, else as BOOL.
-- DATE: "YYYY-MM-DD", or a timestamp below (its date part). "" is NULL without a reject.
+- DATE: "YYYY-MM-DD", or a timestamp below (its date part). "" is NULL (the flattener records a visit
+  without a date as `visits.date_valid`, whatever the reason).
 - TIMESTAMP: "YYYY-MM-DD", "YYYY-MM-DD HH:MM", "YYYY-MM-DD HH:MM:SS[.ffffff]" (" " or "T"); a trailing
   "Z" or "+HH:MM" offset is converted to UTC (the column is naive, as the API's own timestamps are).
-  Numbers are rejected: an epoch would be a guess at the unit. "" is NULL without a reject.
+  Numbers cannot be read: an epoch would be a guess at the unit. "" is NULL without an issue.
 - TEXT_LIST: a JSON list (its items as TEXT; null items dropped), or a comma-separated string (split,
-  each name stripped, empty names dropped, so "" -> []). A list holding objects or lists is rejected.
+  each name stripped, empty names dropped, so "" -> []). A list holding objects or lists cannot be read.
 - TIME_WINDOWS: a list of {earliest, latest} objects (seconds from midnight, INT rules, "HH:MM[:SS]"
-  accepted); a single object is taken as a list of one. Anything else is rejected.
-- RATING (signeeRating): 0, "0", "" -> NULL (the customer gave no score, not a reject); other integers
-  are kept as they are, 9 and -1 included, so the validation gate sees and quarantines them rather than
-  the lake silently hiding them; integers that do not fit the int8 column and non-integers are rejected.
+  accepted); a single object is taken as a list of one. Anything else cannot be read.
+- RATING (signeeRating): 0, "0", "" -> NULL (the customer gave no score, not an issue); other integers
+  are kept as they are, 9 and -1 included, so the validation gate sees them, NULLs them (unrated) and
+  records a `visits.signee_rating_in_range` issue rather than the lake silently hiding them; integers
+  that do not fit the int8 column and non-integers cannot be read.
 - JSON: any value is kept as its JSON text.
 """
 
@@ -52,7 +59,7 @@ from include.letsjobit.schema import ARROW_TYPES, Field, Kind
 
 NoneType = type(None)
 
-# Reasons recorded in the rejects table: short, fixed phrases a query can group by.
+# The `reason` of a `<table>.<column>_parses` issue: short, fixed phrases a query can group by.
 REASON_NOT_TEXT = "object or list where text expected"
 REASON_NOT_INTEGER = "not an integer"
 REASON_NOT_NUMBER = "not a number"
@@ -140,7 +147,7 @@ def _nested_json_text(value: Any) -> str:
 
 
 def raw_text(value: Any) -> str | None:
-    """A raw value as text for the rejects table: strings as they are, anything else as JSON."""
+    """A raw value as text for the issues table: strings as they are, anything else as JSON."""
     if value is None or isinstance(value, str):
         return value
     return json_text(value)
@@ -395,8 +402,8 @@ def coerce_value(field: Field, value: Any) -> Any:
 
 # --- whole columns -----------------------------------------------------------------------------
 
-Reject = tuple[int, Any, str]
-"""(position in the column, raw value, reason)"""
+Unreadable = tuple[int, Any, str]
+"""A value the kind's function refused: (position in the column, raw value, reason)"""
 
 _MISSING = object()
 
@@ -445,10 +452,10 @@ def _first_pass(field: Field, values: Sequence[Any]) -> list[Any]:
     return [value if value.__class__ in kept else _MISSING for value in values]
 
 
-def _second_pass(field: Field, values: Sequence[Any], results: list[Any]) -> list[Reject]:
-    """Fill the `_MISSING` results with the kind's function (memoised for strings); return the rejects."""
+def _second_pass(field: Field, values: Sequence[Any], results: list[Any]) -> list[Unreadable]:
+    """Fill the `_MISSING` results with the kind's function (memoised for strings); return those refused."""
     function = coercer(field)
-    rejects: list[Reject] = []
+    unreadable: list[Unreadable] = []
     memo: dict[str, Any] = {}
     for position in [position for position, result in enumerate(results) if result is _MISSING]:
         value = values[position]
@@ -462,10 +469,10 @@ def _second_pass(field: Field, values: Sequence[Any], results: list[Any]) -> lis
             if is_text:
                 memo[value] = result
         if result.__class__ is CoercionError:
-            rejects.append((position, value, str(result)))
+            unreadable.append((position, value, str(result)))
             result = None
         results[position] = result
-    return rejects
+    return unreadable
 
 
 def _all_match(strings: pa.Array, regex: str) -> bool:
@@ -538,8 +545,8 @@ def _vectorised(field: Field, values: Sequence[Any], classes: set[type]) -> pa.A
     return None
 
 
-def coerce_column(field: Field, values: Sequence[Any]) -> tuple[pa.Array, list[Reject]]:
-    """A whole column of raw values as an Arrow array of the field's type, and the values rejected.
+def coerce_column(field: Field, values: Sequence[Any]) -> tuple[pa.Array, list[Unreadable]]:
+    """A whole column of raw values as an Arrow array of the field's type, and the values it could not read.
 
     Same answer as `coerce_value` on each value. Faster: a column whose value classes allow it is
     converted by Arrow at once; otherwise values that need no function are kept as they are and only
@@ -553,13 +560,13 @@ def coerce_column(field: Field, values: Sequence[Any]) -> tuple[pa.Array, list[R
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         pass  # e.g. an integer too large for int64: the function says which and why
     results = _first_pass(field, values)
-    rejects = _second_pass(field, values, results) if _MISSING in results else []
+    unreadable = _second_pass(field, values, results) if _MISSING in results else []
     try:
         array = pa.array(results, target)
         if _verified(field, values, array):
-            return array, rejects
+            return array, unreadable
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         pass  # a value kept as it is does not fit after all: judge every value by the function
     results = [_MISSING if value is not None else None for value in values]
-    rejects = _second_pass(field, values, results)
-    return pa.array(results, target), rejects
+    unreadable = _second_pass(field, values, results)
+    return pa.array(results, target), unreadable

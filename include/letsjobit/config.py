@@ -40,6 +40,10 @@ RATE_LIMIT_WINDOW_SECONDS = 10.0
 SIMULATOR_DEFAULT_KEY = "sim-local-key"
 
 
+# The validation gate builds a run's audited output beside it under this prefix, then swaps it in.
+AUDIT_SCRATCH_PREFIX = ".audited-"
+
+
 @dataclass(frozen=True)
 class DataLayout:
     """Where everything lives under the data directory."""
@@ -62,11 +66,12 @@ class DataLayout:
 
     @property
     def quarantine(self) -> Path:
+        """Records the validation gate kept out of the lake: `run_id=<run>/<table>.parquet`."""
         return self.lake / "quarantine"
 
-    @property
-    def rejects(self) -> Path:
-        return self.lake / "rejects"
+    def audited(self, run_id: str) -> Path:
+        """The validation gate's output for a staged run: what publishing takes (the staging stays as it is)."""
+        return self.staging / run_id / "_audited"
 
     @property
     def warehouse(self) -> Path:
@@ -83,7 +88,7 @@ class DataLayout:
         return self.root / ".state"
 
     def table(self, name: str) -> Path:
-        """Published parquet dataset of a lake table (visits, visit_lines, line_extra_data)."""
+        """Published parquet dataset of a lake table (visits, visit_lines, line_extra_data, data_issues)."""
         return self.lake / name
 
 
@@ -119,8 +124,15 @@ def task_retry_delay() -> timedelta:
 
 
 def gate_min_rows() -> int:
-    """The validation gate's shares are taken over at least this many rows (see validate.Thresholds)."""
-    return max(0, int(os.environ.get("LETSJOBIT_GATE_MIN_ROWS") or 100))
+    """The validation gate's shares are taken over at least this many rows (see validate.Thresholds).
+
+    Unset: `suites.DEFAULT_MIN_ROWS`, the one default (imported here, not at module level: the DAG
+    imports this module at parse time, and suites imports pyarrow).
+    """
+    from include.letsjobit.suites import DEFAULT_MIN_ROWS
+
+    value = os.environ.get("LETSJOBIT_GATE_MIN_ROWS")
+    return max(0, int(value)) if value else DEFAULT_MIN_ROWS
 
 
 def keep_runs() -> int:

@@ -1,20 +1,30 @@
-"""Raw API pages -> Arrow tables for `visits`, `visit_lines`, `line_extra_data` and `rejects`.
+"""Raw API pages -> Arrow tables for `visits`, `visit_lines`, `line_extra_data` and `data_issues`.
 
 The tables have exactly the schemas of `schema.py`, whatever the order or the encodings of the records:
 columns are built from the declared types (never inferred), and every value goes through `coerce.py`.
-Nothing the API sent is lost without a trace:
+Nothing the API sent is lost without a trace; every problem is one row of `data_issues` (schema
+`DATA_ISSUES`) naming the check of `suites.py` it failed, its severity and the action taken:
 
-- a value that cannot be coerced is NULL in its column and a row in `rejects`;
-- a structural problem (data that is not a list, a visit or line that is not an object, a visit
-  without `_id`, `lines`/`extraData` that are not lists) is a row in `rejects` naming the page offset
-  and the field; the other rows of the page are kept;
+- a value that cannot be coerced is NULL in its column and one `<table>.<column>_parses` issue (field,
+  `nulled`); the record is kept;
+- a visit without a usable date is one `visits.date_valid` issue (record, `quarantined`): the visit is
+  staged without a date, in the null partition, and the validation gate quarantines it with its lines;
+- a structural problem is one record issue naming the page offset and the field; the other rows of the
+  page are kept: data that is not a list (`visits.data_is_list`), a visit, line or extraData entry that
+  is not an object (`visits.is_object`, `visit_lines.is_object`, `line_extra_data.is_object`), a visit
+  without `_id` (`visits.id_present`, raw value: its other fields), `lines` or `extraData` that are not
+  lists (`visits.lines_is_list`, `visit_lines.extra_data_is_list`: the visit or line stays, the unusable
+  structure is in the issue's raw value);
 - fields the reference does not list are kept as JSON text in `extra_fields`, and their names are
   returned so the caller can log them once per run.
+
+An issue's `visit_date` is its record's date, else the date filter of the listing the page came from
+(a window run's issues then land in the partitions it replaces), else NULL.
 
 `signature` is not copied (`has_signature` says whether there was one). `line_count` and
 `extra_data_count` count the rows that landed in `visit_lines` and `line_extra_data`. When a key is
 given, the contact columns in `schema.PSEUDONYMISED_COLUMNS` hold an HMAC-SHA256 of the (normalised)
-value instead of the value, in the tables and in the rejects alike.
+value instead of the value, in the tables and in the issues' raw values alike.
 
 Raw pages are the lines the extractor writes: `{"offset", "filters", "fetched_at", "body": {"meta",
 "data"}}`; a line that is not such an object is a corrupt raw file and raises `RawPageError`.
@@ -22,21 +32,24 @@ Raw pages are the lines the extractor writes: `{"offset", "filters", "fetched_at
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from include.letsjobit import coerce, schema
+from include.letsjobit import coerce, schema, suites
 from include.letsjobit.schema import Field, Kind
+from include.letsjobit.suites import Check
 
 VISIT_KEY = "_id"
 LINES_KEY = "lines"
@@ -62,13 +75,8 @@ PSEUDONYM_TOKEN_HEX = 12
 # extraData values follow the reference's own pattern `[0-9]+([\.,][0-9]+)?`: a decimal comma is a number.
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*", re.ASCII)
 
-REASON_DATA_NOT_LIST = "page data is not a list"
-REASON_VISIT_NOT_OBJECT = "visit is not an object"
-REASON_VISIT_WITHOUT_ID = "visit without _id"
-REASON_LINES_NOT_LIST = "lines is not a list"
-REASON_LINE_NOT_OBJECT = "line is not an object"
-REASON_EXTRA_DATA_NOT_LIST = "extraData is not a list"
-REASON_EXTRA_DATA_NOT_OBJECT = "extraData entry is not an object"
+# The reason of a `visits.date_valid` issue when there was no date at all (else the coercion's reason).
+REASON_DATE_MISSING = "date missing or empty"
 
 
 class RawPageError(ValueError):
@@ -82,10 +90,10 @@ class FlatBatch:
     visits: pa.Table
     visit_lines: pa.Table
     line_extra_data: pa.Table
-    rejects: pa.Table
+    issues: pa.Table  # schema.DATA_ISSUES
     line_parents: pa.Array  # int32: row of `visits` that each `visit_lines` row belongs to
     extra_data_parents: pa.Array  # int32: row of `visits` that each `line_extra_data` row belongs to
-    reject_parents: pa.Array  # int32: row of `visits` each reject is about (null: no visit landed)
+    issue_parents: pa.Array  # int32: row of `visits` each issue is about (null: no visit landed)
     unknown_fields: dict[str, set[str]] = field(default_factory=dict)  # table -> field names
     pages: int = 0
 
@@ -171,51 +179,93 @@ def mask_contacts(text: str | None, key: str) -> str | None:
 # --- flattening --------------------------------------------------------------------------------
 
 
-class _Rejects:
-    """Accumulates reject rows column by column."""
+class _Issues:
+    """Accumulates issue rows column by column; their visit dates are known once the visits are coerced."""
 
     def __init__(self, run_id: str, pseudonymise_key: str | None):
         self.run_id = run_id
         self.key = pseudonymise_key
-        self.columns: dict[str, list[Any]] = {name: [] for name in schema.REJECTS.names}
-        self.parents: list[int | None] = []
+        self.columns: dict[str, list[Any]] = {name: [] for name in schema.DATA_ISSUES.names}
+        self.parents: list[int | None] = []  # row of `visits` each issue is about
+        self.pages: list[int] = []  # page number of each issue, for its listing's date filter
 
     def add(
         self,
+        page_number: int,
+        page_offset: int | None,
+        fetched_at: datetime | None,
+        check: Check,
         parent: int | None,
-        table: str,
         visit_id: str | None,
         line_index: int | None,
         extra_index: int | None,
-        api_field: str,
         raw: Any,
-        reason: str,
-        page_offset: int | None,
-        fetched_at: datetime | None,
+        *,
+        reason: str | None = None,
+        record_date: date | None = None,  # the date of a record that did not land (no _id)
     ) -> None:
+        api_field = check.api_field
+        if self.key and check is suites.VISIT_ID_PRESENT and isinstance(raw, dict):
+            raw = _pseudonymised_record(raw, self.key)
         raw_value = coerce.raw_text(raw)
-        if self.key and api_field in _PSEUDONYMISED_API_NAMES:
+        if self.key and api_field in _PSEUDONYMISED_API_NAMES and check.table == "visits":
             raw_value = pseudonymise(raw_value, self.key, api_field)
-        elif self.key and api_field in _MASKED_API_NAMES:
+        elif self.key and api_field in _MASKED_API_NAMES and check.table == "visits":
             raw_value = mask_contacts(raw_value, self.key)
-        row = (
-            self.run_id,
-            table,
-            visit_id,
-            line_index,
-            extra_index,
-            api_field,
-            raw_value,
-            reason,
-            page_offset,
-            fetched_at,
-        )
-        for name, value in zip(schema.REJECTS.names, row, strict=True):
+        row = {
+            "run_id": self.run_id,
+            "table_name": check.table,
+            "visit_id": visit_id,
+            "line_index": line_index,
+            "extra_index": extra_index,
+            "visit_date": record_date,
+            "field": api_field,
+            "raw_value": raw_value,
+            "check_name": check.name,
+            "severity": check.severity.value,
+            "action": check.action.value,
+            "reason": reason or check.description,
+            "page_offset": page_offset,
+            "fetched_at": fetched_at,
+        }
+        for name, value in row.items():
             self.columns[name].append(value)
         self.parents.append(parent)
+        self.pages.append(page_number)
 
-    def table(self) -> pa.Table:
-        return pa.Table.from_pydict(self.columns, schema=schema.REJECTS)
+    def table(self, visit_date: pa.Array, listing_dates: list[date | None]) -> pa.Table:
+        """The issue rows, each dated by its visit, else the record's own date, else its listing's filter."""
+        parents = pa.array(self.parents, pa.int32())
+        listing = pa.array(listing_dates, pa.date32()).take(pa.array(self.pages, pa.int32()))
+        own = pa.array(self.columns["visit_date"], pa.date32())
+        columns = dict(self.columns)
+        columns["visit_date"] = pc.coalesce(visit_date.take(parents), own, listing)
+        return pa.Table.from_pydict(columns, schema=schema.DATA_ISSUES)
+
+
+def _pseudonymised_record(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """A record's fields with its contacts pseudonymised as their columns are (for an issue's raw value)."""
+    record = dict(record)
+    for api_name in _PSEUDONYMISED_API_NAMES & record.keys():
+        try:
+            text = coerce.coerce_text(record[api_name])
+        except coerce.CoercionError:
+            text = coerce.json_text(record[api_name])
+        record[api_name] = pseudonymise(text, key, api_name)
+    for api_name in _MASKED_API_NAMES & record.keys():
+        value = record[api_name]
+        record[api_name] = mask_contacts(value if isinstance(value, str) else coerce.raw_text(value), key)
+    return record
+
+
+def _listing_date(page: Mapping[str, Any]) -> date | None:
+    """The `date` filter of the listing a page came from (a window run lists each date), or None."""
+    filters = page.get("filters")
+    value = filters.get("date") if isinstance(filters, dict) else None
+    try:
+        return coerce.coerce_date(value)
+    except coerce.CoercionError:
+        return None
 
 
 def _page_offset(page: Mapping[str, Any]) -> int | None:
@@ -251,10 +301,11 @@ def flatten_pages(
     pseudonymise_key: str | None = None,
 ) -> FlatBatch:
     """Flatten a batch of raw pages. Memory is that of the batch; call it once per batch of pages."""
-    rejects = _Rejects(run_id, pseudonymise_key)
+    issues = _Issues(run_id, pseudonymise_key)
 
     page_times: list[datetime] = []
     page_offsets: list[int | None] = []
+    listing_dates: list[date | None] = []
 
     visits: list[dict[str, Any]] = []
     visit_ids: list[str] = []
@@ -276,27 +327,16 @@ def flatten_pages(
         offset = _page_offset(page)
         page_times.append(fetched_at)
         page_offsets.append(offset)
+        listing_dates.append(_listing_date(page))
         body = page.get("body")
         data = body.get("data") if isinstance(body, dict) else None
+        issue = functools.partial(issues.add, page_number, offset, fetched_at)
         if not isinstance(data, list):
-            rejects.add(
-                None, "visits", None, None, None, "data", data, REASON_DATA_NOT_LIST, offset, fetched_at
-            )
+            issue(suites.PAGE_DATA_IS_LIST, None, None, None, None, data)
             continue
         for visit in data:
             if visit.__class__ is not dict:
-                rejects.add(
-                    None,
-                    "visits",
-                    None,
-                    None,
-                    None,
-                    "data",
-                    visit,
-                    REASON_VISIT_NOT_OBJECT,
-                    offset,
-                    fetched_at,
-                )
+                issue(suites.VISIT_IS_OBJECT, None, None, None, None, visit)
                 continue
             raw_id = visit.get(VISIT_KEY)
             try:
@@ -307,18 +347,10 @@ def flatten_pages(
                 identity = {
                     key: value for key, value in visit.items() if key not in (LINES_KEY, SIGNATURE_KEY)
                 }
-                rejects.add(
-                    None,
-                    "visits",
-                    None,
-                    None,
-                    None,
-                    VISIT_KEY,
-                    identity,
-                    REASON_VISIT_WITHOUT_ID,
-                    offset,
-                    fetched_at,
-                )
+                issue(
+                    suites.VISIT_ID_PRESENT, None, None, None, None, identity,
+                    record_date=_date_or_none(visit.get("date")),
+                )  # fmt: skip
                 continue
             parent = len(visits)
             visits.append(visit)
@@ -329,10 +361,7 @@ def flatten_pages(
             if visit_lines.__class__ is list:
                 for line_index, line in enumerate(visit_lines):
                     if line.__class__ is not dict:
-                        rejects.add(
-                            parent, "visit_lines", visit_id, line_index, None, LINES_KEY, line,
-                            REASON_LINE_NOT_OBJECT, offset, fetched_at,
-                        )  # fmt: skip
+                        issue(suites.LINE_IS_OBJECT, parent, visit_id, line_index, None, line)
                         continue
                     lines.append(line)
                     line_parents.append(parent)
@@ -343,9 +372,9 @@ def flatten_pages(
                     if extra_data.__class__ is list:
                         for extra_index, entry in enumerate(extra_data):
                             if entry.__class__ is not dict:
-                                rejects.add(
-                                    parent, "line_extra_data", visit_id, line_index, extra_index, EXTRA_DATA_KEY,
-                                    entry, REASON_EXTRA_DATA_NOT_OBJECT, offset, fetched_at,
+                                issue(
+                                    suites.EXTRA_DATA_ENTRY_IS_OBJECT, parent, visit_id, line_index,
+                                    extra_index, entry,
                                 )  # fmt: skip
                                 continue
                             entries.append(entry)
@@ -354,16 +383,10 @@ def flatten_pages(
                             entry_indexes.append(extra_index)
                             landed_entries += 1
                     elif extra_data is not None:
-                        rejects.add(
-                            parent, "visit_lines", visit_id, line_index, None, EXTRA_DATA_KEY, extra_data,
-                            REASON_EXTRA_DATA_NOT_LIST, offset, fetched_at,
-                        )  # fmt: skip
+                        issue(suites.EXTRA_DATA_IS_LIST, parent, visit_id, line_index, None, extra_data)
                     extra_data_counts.append(landed_entries)
             elif visit_lines is not None:
-                rejects.add(
-                    parent, "visits", visit_id, None, None, LINES_KEY, visit_lines, REASON_LINES_NOT_LIST,
-                    offset, fetched_at,
-                )  # fmt: skip
+                issue(suites.LINES_IS_LIST, parent, visit_id, None, None, visit_lines)
             line_counts.append(landed_lines)
 
     unknown_fields = {"visits": set(), "visit_lines": set(), "line_extra_data": set()}
@@ -374,22 +397,31 @@ def flatten_pages(
     line_parent_array = pa.array(line_parents, pa.int32())
     entry_parent_array = pa.array(entry_parents, pa.int32())
 
-    def reject_rows(table: str, field_: Field, positions: list[coerce.Reject], rows: dict[str, list]) -> None:
-        for position, raw, reason in positions:
-            parent = rows["parent"][position]
-            page_number = visit_pages[parent]
-            rejects.add(
-                parent,
-                table,
-                visit_ids[parent],
-                rows["line_index"][position] if "line_index" in rows else None,
-                rows["extra_index"][position] if "extra_index" in rows else None,
-                field_.api_name,
-                raw,
-                reason,
-                page_offsets[page_number],
-                page_times[page_number],
-            )
+    def record_issues(
+        table: str, field_: Field, unreadable: list[coerce.Unreadable], rows: dict[str, Sequence]
+    ) -> None:
+        """One `<table>.<column>_parses` issue per value the coercion layer could not read."""
+        check = suites.parse_check(table, field_.api_name)
+        for position, raw, reason in unreadable:
+            record_issue(check, table, position, raw, rows, reason=reason)
+
+    def record_issue(
+        check: Check, table: str, position: int, raw: Any, rows: dict[str, Sequence], reason: str | None
+    ) -> None:
+        parent = rows["parent"][position]
+        page_number = visit_pages[parent]
+        issues.add(
+            page_number,
+            page_offsets[page_number],
+            page_times[page_number],
+            check,
+            parent,
+            visit_ids[parent],
+            rows["line_index"][position] if "line_index" in rows else None,
+            rows["extra_index"][position] if "extra_index" in rows else None,
+            raw,
+            reason=reason,
+        )
 
     # visits
     visit_rows = {"parent": range(len(visits))}
@@ -397,6 +429,16 @@ def flatten_pages(
     for field_, values in zip(schema.VISIT_FIELDS, _raw_columns(visits, schema.VISIT_FIELDS), strict=True):
         api_name = field_.api_name
         array, bad = coerce.coerce_column(field_, values)
+        if field_.column == schema.PARTITION_COLUMN:
+            # One issue per visit without a usable date, whatever the reason: it cannot be placed.
+            reasons = {position: reason for position, _, reason in bad}
+            for position in pc.indices_nonzero(array.is_null()).to_pylist():
+                reason = reasons.get(position, REASON_DATE_MISSING)
+                record_issue(
+                    suites.VISIT_DATE_VALID, "visits", position, values[position], visit_rows, reason
+                )
+            visit_columns[field_.column] = array
+            continue
         if pseudonymise_key and api_name in _PSEUDONYMISED_API_NAMES:
             array = pa.array(
                 [pseudonymise(value, pseudonymise_key, api_name) for value in array.to_pylist()], pa.string()
@@ -406,7 +448,7 @@ def flatten_pages(
                 [mask_contacts(value, pseudonymise_key) for value in array.to_pylist()], pa.string()
             )
         visit_columns[field_.column] = array
-        reject_rows("visits", field_, bad, visit_rows)
+        record_issues("visits", field_, bad, visit_rows)
     visit_columns["has_signature"] = pa.array(
         [_has_signature(visit.get(SIGNATURE_KEY)) for visit in visits], pa.bool_()
     )
@@ -426,7 +468,7 @@ def flatten_pages(
     for field_, values in zip(schema.LINE_FIELDS, _raw_columns(lines, schema.LINE_FIELDS), strict=True):
         array, bad = coerce.coerce_column(field_, values)
         line_columns[field_.column] = array
-        reject_rows("visit_lines", field_, bad, line_rows)
+        record_issues("visit_lines", field_, bad, line_rows)
     line_columns["extra_data_count"] = pa.array(extra_data_counts, pa.int32())
     line_columns["extra_fields"] = pa.array(
         _unknown_json(lines, KNOWN_LINE_KEYS, unknown_fields["visit_lines"]), pa.string()
@@ -448,7 +490,7 @@ def flatten_pages(
             raw_values = values
         array, bad = coerce.coerce_column(field_, values)
         entry_columns[field_.column] = array
-        reject_rows("line_extra_data", field_, bad, entry_rows)
+        record_issues("line_extra_data", field_, bad, entry_rows)
     entry_columns["value_number"] = coerce.coerce_column(_VALUE_NUMBER, _decimal_points(raw_values))[0]
     entry_columns["extra_fields"] = pa.array(
         _unknown_json(entries, KNOWN_EXTRA_DATA_KEYS, unknown_fields["line_extra_data"]), pa.string()
@@ -473,10 +515,10 @@ def flatten_pages(
         visits=tables["visits"],
         visit_lines=tables["visit_lines"],
         line_extra_data=tables["line_extra_data"],
-        rejects=rejects.table(),
+        issues=issues.table(visit_date, listing_dates),
         line_parents=line_parent_array,
         extra_data_parents=entry_parent_array,
-        reject_parents=pa.array(rejects.parents, pa.int32()),
+        issue_parents=pa.array(issues.parents, pa.int32()),
         unknown_fields={name: names for name, names in unknown_fields.items() if names},
         pages=len(page_times),
     )
@@ -490,6 +532,13 @@ def _decimal_points(values: Sequence[Any]) -> Sequence[Any]:
         else value
         for value in values
     ]
+
+
+def _date_or_none(value: Any) -> date | None:
+    try:
+        return coerce.coerce_date(value)
+    except coerce.CoercionError:
+        return None
 
 
 def _has_signature(value: Any) -> bool:

@@ -4,14 +4,16 @@ Write -> audit -> publish:
 
 1. `stage_run(run_id, layout)` reads every raw part of the run (`raw/run_id=<run>/part-*.jsonl.gz`),
    flattens the pages in batches (`flatten.py`, in a pool of worker processes), keeps the latest fetched
-   copy of each visit, and writes typed parquet to `_staging/<run>/<table>/visit_date=YYYY-MM-DD/`
-   plus `_staging/<run>/rejects.parquet`. Any run can be replayed: staging reads only the raw pages.
-2. The validation gate audits (and may trim) the staged tables.
-3. `publish_run(run_id, layout, partitions)` makes the staged data the lake's: a full refresh (None)
-   replaces each whole table, a list of dates replaces exactly those `visit_date` partitions (removing
-   those with no staged rows). Each table or partition appears by one atomic directory exchange, so a
-   reader sees the old or the new partition, never a mix; a journal lets a crashed publish be finished
-   by the next call.
+   copy of each visit, and writes typed parquet to `_staging/<run>/<table>/visit_date=YYYY-MM-DD/` for
+   the three data tables and `data_issues` (the flattener's issues). Any run can be replayed: staging
+   reads only the raw pages.
+2. The validation gate (`validate.py`) audits the staged tables without changing them and writes the
+   audited output beside them, `_staging/<run>/_audited/<table>/` (see `DataLayout.audited`).
+3. `publish_run(run_id, layout, partitions)` makes the audited output the lake's, the four tables alike
+   (`schema.LAKE_TABLES`): a full refresh (None) replaces each whole table, a list of dates replaces
+   exactly those `visit_date` partitions (removing those with no audited rows). Each table or partition
+   appears by one atomic directory exchange, so a reader sees the old or the new partition, never a mix;
+   a journal lets a crashed publish be finished by the next call.
 
 Memory is bounded by a batch of pages, not by the size of the run: each worker flattens one batch of
 pages at a time into Arrow spill files (uncompressed IPC, on disk); deduplication needs only each visit's
@@ -19,7 +21,8 @@ id, fetch time and read position; then one worker per table streams the spill, i
 per-partition buffers of bounded size that are written out as parquet row groups.
 
 Rows with no `visit_date` are staged under `visit_date=__HIVE_DEFAULT_PARTITION__` (the null partition
-of Hive, pyarrow and DuckDB), where the validation gate finds and quarantines them. `visit_date` is also
+of Hive, pyarrow and DuckDB), where the validation gate finds and quarantines them (issues without a
+date stay there and are published by a full refresh). `visit_date` is also
 stored inside the files, so a file is typed on its own: read the lake with DuckDB
 (`read_parquet('<table>/*/*.parquet')`, with or without `hive_partitioning`) or with `dataset()` here.
 """
@@ -57,9 +60,9 @@ from include.letsjobit.config import DataLayout
 
 log = logging.getLogger(__name__)
 
-TABLE_NAMES = tuple(schema.TABLES)
+TABLE_NAMES = tuple(schema.TABLES)  # the data tables
+LAKE_TABLE_NAMES = tuple(schema.LAKE_TABLES)  # what is staged and published: the data tables and the issues
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
-REJECTS_FILE = "rejects.parquet"
 SEQUENCE_COLUMN = "_seq"  # spill only: the visit's read position, to keep the latest copy of a visit
 
 RAW_READ_BYTES = 4 * 2**20
@@ -70,7 +73,6 @@ PAGES_PER_BATCH = 40
 MAX_WORKERS = 2
 ROWS_PER_FILE = 2_000_000  # a partition rolls over to a new file past this many rows
 ROW_GROUP_BYTES = 64 * 2**20  # a partition's rows are written out as a row group past this size
-LAKE_COMPRESSION = "zstd"
 
 _PART_RE = re.compile(r"part-(.+)\.jsonl\.gz")
 _SEQUENCE_BITS = 32  # _seq = batch number << 32 | row of the visit in its batch
@@ -86,8 +88,8 @@ class StageResult:
 
     run_id: str
     path: str
-    rows: dict[str, int]  # rows staged per table, after deduplication
-    rejects: int
+    rows: dict[str, int]  # rows staged per data table, after deduplication
+    issues: int  # data_issues rows the flattener staged (values it could not read, unusable structures)
     pages: int
     parts: int
     visits_read: int  # visits with an id read from the pages, duplicates included
@@ -95,7 +97,7 @@ class StageResult:
     # Extra raw parts a visit was listed in (a visit rescheduled while a window run read two of its
     # dates is in both listings, counted by both, staged once): what reconciliation subtracts.
     visits_in_several_parts: int
-    partitions: list[str]  # staged visit_date partitions (ISO dates, NULL_PARTITION for no date)
+    partitions: list[str]  # visit_date partitions of the staged data tables (ISO dates, NULL_PARTITION)
     visits_without_date: int
     unknown_fields: dict[str, list[str]] = field(default_factory=dict)
     workers: int = 1
@@ -112,8 +114,7 @@ class PublishResult:
     mode: str  # "full" or "partitions"
     replaced: list[str]  # partitions now holding the run's rows (every table)
     removed: list[str]  # partitions removed because the run staged no rows for them
-    rows: dict[str, int]
-    rejects_path: str
+    rows: dict[str, int]  # rows published per lake table (data_issues included)
     recovered: list[str] = field(default_factory=list)  # runs whose interrupted publication was finished
     seconds: float = 0.0
 
@@ -155,7 +156,7 @@ def raw_parts(layout: DataLayout, run_id: str) -> list[Path]:
 def dataset(path: Path) -> ds.Dataset:
     """A lake or staged table directory as a pyarrow dataset with the exact lake schema."""
     name = path.name
-    table_schema = schema.TABLES[name]
+    table_schema = schema.LAKE_TABLES[name]
     partitioning = ds.partitioning(pa.schema([table_schema.field(schema.PARTITION_COLUMN)]), flavor="hive")
     return ds.dataset(path, schema=table_schema, format="parquet", partitioning=partitioning)
 
@@ -163,7 +164,7 @@ def dataset(path: Path) -> ds.Dataset:
 def read_table(path: Path) -> pa.Table:
     """A whole lake or staged table (small tables and tests; use DuckDB for analysis)."""
     if not path.exists():
-        return schema.TABLES[path.name].empty_table()
+        return schema.LAKE_TABLES[path.name].empty_table()
     return dataset(path).to_table()
 
 
@@ -184,7 +185,7 @@ class _BatchSummary:
     source: str  # the raw part the batch was read from
     pages: int
     rows: dict[str, int]
-    rejects: int
+    issues: int
     unknown_fields: dict[str, set[str]]
     visit_ids: pa.Table  # visit_id, fetched_at, _seq of every visit of the batch, to find duplicates
     spilled: dict[str, list[SpillChunk]]  # table -> where each partition's rows are in its spill file
@@ -243,7 +244,7 @@ def _iter_batches(parts: list[Path], pages_per_batch: int) -> Iterator[_Batch]:
 
 
 def _spill_path(spill: Path, table: str, number: int) -> Path:
-    return spill / table / f"batch-{number:07d}.{'parquet' if table == 'rejects' else 'arrows'}"
+    return spill / table / f"batch-{number:07d}.arrows"
 
 
 SpillChunk = tuple[str, int, int]
@@ -251,7 +252,7 @@ SpillChunk = tuple[str, int, int]
 
 
 def _spill_schema(name: str) -> pa.Schema:
-    return schema.TABLES[name].append(pa.field(SEQUENCE_COLUMN, pa.int64()))
+    return schema.LAKE_TABLES[name].append(pa.field(SEQUENCE_COLUMN, pa.int64()))
 
 
 def _write_spill(table: pa.Table, path: Path) -> list[SpillChunk]:
@@ -303,25 +304,22 @@ def _flatten_batch(batch: _Batch, run_id: str, spill: Path, pseudonymise_key: st
             "visits": visit_sequence,
             "visit_lines": visit_sequence.take(flat.line_parents),
             "line_extra_data": visit_sequence.take(flat.extra_data_parents),
-            "rejects": pc.add(flat.reject_parents.cast(pa.int64()), base),
+            # NULL for an issue about no landed visit: never an older copy, always kept.
+            schema.DATA_ISSUES_TABLE: pc.add(flat.issue_parents.cast(pa.int64()), base),
         }
         spilled = {}
-        for name, table in flat.tables().items():
+        for name, table in {**flat.tables(), schema.DATA_ISSUES_TABLE: flat.issues}.items():
             if table.num_rows:
                 spilled[name] = _write_spill(
                     table.append_column(SEQUENCE_COLUMN, sequences[name]),
                     _spill_path(spill, name, batch.number),
                 )
-        if flat.rejects.num_rows:
-            path = _spill_path(spill, "rejects", batch.number)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(flat.rejects.append_column(SEQUENCE_COLUMN, sequences["rejects"]), path)
         return _BatchSummary(
             number=batch.number,
             source=batch.source,
             pages=flat.pages,
             rows={name: table.num_rows for name, table in flat.tables().items()},
-            rejects=flat.rejects.num_rows,
+            issues=flat.issues.num_rows,
             unknown_fields=flat.unknown_fields,
             visit_ids=pa.table(
                 {
@@ -393,7 +391,7 @@ def _write_partition_of(
     name: str, partition: str, sources: list[tuple[Path, int, int]], older: pa.Array, target: Path
 ) -> int:
     """One table's rows of one partition as parquet files of row groups of about ROW_GROUP_BYTES."""
-    table_schema = schema.TABLES[name]
+    table_schema = schema.LAKE_TABLES[name]
     spill_schema = _spill_schema(name)
     directory = target / name / partition_name(partition)
     directory.mkdir(parents=True)
@@ -414,7 +412,7 @@ def _write_partition_of(
                     if writer is not None:
                         writer.close()
                     path = directory / f"part-{files:05d}.parquet"
-                    writer = pq.ParquetWriter(path, table_schema, compression=LAKE_COMPRESSION)
+                    writer = pq.ParquetWriter(path, table_schema, compression=schema.LAKE_COMPRESSION)
                     files += 1
                     rows_in_file = 0
                 # One chunk per column: the parquet writer pays a fixed cost per chunk and column.
@@ -430,27 +428,6 @@ def _write_partition_of(
     if writer is None:  # every row of the partition was an older copy
         directory.rmdir()
     return rows
-
-
-def _write_staged_rejects(spill: Path, numbers: list[int], older: pa.Array, target: Path) -> _TableSummary:
-    """Worker: the run's rejects, in reading order, into one parquet file."""
-    cpu = time.process_time()
-    rows = 0
-    with pq.ParquetWriter(target / REJECTS_FILE, schema.REJECTS, compression=LAKE_COMPRESSION) as writer:
-        writer.write_table(schema.REJECTS.empty_table())
-        for number in numbers:
-            path = _spill_path(spill, "rejects", number)
-            if not path.exists():
-                continue
-            table = pq.read_table(path)
-            if len(older):
-                sequence = table.column(SEQUENCE_COLUMN)
-                table = table.filter(
-                    pc.or_kleene(pc.is_null(sequence), pc.invert(pc.is_in(sequence, value_set=older)))
-                )
-            writer.write_table(table.drop_columns([SEQUENCE_COLUMN]).cast(schema.REJECTS))
-            rows += table.num_rows
-    return _TableSummary("rejects", rows, {}, time.process_time() - cpu)
 
 
 class _InlineExecutor(Executor):
@@ -551,20 +528,20 @@ def stage_run(
             older = _older_copies([summary.visit_ids for summary in summaries])
             in_several_parts = _visits_in_several_parts(summaries)
             lap("dedupe")
-            numbers = [summary.number for summary in summaries]
             sources: dict[str, Sources] = {}
             for summary in summaries:
                 for name, partitions in summary.spilled.items():
                     path = _spill_path(spill, name, summary.number)
                     for partition, offset, size in partitions:
                         sources.setdefault(partition, {}).setdefault(name, []).append((path, offset, size))
-            jobs = [executor.submit(_write_staged_rejects, spill, numbers, older, staged)]
             # Biggest partitions first, so that the workers finish together.
-            for partition in sorted(sources, key=lambda p: -sum(len(v) for v in sources[p].values())):
-                jobs.append(executor.submit(_write_partition, partition, sources[partition], older, staged))
+            jobs = [
+                executor.submit(_write_partition, partition, sources[partition], older, staged)
+                for partition in sorted(sources, key=lambda p: -sum(len(v) for v in sources[p].values()))
+            ]
             written = [job.result() for job in jobs]
             lap("write")
-            for name in TABLE_NAMES:
+            for name in LAKE_TABLE_NAMES:
                 (staged / name).mkdir(exist_ok=True)
         # CPU seconds of the work itself, whatever else the machine runs (inline: counted in flatten/write).
         timings["cpu_flatten"] = round(sum(summary.cpu_seconds for summary in summaries), 3)
@@ -586,7 +563,7 @@ def stage_run(
             run_id, table, ", ".join(sorted(names)),
         )  # fmt: skip
     visits_read = sum(summary.rows["visits"] for summary in summaries)
-    rejects, *partitions = written
+    partitions = written
     rows = {name: sum(job.partitions.get(name, 0) for job in partitions) for name in TABLE_NAMES}
     visits_without_date = sum(
         job.partitions.get("visits", 0) for job in partitions if job.name == NULL_PARTITION
@@ -595,13 +572,15 @@ def stage_run(
         run_id=run_id,
         path=str(final),
         rows=rows,
-        rejects=rejects.rows,
+        issues=sum(job.partitions.get(schema.DATA_ISSUES_TABLE, 0) for job in partitions),
         pages=sum(summary.pages for summary in summaries),
         parts=len(parts),
         visits_read=visits_read,
         duplicates_dropped=len(older),
         visits_in_several_parts=in_several_parts,
-        partitions=sorted(job.name for job in partitions if job.rows),
+        partitions=sorted(
+            job.name for job in partitions if any(job.partitions.get(name) for name in TABLE_NAMES)
+        ),
         visits_without_date=visits_without_date,
         unknown_fields={table: sorted(names) for table, names in sorted(unknown.items())},
         workers=workers,
@@ -615,8 +594,8 @@ def stage_run(
             run_id, in_several_parts,
         )  # fmt: skip
     log.info(
-        "Staged run %s: %d pages, %d visits read, %d duplicates dropped, rows %s, %d rejects, %d partitions in %.1f s",
-        run_id, result.pages, visits_read, result.duplicates_dropped, result.rows, result.rejects,
+        "Staged run %s: %d pages, %d visits read, %d duplicates dropped, rows %s, %d data issues, %d partitions in %.1f s",
+        run_id, result.pages, visits_read, result.duplicates_dropped, result.rows, result.issues,
         len(result.partitions), result.seconds,
     )  # fmt: skip
     return result
@@ -718,8 +697,12 @@ def _count_rows(directory: Path) -> int:
 
 
 def _apply(layout: DataLayout, run_id: str, dates: list[str] | None) -> tuple[list[str], list[str]]:
-    """Make the staged run the lake's data (the whole tables, or the given partitions)."""
-    stage = staging_dir(layout, run_id)
+    """Make the audited run the lake's data (the whole tables, or the given partitions).
+
+    Returns the partitions replaced and removed in the data tables (data_issues follows them, and may
+    hold partitions of its own, e.g. the null partition of a full refresh).
+    """
+    stage = layout.audited(run_id)
     scratch = layout.lake / "_publish_tmp" / run_id
     shutil.rmtree(scratch, ignore_errors=True)  # leftovers of an interrupted attempt
     scratch.mkdir(parents=True)
@@ -727,7 +710,8 @@ def _apply(layout: DataLayout, run_id: str, dates: list[str] | None) -> tuple[li
     removed: set[str] = set()
     ignored: set[str] = set()
     try:
-        for table in TABLE_NAMES:
+        for table in LAKE_TABLE_NAMES:
+            is_data = table in TABLE_NAMES
             staged = _staged_partitions(stage, table)
             target = layout.table(table)
             if dates is None:
@@ -737,7 +721,7 @@ def _apply(layout: DataLayout, run_id: str, dates: list[str] | None) -> tuple[li
                 else:
                     incoming.mkdir()
                 _replace_dir(incoming, target, scratch / f"{table}.previous")
-                replaced |= staged
+                replaced |= staged if is_data else set()
                 continue
             target.mkdir(parents=True, exist_ok=True)
             for day in dates:
@@ -746,22 +730,18 @@ def _apply(layout: DataLayout, run_id: str, dates: list[str] | None) -> tuple[li
                     incoming = scratch / f"{table}.{name}"
                     _link_tree(stage / table / name, incoming)
                     _replace_dir(incoming, target / name, scratch / f"{table}.{name}.previous")
-                    replaced.add(day)
+                    if is_data:
+                        replaced.add(day)
                 elif (target / name).exists():
                     _remove_dir(target / name, scratch / f"{table}.{name}.previous")
-                    removed.add(day)
+                    if is_data:
+                        removed.add(day)
             ignored |= staged - set(dates)
         if ignored:
             log.warning(
                 "Run %s staged rows for partitions outside the dates it publishes, left unpublished: %s",
                 run_id, ", ".join(sorted(ignored)),
             )  # fmt: skip
-        rejects_source = stage / REJECTS_FILE
-        rejects_target = layout.rejects / f"run_id={run_id}" / REJECTS_FILE
-        rejects_target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = rejects_target.with_name(f".{REJECTS_FILE}.tmp-{uuid.uuid4().hex[:8]}")
-        shutil.copyfile(rejects_source, temporary)
-        os.replace(temporary, rejects_target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return sorted(replaced), sorted(removed)
@@ -780,10 +760,10 @@ def _finish_interrupted(layout: DataLayout, skip: str | None = None) -> list[str
             journals.append(journal)
     for journal in sorted(journals, key=lambda item: item["started_at"]):
         run_id = journal["run_id"]
-        if not staging_dir(layout, run_id).is_dir():
+        if not layout.audited(run_id).is_dir():
             raise PublishError(
-                f"publication of run {run_id} was interrupted and its staging area "
-                f"{staging_dir(layout, run_id)} is gone; re-stage the run and publish it again"
+                f"publication of run {run_id} was interrupted and its audited staging area "
+                f"{layout.audited(run_id)} is gone; re-stage and audit the run and publish it again"
             )
         log.warning("Finishing the interrupted publication of run %s", run_id)
         _apply(layout, run_id, journal["partitions"])
@@ -793,16 +773,24 @@ def _finish_interrupted(layout: DataLayout, skip: str | None = None) -> list[str
 
 
 def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) -> PublishResult:
-    """Make a staged (and audited) run the lake's data; safe to re-run, and finishes crashed runs.
+    """Make an audited run the lake's data; safe to re-run, and finishes crashed runs.
 
-    None: full refresh, each table becomes exactly the staged table. A list of dates: those
-    `visit_date` partitions become exactly the staged rows of that date (removed if there are none);
-    other partitions are not touched.
+    What is published is the validation gate's output (`layout.audited(run_id)`), never the raw staging:
+    a run the gate has not passed cannot be published. None: full refresh, each lake table (data_issues
+    included) becomes exactly the audited table. A list of dates: those `visit_date` partitions become
+    exactly the audited rows of that date (removed if there are none); other partitions are not touched.
     """
     started = time.monotonic()
-    stage = staging_dir(layout, run_id)
+    if not staging_dir(layout, run_id).is_dir():
+        raise PublishError(
+            f"run {run_id!r} has nothing staged at {staging_dir(layout, run_id)}; stage_run it first"
+        )
+    stage = layout.audited(run_id)
     if not stage.is_dir():
-        raise PublishError(f"run {run_id!r} has nothing staged at {stage}; stage_run it first")
+        raise PublishError(
+            f"run {run_id!r} has not passed the validation gate (nothing audited at {stage}); "
+            "validate.audit_run it first"
+        )
     dates = None if partitions is None else sorted({day.isoformat() for day in partitions})
     with publish_lock(layout):
         recovered = _finish_interrupted(layout, skip=run_id)
@@ -814,10 +802,11 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
         }
         _write_json(_journal_path(layout, run_id), journal)
         replaced, removed = _apply(layout, run_id, dates)
+        published_days = None if dates is None else set(dates)
         rows = {
-            table: sum(_count_rows(stage / table / partition_name(day)) for day in replaced
-                       if (stage / table / partition_name(day)).is_dir())
-            for table in TABLE_NAMES
+            table: sum(_count_rows(folder) for folder in (stage / table).glob(f"{schema.PARTITION_COLUMN}=*")
+                       if published_days is None or partition_value(folder.name) in published_days)
+            for table in LAKE_TABLE_NAMES
         }  # fmt: skip
         _write_json(
             _journal_path(layout, run_id),
@@ -830,7 +819,6 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
         replaced=replaced,
         removed=removed,
         rows=rows,
-        rejects_path=str(layout.rejects / f"run_id={run_id}" / REJECTS_FILE),
         recovered=recovered,
         seconds=round(time.monotonic() - started, 3),
     )
@@ -859,7 +847,7 @@ def prune_runs(
     layout: DataLayout, keep: int = 10, *, stale_after_seconds: float = STALE_SCRATCH_SECONDS
 ) -> list[Path]:
     """Delete raw pages and staging areas of all but the `keep` newest runs (by modification time),
-    and the scratch of killed attempts (hidden temp parts and staging folders) older than
+    and the scratch of killed attempts (hidden temp parts, staging and audit folders) older than
     `stale_after_seconds`.
 
     A run whose publication is still pending in the journal is always kept.
@@ -889,6 +877,7 @@ def prune_runs(
     scratch = [
         *(layout.raw.glob("run_id=*/.part-*.tmp") if layout.raw.is_dir() else ()),
         *(layout.staging.glob(".*.tmp-*") if layout.staging.is_dir() else ()),
+        *(layout.staging.glob(f"*/{config.AUDIT_SCRATCH_PREFIX}*") if layout.staging.is_dir() else ()),
     ]
     for path in scratch:
         with contextlib.suppress(FileNotFoundError):

@@ -202,6 +202,11 @@ def stage(run_id: str) -> dict[str, Any]:
 
 
 def audit(run_id: str, extracted: list[dict[str, Any]], staged: dict[str, Any]) -> dict[str, Any]:
+    """Run the validation gate on the staged run; it writes the audited output that publish takes.
+
+    The thresholds are the checks' own (suites.py) over at least config.gate_min_rows() rows, which
+    defaults to suites.DEFAULT_MIN_ROWS like the library itself.
+    """
     from include.letsjobit import validate
 
     layout = config.layout()
@@ -217,7 +222,7 @@ def audit(run_id: str, extracted: list[dict[str, Any]], staged: dict[str, Any]) 
 
 
 def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any]) -> dict[str, Any]:
-    """Publish the audited staging area into the lake and record the publication for the warehouse."""
+    """Publish the gate's audited output into the lake and record the publication for the warehouse."""
     from include.letsjobit import lake
 
     layout = config.layout()
@@ -230,7 +235,7 @@ def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any
         "published_at": datetime.now(UTC).isoformat(),
         "validation": {
             key: audited.get(key)
-            for key in ("verdict", "failed_checks", "report_path", "summary_path", "tables")
+            for key in ("verdict", "failed_checks", "report_html", "field_issues", "quarantined_records")
         },
     }
     atomic_write_json(last_publication_path(layout), publication)

@@ -2,7 +2,7 @@
 
 This is the one place that decides a column's name and type. The flattener coerces every API value
 to the kind declared here, the validation suites check these columns, and the warehouse's staging
-models read them.
+models read them. `DATA_ISSUES` is the table of the problems met on the way.
 
 Conventions:
 - identifiers that come from the customer's ERP (ERP ids, site, brand, model, item ids) are text: they are
@@ -23,7 +23,7 @@ import pyarrow as pa
 class Kind(Enum):
     """How the coercion layer turns one raw API value into a column value."""
 
-    TEXT = "text"  # str; numbers rendered as text; objects/lists rejected
+    TEXT = "text"  # str; numbers rendered as text; objects/lists are an issue
     INT = "int"  # int or integral float or numeric string
     FLOAT = "float"
     BOOL = "bool"  # true/false, 1/0, "1"/"0", "true"/"false" (case-insensitive), "yes"/"no"
@@ -159,6 +159,20 @@ EXTRA_DATA_FIELDS: tuple[Field, ...] = (
 # The html5 input types the reference documents for extraData.type.
 EXTRA_DATA_TYPES = ("text", "date", "number", "email", "color", "range", "select")
 
+# The docTypes known to be in use: the reference's "CALL OUT" and what a field-service account commonly
+# issues. It is the known set, not a contract: a visit of another docType is published with its value as
+# sent and recorded as a `visits.doc_type_known` issue, so a new type shows up without costing a visit.
+DOC_TYPES = (
+    "CALL OUT",
+    "SERVICE",
+    "DELIVERY",
+    "INSTALLATION",
+    "MAINTENANCE",
+    "INSPECTION",
+    "REPAIR",
+    "COLLECTION",
+)
+
 # Contact fields that can be pseudonymised with a keyed hash (LETSJOBIT_PSEUDONYMISE_KEY).
 PSEUDONYMISED_COLUMNS = ("contact_phone", "signee_email")
 
@@ -203,21 +217,29 @@ LINE_EXTRA_DATA = pa.schema(
     + list(LINEAGE)
 )
 
-# A value that could not be coerced: its column holds NULL and this table says why.
-REJECTS = pa.schema(
+# One row per data-quality problem the lake met, at the flattener (a value it could not read, a
+# structure it could not use) or at the validation gate (a value out of its domain, a contradiction, an
+# orphan). Published as the lake table `data_issues`, partitioned by visit_date like the others. The
+# check names, severities and actions are those of `suites.py`.
+DATA_ISSUES = pa.schema(
     [
         pa.field("run_id", pa.string(), nullable=False),
-        pa.field("table_name", pa.string(), nullable=False),
-        pa.field("visit_id", pa.string()),
+        pa.field("table_name", pa.string(), nullable=False),  # visits, visit_lines, line_extra_data
+        pa.field("visit_id", pa.string()),  # NULL when the record has no usable _id
         pa.field("line_index", pa.int32()),
         pa.field("extra_index", pa.int32()),
-        pa.field("field", pa.string(), nullable=False),
-        pa.field("raw_value", pa.string()),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("page_offset", pa.int64()),
+        pa.field("visit_date", pa.date32()),  # the record's date, else its listing's date filter, else NULL
+        pa.field("field", pa.string(), nullable=False),  # as the API names it: signeeRating, lat, lines, _id
+        pa.field("raw_value", pa.string()),  # strings as sent, other values as JSON text; pseudonymised
+        pa.field("check_name", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),  # record or field
+        pa.field("action", pa.string(), nullable=False),  # nulled, kept or quarantined
+        pa.field("reason", pa.string(), nullable=False),  # a short fixed phrase a query can group by
+        pa.field("page_offset", pa.int64()),  # the listing offset of the page (flattener issues)
         pa.field("fetched_at", pa.timestamp("us", tz="UTC")),
     ]
 )
+DATA_ISSUES_TABLE = "data_issues"
 
 TABLES: dict[str, pa.Schema] = {
     "visits": VISITS,
@@ -231,4 +253,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "line_extra_data": ("visit_id", "line_index", "extra_index"),
 }
 
+# Every table of the published lake: the three data tables and the issues that describe them.
+LAKE_TABLES: dict[str, pa.Schema] = {**TABLES, DATA_ISSUES_TABLE: DATA_ISSUES}
+
 PARTITION_COLUMN = "visit_date"
+LAKE_COMPRESSION = "zstd"  # the codec of every parquet file of the lake

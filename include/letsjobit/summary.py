@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from include.letsjobit import config, schema
+from include.letsjobit import config, schema, suites
 
 KPI_COLUMNS = (
     "visit_date",
@@ -57,6 +57,34 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def validation_lines(validation: dict) -> list[str]:
+    """The gate's verdict, what the run's bad values and records cost, and the unknown values it met."""
+    field_issues = validation.get("field_issues") or 0
+    records = validation.get("quarantined_records") or 0
+    rows = validation.get("quarantined_rows") or 0
+    lines = [
+        f"  validation: {validation.get('verdict', '?')}, {field_issues:,} field issue(s) (value NULLed or kept, "
+        f"record published), {records:,} record(s) quarantined"
+        + (f" ({rows:,} row(s) with their lines and extraData)" if rows else "")
+        + f" (report: {validation.get('report_html', '?')})"
+    ]
+    unknown = []
+    for name, values in (validation.get("unknown_values") or {}).items():
+        if values and name in suites.ALL_CHECKS:
+            check = suites.ALL_CHECKS[name]
+            label = f"{'extraData ' if check.table == 'line_extra_data' else ''}{check.api_field}"
+            unknown.append(f"{label} " + ", ".join(f"{value!r} x{count}" for value, count in values.items()))
+    if unknown:
+        lines.append(f"  unknown values, kept as sent: {'; '.join(unknown)}")
+    warnings = validation.get("warnings") or []
+    if warnings:
+        lines.append(
+            "  warnings (above the warning share, within the threshold): "
+            + ", ".join(f"{w['check']} {w['share']:.1%}" for w in warnings)
+        )
+    return lines
+
+
 def render(layout: config.DataLayout, elapsed_seconds: float | None = None) -> str:
     counts = lake_counts(layout)
     validation = validation_summary(layout)
@@ -69,12 +97,7 @@ def render(layout: config.DataLayout, elapsed_seconds: float | None = None) -> s
         f"{counts['line_extra_data']:,} extraData rows (lake: {layout.lake})"
     )
     if validation:
-        quarantined = validation.get("quarantined_rows") or 0
-        lines.append(
-            f"  validation: {validation.get('verdict', '?')}"
-            + (f", {quarantined:,} row(s) quarantined" if quarantined else "")
-            + f" (report: {validation.get('report_html', '?')})"
-        )
+        lines.extend(validation_lines(validation))
     lines.append(f"  warehouse: {layout.warehouse}")
     if layout.warehouse.exists():
         rows = recent_kpis(layout.warehouse)

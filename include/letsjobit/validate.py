@@ -1,26 +1,36 @@
 """The validation gate of write-audit-publish: audit a run's staged tables before anything is published.
 
-``audit_run`` reads the staged parquet of one run (``layout.staging / run_id / <table>``), checks every
-file's schema against ``schema.py``, runs the Great Expectations suites of ``suites.py`` on pandas
-batches of the columns they need, and decides:
+``audit_run`` reads the staged parquet of one run (``layout.staging / run_id / <table>``) and the issues
+the flattener staged beside it (``data_issues``), checks every file's schema against ``schema.py``, runs
+the Great Expectations suites of ``suites.py`` on pandas batches of the columns they need, and applies
+the policy of each check (``suites.Severity``, ``suites.Action``):
 
-- ``fail``: a contract broke (duplicate or null keys, orphans, reconciliation, schema), a check could not
-  run, or row-level problems exceed their threshold. The staging area is left as it is, the report is
-  written and ``ValidationFailed`` is raised: the DAG must not publish.
-- ``quarantined``: some rows failed row-level checks, within the thresholds. They are written with the
-  names of the checks they failed and the values those checks read to
-  ``layout.quarantine / run_id=<run_id> / <table>.parquet`` and removed from the staged files, together
-  with their dependent rows (a visit takes its lines and their extra data along), so what is published
-  is clean.
-- ``pass``: nothing to remove.
+- contract checks: any failure fails the run;
+- field checks: a value out of its domain is NULLed in the published data (``nulled``), a well-formed
+  value the pipeline does not know or a contradiction between fields is kept as sent (``kept``); either
+  way one row of ``data_issues`` records it; the record is published;
+- record checks: a record that cannot be placed (no date, an orphan) is quarantined with its children
+  (a visit takes its lines and their extraData along), and one issue row records it (the children taken
+  along get none of their own: their quarantine rows say ``quarantined_with``);
+- any field or record check whose share of its table's rows is above its threshold fails the run (a
+  systemic change, not a bad record), and so does a table losing more than ``quarantine_share`` of its
+  rows. The flattener's issues count too: 30% of priorities that cannot be read fail the run.
 
-Every audit writes ``summary.json`` (machine-readable), ``index.html`` (self-contained page) and GX Data
-Docs (``data_docs/index.html``) under ``layout.reports / run_id``, and replaces ``layout.reports /
-latest.json``.
+A failed run raises ``ValidationFailed`` naming every failed check, its share, threshold and examples:
+nothing may be published (the audited output of any earlier audit of the run is removed). A run that
+passes gets its **audited output** at ``layout.audited(run_id)``: the four lake tables as they are to
+be published, files without a change hard-linked from the staging area, files with quarantined rows or
+NULLed values rewritten, and the gate's issues added to the flattener's. ``lake.publish_run`` takes
+that output. Quarantined rows go to ``layout.quarantine / run_id=<run_id> / <table>.parquet`` with the
+checks they failed and the values those checks read.
 
-Re-running an audit is safe: the quarantine file is written before the staged files are rewritten, rows
-quarantined by an earlier audit of the same run stay quarantined and count towards reconciliation, and a
-second audit of an already cleaned run finds nothing new.
+The audit never changes the staging area: a re-audit of the same run reads the same input and writes the
+same output (quarantine files first, then the audited folder built aside and swapped in), so a retry
+after a crash at any point is safe and deterministic.
+
+Every audit writes ``summary.json`` (machine-readable: verdict, issue counts by check, warnings, unknown
+values), ``index.html`` (self-contained page) and GX Data Docs (``data_docs/index.html``) under
+``layout.reports / run_id``, and replaces ``layout.reports / latest.json``.
 
 GX and pandas are imported inside functions only: GX alone takes seconds to import, and DAG parsing must
 stay light. Staged files are read one by one with pyarrow.parquet (pyarrow.dataset would import pandas),
@@ -38,7 +48,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -48,12 +59,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from include.letsjobit import schema, suites
+from include.letsjobit import coerce, config, schema, suites
 from include.letsjobit.config import DataLayout
-from include.letsjobit.suites import Severity
+from include.letsjobit.suites import Action, Check, Severity
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -61,14 +71,16 @@ log = logging.getLogger(__name__)
 
 class Verdict(StrEnum):
     PASS = "pass"  # noqa: S105 (a verdict, not a password)
-    QUARANTINED = "quarantined"
+    QUARANTINED = "quarantined"  # published, with some records kept out
     FAIL = "fail"
 
 
-# Check statuses in the summary.
-PASSED, QUARANTINED, FAILED, ERROR, SKIPPED = "passed", "quarantined", "failed", "error", "skipped"
+# Check statuses in the summary. A field or record check that found problems within its threshold has
+# the action taken as its status: "nulled", "kept" or "quarantined".
+PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 
 HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+ISSUES = schema.DATA_ISSUES_TABLE
 
 # Columns a quarantine file adds to the table's own.
 QUARANTINE_FIELDS = (
@@ -77,8 +89,8 @@ QUARANTINE_FIELDS = (
     pa.field("quarantined_with", pa.string()),  # parent table whose row took this one along, else NULL
 )
 
-REWRITE_SUFFIX = ".audited"  # a staged file rewritten without its quarantined rows, before it replaces it
-SAMPLE_SIZE = 5  # example values named in a failed check's message
+GATE_ISSUES_FILE = "audit-00000.parquet"  # the gate's issues of a partition, beside the flattener's files
+SAMPLE_SIZE = 5  # example values named in a check's detail and a failure's message
 
 
 class ValidationFailed(Exception):
@@ -98,27 +110,28 @@ class ValidationFailed(Exception):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """How many bad rows a run may quarantine before it fails instead.
+    """When problems are systemic enough to fail the run rather than be recorded.
 
-    ``row_share``: a row-level check failing on more than this share of its table's rows fails the run
-    (``per_check`` overrides it by check name). ``quarantine_share``: no table may lose more than this
-    share of its rows to quarantine, all checks and cascades together. ``min_rows``: shares are taken
-    over at least this many rows, so that a window of a few visits is not failed by one bad record
-    (0: the true share, however small the table; the pipeline sets config.gate_min_rows()).
+    Each field or record check has its default threshold in ``suites.py`` (a share of its table's rows;
+    None: never fails the run); ``per_check`` overrides it by check name (None included).
+    ``quarantine_share``: no table may lose more than this share of its rows to quarantine, all checks
+    and cascades together. ``min_rows``: shares are taken over at least this many rows, so that a window
+    of a few visits is not failed by one bad record (0: the true share, however small the table).
+    ``warn_share``: a check above it, within its threshold, is listed under ``warnings``.
     """
 
-    row_share: float = 0.05
-    per_check: Mapping[str, float] = field(default_factory=dict)
-    quarantine_share: float = 0.10
-    min_rows: int = 0
+    per_check: Mapping[str, float | None] = field(default_factory=dict)
+    quarantine_share: float = suites.DEFAULT_QUARANTINE_SHARE
+    min_rows: int = suites.DEFAULT_MIN_ROWS
+    warn_share: float = suites.DEFAULT_WARN_SHARE
 
     def __post_init__(self) -> None:
-        unknown = set(self.per_check) - set(suites.ALL_CHECKS)
+        unknown = set(self.per_check) - set(suites.ISSUE_CHECKS)
         if unknown:
-            raise ValueError(f"thresholds for unknown checks: {sorted(unknown)}")
+            raise ValueError(f"thresholds for unknown checks (or checks without one): {sorted(unknown)}")
 
-    def for_check(self, name: str) -> float:
-        return self.per_check.get(name, self.row_share)
+    def for_check(self, check: Check) -> float | None:
+        return self.per_check[check.name] if check.name in self.per_check else check.threshold
 
     def share(self, count: int, rows: int) -> float:
         """``count`` as a share of ``rows``, or of ``min_rows`` when the table is smaller."""
@@ -137,11 +150,12 @@ class CheckResult:
     name: str
     table: str
     severity: str
+    action: str | None
     description: str
     status: str
     detail: str = ""
-    unexpected_count: int | None = None
-    share: float | None = None  # unexpected rows / the table's rows
+    unexpected_count: int | None = None  # contract checks: rows failing; issue checks: issue rows
+    share: float | None = None  # unexpected / the table's rows (or the floor)
     threshold: float | None = None
     observed: Any = None
     expected: Any = None
@@ -157,15 +171,21 @@ class AuditResult:
 
     run_id: str
     verdict: Verdict
-    counts: dict[str, dict[str, int]]  # per table: staged, quarantined, quarantined_earlier, clean
-    quarantined_rows: int  # all tables together
+    counts: dict[str, dict[str, int]]  # per table: staged, quarantined, clean (published), values_nulled
+    quarantined_rows: int  # all tables together, children taken along included
     failed_checks: list[str]
     checks: tuple[CheckResult, ...]
+    issues: dict[str, dict[str, Any]]  # per check that found any: table, field, severity, action, count...
+    warnings: list[dict[str, Any]]  # checks above warn_share, within their threshold
+    unknown_values: dict[str, dict[str, int]]  # per "unknown value" check: raw value -> issue rows
+    field_issues: int  # issue rows of field checks (values NULLed or kept)
+    quarantined_records: int  # issue rows of record checks (records or structures kept out)
     report_html: Path  # our self-contained page
     report_json: Path  # summary.json
     data_docs_html: Path | None  # GX Data Docs index (None when no table could be loaded)
     latest_json: Path
     quarantine_paths: dict[str, Path]
+    audited_path: Path | None  # what publish takes (None: the run failed)
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -175,12 +195,17 @@ class AuditResult:
             "verdict": self.verdict.value,
             "counts": self.counts,
             "quarantined_rows": self.quarantined_rows,
+            "field_issues": self.field_issues,
+            "quarantined_records": self.quarantined_records,
+            "warnings": [w["check"] for w in self.warnings],
+            "unknown_values": self.unknown_values,
             "failed_checks": self.failed_checks,
             "report_html": str(self.report_html),
             "report_json": str(self.report_json),
             "data_docs_html": str(self.data_docs_html) if self.data_docs_html else None,
             "latest_json": str(self.latest_json),
             "quarantine_paths": {t: str(p) for t, p in self.quarantine_paths.items()},
+            "audited_path": str(self.audited_path) if self.audited_path else None,
             "seconds": round(self.seconds, 3),
         }
 
@@ -193,12 +218,11 @@ class _Table:
     root: Path
     files: list[Path]
     problems: dict[str, list[str]]  # problem -> files (relative) that have it
-    loaded: pa.Table | None = None  # the checked columns, as read (dropped once the frame is built)
-    frame: pd.DataFrame | None = None  # the same columns in pandas, plus derived ones: what GX validates
-    key: pa.Array | None = None  # each frame row's key as one string (suites.key_strings)
-    parent_key: pa.Array | None = None  # each frame row's parent key, for child tables
-    row_files: np.ndarray | None = None  # index in `files` of each frame row
-    previous: pa.Table | None = None  # rows an earlier audit of this run quarantined (no longer staged)
+    loaded: pa.Table | None = None  # the checked columns and fetched_at, as read (integers widened)
+    frame: pd.DataFrame | None = None  # the checked columns in pandas, plus derived ones: what GX validates
+    key: pa.Array | None = None  # each row's key as one string (suites.key_strings)
+    parent_key: pa.Array | None = None  # each row's parent key, for child tables
+    file_starts: list[int] = field(default_factory=list)  # row of each file's first row, then the total
 
     @property
     def keys(self) -> list[str]:
@@ -208,15 +232,18 @@ class _Table:
     def staged_rows(self) -> int:
         return 0 if self.frame is None else len(self.frame)
 
-    @property
-    def previous_rows(self) -> int:
-        return 0 if self.previous is None else self.previous.num_rows
 
-    def earlier_failures(self, check: str) -> int:
-        """Rows an earlier audit of the run quarantined for failing this check."""
-        if self.previous is None:
-            return 0
-        return sum(check in failed for failed in self.previous.column("failed_checks").to_pylist())
+@dataclass
+class _Findings:
+    """What the gate's checks found, per table, as row positions (before any threshold is applied)."""
+
+    own: dict[str, dict[int, list[str]]]  # rows failing record checks -> those checks
+    nulled: dict[str, dict[str, Any]]  # column -> boolean mask of the values to NULL
+    issues: list[pa.Table]  # the gate's issue rows (schema.DATA_ISSUES)
+
+    @classmethod
+    def empty(cls) -> _Findings:
+        return cls({name: {} for name in schema.TABLES}, {name: {} for name in schema.TABLES}, [])
 
 
 def quarantine_dir(layout: DataLayout, run_id: str) -> Path:
@@ -234,7 +261,7 @@ def audit_run(
     rows_flattened: Mapping[str, int] | None = None,
     thresholds: Thresholds | None = None,
 ) -> AuditResult:
-    """Validate a run's staged tables, quarantine bad rows, write the reports; raise when it must not publish.
+    """Validate a run's staged tables, write its audited output and reports; raise when it must not publish.
 
     ``expected_visits``: distinct visits the API reported for the run (None: not reconciled).
     ``rows_flattened``: rows per table the flattener produced (None or a missing table: not reconciled).
@@ -244,43 +271,71 @@ def audit_run(
     run_dir = layout.staging / run_id
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no staged data for run {run_id} at {run_dir}")
+    for leftover in run_dir.glob(f"{config.AUDIT_SCRATCH_PREFIX}*"):  # the scratch of an audit that crashed
+        shutil.rmtree(leftover, ignore_errors=True)
 
-    for leftover in run_dir.rglob(f".*{REWRITE_SUFFIX}"):  # rewrites of an audit that crashed
-        leftover.unlink()
     tables = {name: _scan(name, run_dir / name) for name in schema.TABLES}
-    checks: list[CheckResult] = [_schema_result(t) for t in tables.values()]
+    staged_issues = _scan(ISSUES, run_dir / ISSUES)
+    results: dict[str, CheckResult] = {
+        suites.SCHEMA_CHECKS[t.name].name: _schema_result(t) for t in (*tables.values(), staged_issues)
+    }
     loadable = [t for t in tables.values() if not t.problems]
     for table in loadable:
-        _load(table, quarantine_dir(layout, run_id) / f"{table.name}.parquet")
+        _load(table)
     derived = suites.derive_columns(
         {t.name: t.loaded for t in loadable},
         keys={t.name: t.key for t in loadable},
         parent_keys={t.name: t.parent_key for t in loadable if t.parent_key is not None},
     )
     for table in loadable:
-        # Dates as datetime64 rather than one Python object per row; the arrow table is not used again.
-        table.frame = table.loaded.to_pandas(date_as_object=False, split_blocks=True, self_destruct=True)
-        table.loaded = None
+        # Dates as datetime64 rather than one Python object per row; fetched_at is evidence, not checked.
+        table.frame = table.loaded.drop_columns(["fetched_at"]).to_pandas(
+            date_as_object=False, split_blocks=True
+        )
         for column, values in derived.get(table.name, {}).items():
             table.frame[column] = values
     frames = {t.name: t.frame for t in loadable}
 
-    parameters = _parameters(tables, expected_visits, rows_flattened)
+    parameters = _parameters(expected_visits, rows_flattened)
     reports = report_dir(layout, run_id)
     gx_results, docs_path = _run_gx(run_id, frames, parameters, reports)
-    bad_rows: dict[str, dict[int, list[str]]] = {name: {} for name in schema.TABLES}
+    findings = _Findings.empty()
     for table in tables.values():
         for check in suites.SUITES[table.name]:
-            checks.append(_check_result(check, table, tables, gx_results, parameters, thresholds, bad_rows))
+            results[check.name] = _check_result(
+                run_id, check, table, tables, gx_results, parameters, findings
+            )
 
-    removed = _cascade(tables, bad_rows) if loadable else {}
-    checks.extend(_quarantine_share_result(t, removed, thresholds) for t in tables.values())
+    flattened = _read_issues(staged_issues)
+    gate = _new_issues(flattened, findings.issues)
+    issues = pa.concat_tables([flattened, gate])
+    rows = _judged_rows(tables, flattened)
+    for check, count, sample in _issue_counts(issues):
+        result = results.get(check.name) or CheckResult(
+            check.name, check.table, check.severity.value, check.action.value, check.description, PASSED
+        )
+        results[check.name] = result
+        if result.status != ERROR:  # a check that could not run says so, whatever the flattener found
+            _judge(result, check, count, rows[check.table], sample, thresholds)
+
+    removed = _cascade(tables, findings.own) if loadable else {}
+    for table in tables.values():
+        results[suites.QUARANTINE_SHARE_CHECKS[table.name].name] = _quarantine_share_result(
+            table, removed, thresholds
+        )
+    checks = _ordered(results)
 
     failed = any(c.status in (FAILED, ERROR) for c in checks)
     quarantine_paths: dict[str, Path] = {}
-    if not failed:
-        quarantine_paths = _quarantine(run_id, layout, tables, bad_rows, removed)
-    counts = _table_counts(tables, removed, applied=not failed)
+    audited: Path | None = None
+    if failed:
+        # What an earlier audit of the run left must not be published now.
+        shutil.rmtree(layout.audited(run_id), ignore_errors=True)
+        shutil.rmtree(quarantine_dir(layout, run_id), ignore_errors=True)
+    else:
+        quarantine_paths = _write_quarantine(run_id, layout, tables, findings.own, removed)
+        audited = _write_audited(run_id, layout, tables, staged_issues, gate, findings.nulled, removed)
+    counts = _table_counts(tables, removed, findings.nulled, applied=not failed)
     if failed:
         verdict = Verdict.FAIL
     elif any(c["quarantined"] for c in counts.values()):
@@ -288,6 +343,7 @@ def audit_run(
     else:
         verdict = Verdict.PASS
 
+    by_check = _issue_summary(checks)
     result = AuditResult(
         run_id=run_id,
         verdict=verdict,
@@ -295,20 +351,31 @@ def audit_run(
         quarantined_rows=sum(c["quarantined"] for c in counts.values()),
         failed_checks=[c.name for c in checks if c.status in (FAILED, ERROR)],
         checks=tuple(checks),
+        issues=by_check,
+        warnings=_warnings(checks, thresholds),
+        unknown_values=_unknown_values(issues),
+        field_issues=sum(i["count"] for i in by_check.values() if i["severity"] == Severity.FIELD),
+        quarantined_records=sum(i["count"] for i in by_check.values() if i["severity"] == Severity.RECORD),
         report_html=reports / "index.html",
         report_json=reports / "summary.json",
         data_docs_html=docs_path,
         latest_json=layout.reports / "latest.json",
         quarantine_paths=quarantine_paths,
+        audited_path=audited,
         seconds=time.monotonic() - started,
     )
-    _write_reports(result, expected_visits, rows_flattened, thresholds, tables)
+    _write_reports(result, expected_visits, rows_flattened, thresholds, run_dir)
     log.info(
-        "Validation of run %s: %s in %.1f s; quarantined %s; report %s; summary %s; data docs %s",
+        "Validation of run %s: %s in %.1f s; %d field issue(s), %d record(s) quarantined, rows "
+        "quarantined %s; warnings %s; unknown values %s; report %s; summary %s; data docs %s",
         run_id,
         verdict,
         result.seconds,
+        result.field_issues,
+        result.quarantined_records,
         {table: c["quarantined"] for table, c in result.counts.items()},
+        [w["check"] for w in result.warnings] or "none",
+        {check: values for check, values in result.unknown_values.items() if values} or "none",
         result.report_html,
         result.report_json,
         result.data_docs_html,
@@ -367,28 +434,33 @@ def _is_partition_folder(folder: str) -> bool:
     return not isinstance(_partition_value(Path(folder) / "f"), str)
 
 
-def _read_file(table: _Table, path: Path, columns: list[str] | None = None) -> pa.Table:
+def _read_file(name: str, path: Path, columns: list[str] | None = None) -> pa.Table:
     """One staged file typed as schema.py, with visit_date from its folder when the file leaves it out."""
-    wanted = columns or schema.TABLES[table.name].names
-    target = pa.schema([schema.TABLES[table.name].field(c) for c in wanted])
+    table_schema = schema.LAKE_TABLES[name]
+    wanted = columns or table_schema.names
+    target = pa.schema([table_schema.field(c) for c in wanted])
     stored = set(pq.read_schema(path).names)
     content = pq.ParquetFile(path).read(columns=[c for c in wanted if c in stored])
-    if schema.PARTITION_COLUMN in wanted and schema.PARTITION_COLUMN not in stored:
-        day = pa.scalar(_partition_value(path), pa.date32())
-        content = content.append_column(schema.PARTITION_COLUMN, pa.repeat(day, content.num_rows))
-    return content.select(wanted).cast(target)
+    return _with_visit_date(content, path).select(wanted).cast(target)
 
 
-def _load(table: _Table, previous_path: Path) -> None:
-    """Load the columns the checks read (and each row's file), and the rows quarantined earlier."""
+def _with_visit_date(content: pa.Table, path: Path) -> pa.Table:
+    if schema.PARTITION_COLUMN in content.column_names:
+        return content
+    day = pa.scalar(_partition_value(path), pa.date32())
+    return content.append_column(schema.PARTITION_COLUMN, pa.repeat(day, content.num_rows))
+
+
+def _load(table: _Table) -> None:
+    """Load the columns the checks read, fetched_at (for the issue rows), and where each file starts."""
     import numpy as np
 
-    columns = suites.columns_to_load(table.name)
-    parts = [_read_file(table, path, columns) for path in table.files]
+    columns = [*suites.columns_to_load(table.name), "fetched_at"]
+    parts = [_read_file(table.name, path, columns) for path in table.files]
     loaded = pa.concat_tables(
         [pa.schema([schema.TABLES[table.name].field(c) for c in columns]).empty_table(), *parts]
     )
-    table.row_files = np.repeat(np.arange(len(parts), dtype=np.int32), [p.num_rows for p in parts])
+    table.file_starts = [0, *np.cumsum([p.num_rows for p in parts]).tolist()]
     table.key = suites.key_strings(loaded, table.keys)
     if table.name in suites.PARENTS:
         table.parent_key = suites.key_strings(loaded, schema.KEYS[suites.PARENTS[table.name]])
@@ -396,22 +468,23 @@ def _load(table: _Table, previous_path: Path) -> None:
     table.loaded = loaded.cast(
         pa.schema([f.with_type(pa.int64()) if pa.types.is_integer(f.type) else f for f in loaded.schema])
     )
-    if previous_path.exists():
-        previous = pq.read_table(previous_path)
-        still_out = pc.invert(pc.is_in(suites.key_strings(previous, table.keys), value_set=table.key))
-        table.previous = previous.filter(still_out)
 
 
-def _parameters(
-    tables: Mapping[str, _Table], expected_visits: int | None, rows_flattened: Mapping[str, int] | None
-) -> dict[str, int]:
-    """Reconciliation targets for the staged rows: rows quarantined by an earlier audit are no longer staged."""
+def _read_issues(table: _Table) -> pa.Table:
+    """The issues the flattener staged (none when their files are broken: the schema check says so)."""
+    if table.problems or not table.files:
+        return schema.DATA_ISSUES.empty_table()
+    return pa.concat_tables([_read_file(ISSUES, path) for path in table.files])
+
+
+def _parameters(expected_visits: int | None, rows_flattened: Mapping[str, int] | None) -> dict[str, int]:
+    """Reconciliation targets for the staged rows."""
     parameters = {}
     if expected_visits is not None:
-        parameters[suites.EXPECTED_VISITS] = expected_visits - tables["visits"].previous_rows
+        parameters[suites.EXPECTED_VISITS] = expected_visits
     for name, rows in (rows_flattened or {}).items():
-        if name in tables:  # other counts (rejects, say) are not reconciled here
-            parameters[suites.rows_flattened_parameter(name)] = rows - tables[name].previous_rows
+        if name in schema.TABLES:  # other counts (data_issues, say) are not reconciled here
+            parameters[suites.rows_flattened_parameter(name)] = rows
     return parameters
 
 
@@ -461,7 +534,7 @@ def _run_gx(
         validation = definition.run(
             batch_parameters={"dataframe": frame},
             expectation_parameters=dict(parameters),
-            # COMPLETE: every unexpected row's index, which is what gets quarantined.
+            # COMPLETE: every unexpected row's index, which is what gets NULLed, kept or quarantined.
             result_format={"result_format": "COMPLETE", "partial_unexpected_count": SAMPLE_SIZE},
             run_id=gx_run,
         )
@@ -493,16 +566,17 @@ def _build_data_docs(context, reports: Path) -> Path:
 
 
 def _check_result(
-    check: suites.Check,
+    run_id: str,
+    check: Check,
     table: _Table,
     tables: Mapping[str, _Table],
     gx_results: Mapping[str, Any],
     parameters: Mapping[str, int],
-    thresholds: Thresholds,
-    bad_rows: dict[str, dict[int, list[str]]],
+    findings: _Findings,
 ) -> CheckResult:
-    """Turn one GX result into a status; record the rows a row-level check quarantines."""
-    result = CheckResult(check.name, check.table, check.severity.value, check.description, SKIPPED)
+    """Turn one GX result into a status (contract checks) or into findings (field and record checks)."""
+    action = check.action.value if check.action else None
+    result = CheckResult(check.name, check.table, check.severity.value, action, check.description, SKIPPED)
     if check.parameter and check.parameter not in parameters:
         result.detail = f"not reconciled: the run gave no {check.parameter}"
         return result
@@ -518,44 +592,43 @@ def _check_result(
         return result
     outcome = gx_result.result
     if "observed_value" in outcome:  # table-level: row counts
-        previous = table.previous_rows
-        result.observed = outcome["observed_value"] + previous
-        result.expected = parameters[check.parameter] + previous if check.parameter else None
+        result.observed = outcome["observed_value"]
+        result.expected = parameters[check.parameter] if check.parameter else None
         result.status = PASSED if gx_result.success else FAILED
-        result.detail = f"{result.observed} rows, expected {result.expected}" + (
-            f" (incl. {previous} quarantined earlier)" if previous else ""
-        )
+        result.detail = f"{result.observed} rows, expected {result.expected}"
         return result
-    # Rows an earlier audit of this run quarantined for this check count as if still staged.
-    earlier = table.earlier_failures(check.name)
-    unexpected = int(outcome.get("unexpected_count") or 0) + earlier
-    rows = table.staged_rows + table.previous_rows
+    unexpected = int(outcome.get("unexpected_count") or 0)
+    rows = table.staged_rows
     result.unexpected_count = unexpected
-    result.share = thresholds.share(unexpected, rows)
-    result.sample = [_jsonable(v) for v in outcome.get("partial_unexpected_list", [])[:SAMPLE_SIZE]]
-    if not unexpected:
-        result.status = PASSED
-        return result
-    result.detail = f"{unexpected} of {rows} rows ({result.share:.2%}{thresholds.judged_over(rows)})"
-    result.detail += f", e.g. {result.sample}" if result.sample else ""
-    result.detail += f", {earlier} quarantined earlier" if earlier else ""
+    result.status = PASSED
     if check.severity is Severity.CONTRACT:
-        result.status = FAILED
+        result.share = unexpected / rows if rows else 0.0
+        result.sample = [_jsonable(v) for v in outcome.get("partial_unexpected_list", [])[:SAMPLE_SIZE]]
+        if unexpected:
+            result.status = FAILED
+            result.detail = f"{unexpected} of {rows} rows ({result.share:.2%})"
+            result.detail += f", e.g. {result.sample}" if result.sample else ""
         return result
-    result.threshold = thresholds.for_check(check.name)
-    if result.share > result.threshold:
-        result.status = FAILED
-        result.detail += f", above the threshold of {result.threshold:.2%}"
-        return result
-    result.status = QUARANTINED
-    for position in outcome.get("unexpected_index_list") or []:
-        bad_rows[table.name].setdefault(int(position), []).append(check.name)
+    # A field or record check: what it found becomes issue rows; its status is judged with the
+    # flattener's issues, once they are counted together.
+    positions = [int(p) for p in outcome.get("unexpected_index_list") or []]
+    if positions:
+        findings.issues.append(_issue_rows(run_id, check, table, positions))
+        if check.action is Action.QUARANTINED:
+            for position in positions:
+                findings.own[table.name].setdefault(position, []).append(check.name)
+        elif check.action is Action.NULLED:
+            import numpy as np
+
+            column = check.kwargs["column"]
+            mask = findings.nulled[table.name].setdefault(column, np.zeros(rows, dtype=bool))
+            mask[positions] = True
     return result
 
 
 def _schema_result(table: _Table) -> CheckResult:
     check = suites.SCHEMA_CHECKS[table.name]
-    result = CheckResult(check.name, check.table, check.severity.value, check.description, PASSED)
+    result = CheckResult(check.name, check.table, check.severity.value, None, check.description, PASSED)
     if table.problems:
         result.status = FAILED
         result.detail = "; ".join(
@@ -567,11 +640,189 @@ def _schema_result(table: _Table) -> CheckResult:
     return result
 
 
-# --- quarantine -----------------------------------------------------------------------------------
+# --- issues ---------------------------------------------------------------------------------------
 
 
-def _cascade(tables: Mapping[str, _Table], bad_rows: Mapping[str, Mapping[int, list[str]]]) -> dict[str, Any]:
-    """Per table, a boolean mask over the frame: its own bad rows and the rows whose parent is removed."""
+def _evidence_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _issue_rows(run_id: str, check: Check, table: _Table, positions: list[int]) -> pa.Table:
+    """One issue row per row a gate check found: its keys, date, field and the values the check read.
+
+    The raw value is the staged (coerced) value as text: the raw page is the flattener's, and a
+    coercion keeps the value ("9" and 9 are both 9). A cross-field check's raw value is the JSON object
+    of the values it compared, keyed by API name (`{"closed":true,"skipped":true}`).
+    """
+    rows = table.loaded.take(pa.array(positions, pa.int64()))
+    count = rows.num_rows
+    evidence = {column: rows.column(column).to_pylist() for column in check.evidence}
+    if len(check.evidence) == 1:
+        (values,) = evidence.values()
+        raw = [coerce.raw_text(_evidence_value(v)) for v in values]
+    else:
+        raw = [
+            coerce.json_text(
+                {suites.api_name(check.table, c): _evidence_value(evidence[c][i]) for c in evidence}
+            )
+            for i in range(count)
+        ]
+    keys = schema.KEYS[table.name]
+
+    def key_column(name: str) -> pa.Array:
+        return rows.column(name).cast(pa.int32()) if name in keys else pa.nulls(count, pa.int32())
+
+    def repeat(value: str) -> pa.Array:
+        return pa.repeat(pa.scalar(value, pa.string()), count)
+
+    columns = {
+        "run_id": repeat(run_id),
+        "table_name": repeat(check.table),
+        "visit_id": rows.column("visit_id"),
+        "line_index": key_column("line_index"),
+        "extra_index": key_column("extra_index"),
+        "visit_date": rows.column(schema.PARTITION_COLUMN),
+        "field": repeat(check.api_field),
+        "raw_value": pa.array(raw, pa.string()),
+        "check_name": repeat(check.name),
+        "severity": repeat(check.severity.value),
+        "action": repeat(check.action.value),
+        "reason": repeat(check.description),
+        "page_offset": pa.nulls(count, pa.int64()),  # staged rows do not carry their page
+        "fetched_at": rows.column("fetched_at"),
+    }
+    return pa.Table.from_arrays([columns[n] for n in schema.DATA_ISSUES.names], schema=schema.DATA_ISSUES)
+
+
+_ISSUE_IDENTITY = ("check_name", "table_name", "visit_id", "line_index", "extra_index")
+
+
+def _new_issues(flattened: pa.Table, found: Sequence[pa.Table]) -> pa.Table:
+    """The gate's issue rows the flattener has not recorded already (a visit without a date is found by
+    both: one row, the flattener's, which holds the raw value)."""
+    gate = pa.concat_tables([schema.DATA_ISSUES.empty_table(), *found])
+    if not flattened.num_rows or not gate.num_rows:
+        return gate
+    known = _identity(flattened)
+    return gate.filter(pc.invert(pc.is_in(_identity(gate), value_set=known)))
+
+
+def _identity(issues: pa.Table) -> pa.Array:
+    parts = [pc.fill_null(issues.column(c).cast(pa.string()), "") for c in _ISSUE_IDENTITY]
+    return pc.binary_join_element_wise(*parts, "\x1f")
+
+
+def _judged_rows(tables: Mapping[str, _Table], flattened: pa.Table) -> dict[str, int]:
+    """Rows of each table a share is taken over: the staged rows, and the records that could not land."""
+    not_landed = Counter(
+        table
+        for table, check in zip(
+            flattened.column("table_name").to_pylist(),
+            flattened.column("check_name").to_pylist(),
+            strict=True,
+        )
+        if check in suites.NOT_LANDED
+    )
+    return {name: table.staged_rows + not_landed[name] for name, table in tables.items()}
+
+
+def _issue_counts(issues: pa.Table) -> list[tuple[Check, int, list[str | None]]]:
+    """Per check with issues: the check, its issue rows, and a few distinct raw values as examples."""
+    counted: dict[str, int] = Counter(issues.column("check_name").to_pylist())
+    found = []
+    for name, count in counted.items():
+        rows = issues.filter(pc.equal(issues.column("check_name"), name)).column("raw_value").to_pylist()
+        sample = list(dict.fromkeys(rows))[:SAMPLE_SIZE]
+        found.append((suites.ALL_CHECKS[name], count, [_shortened(v) for v in sample]))
+    return found
+
+
+def _shortened(value: str | None, limit: int = 120) -> str | None:
+    return value if value is None or len(value) <= limit else value[:limit] + "..."
+
+
+def _judge(
+    result: CheckResult, check: Check, count: int, rows: int, sample: list, thresholds: Thresholds
+) -> None:
+    """Status of a field or record check from all its issue rows: the action taken, or failed above
+    its threshold (a systemic problem)."""
+    result.unexpected_count = count
+    result.share = thresholds.share(count, rows)
+    result.threshold = thresholds.for_check(check)
+    result.sample = sample
+    result.detail = f"{count} of {rows} rows ({result.share:.2%}{thresholds.judged_over(rows)})"
+    if result.threshold is not None and result.share > result.threshold:
+        result.status = FAILED
+        result.detail += f", above the threshold of {result.threshold:.2%}"
+    else:
+        result.status = check.action.value
+        result.detail += f", {check.action.value}"
+    result.detail += f", e.g. {sample}" if sample else ""
+
+
+def _ordered(results: Mapping[str, CheckResult]) -> list[CheckResult]:
+    """Schema checks, the gate's checks table by table, the flattener's that found issues, then limits."""
+    order = [
+        *(c.name for c in suites.SCHEMA_CHECKS.values()),
+        *(c.name for s in suites.SUITES.values() for c in s),
+        *(c.name for c in suites.STRUCTURE_CHECKS),
+        *(c.name for c in suites.PARSE_CHECKS.values()),
+        *(c.name for c in suites.QUARANTINE_SHARE_CHECKS.values()),
+    ]
+    return [results[name] for name in order if name in results]
+
+
+def _issue_summary(checks: Sequence[CheckResult]) -> dict[str, dict[str, Any]]:
+    return {
+        c.name: {
+            "table": c.table,
+            "field": suites.ALL_CHECKS[c.name].api_field,
+            "severity": c.severity,
+            "action": c.action,
+            "count": c.unexpected_count,
+            "share": c.share,
+            "threshold": c.threshold,
+            "status": c.status,
+        }
+        for c in checks
+        if c.action is not None and c.unexpected_count
+    }
+
+
+def _warnings(checks: Sequence[CheckResult], thresholds: Thresholds) -> list[dict[str, Any]]:
+    """Checks above the warning share that did not fail the run: a change worth a look."""
+    return [
+        {
+            "check": c.name,
+            "table": c.table,
+            "count": c.unexpected_count,
+            "share": c.share,
+            "threshold": c.threshold,
+            "warn_share": thresholds.warn_share,
+            "sample": c.sample,
+        }
+        for c in checks
+        if c.action is not None
+        and c.unexpected_count
+        and c.status != FAILED
+        and c.share > thresholds.warn_share
+    ]
+
+
+def _unknown_values(issues: pa.Table) -> dict[str, dict[str, int]]:
+    """The well-formed values the pipeline does not know (a new docType, a new extraData type), counted."""
+    unknown = {}
+    for name in suites.UNKNOWN_VALUE_CHECKS:
+        values = issues.filter(pc.equal(issues.column("check_name"), name)).column("raw_value").to_pylist()
+        unknown[name] = dict(Counter(values).most_common())
+    return unknown
+
+
+# --- quarantine and the audited output ------------------------------------------------------------
+
+
+def _cascade(tables: Mapping[str, _Table], own: Mapping[str, Mapping[int, list[str]]]) -> dict[str, Any]:
+    """Per table, a boolean mask over its rows: its own quarantined rows and those whose parent is."""
     import numpy as np
 
     removed: dict[str, Any] = {}
@@ -581,7 +832,7 @@ def _cascade(tables: Mapping[str, _Table], bad_rows: Mapping[str, Mapping[int, l
         removed[name] = mask
         if table.frame is None:
             continue
-        mask[list(bad_rows[name])] = True
+        mask[list(own[name])] = True
         parent = suites.PARENTS.get(name)
         if parent is not None and removed[parent].any():
             gone = tables[parent].key.filter(pa.array(removed[parent]))
@@ -593,12 +844,12 @@ def _quarantine_share_result(
     table: _Table, removed: Mapping[str, Any], thresholds: Thresholds
 ) -> CheckResult:
     check = suites.QUARANTINE_SHARE_CHECKS[table.name]
-    result = CheckResult(check.name, check.table, check.severity.value, check.description, SKIPPED)
+    result = CheckResult(check.name, check.table, check.severity.value, None, check.description, SKIPPED)
     if table.name not in removed:
         result.detail = "not run: the tables could not be loaded"
         return result
-    rows = table.staged_rows + table.previous_rows
-    quarantined = int(removed[table.name].sum()) + table.previous_rows
+    rows = table.staged_rows
+    quarantined = int(removed[table.name].sum())
     result.unexpected_count = quarantined
     result.share = thresholds.share(quarantined, rows)
     result.threshold = thresholds.quarantine_share
@@ -610,130 +861,58 @@ def _quarantine_share_result(
     return result
 
 
-def _quarantine(
+def _write_quarantine(
     run_id: str,
     layout: DataLayout,
     tables: Mapping[str, _Table],
-    bad_rows: Mapping[str, Mapping[int, list[str]]],
+    own: Mapping[str, Mapping[int, list[str]]],
     removed: Mapping[str, Any],
 ) -> dict[str, Path]:
-    """Move the removed rows from the staged files to the run's quarantine files, crash-safely.
-
-    Each affected staged file is read once: its removed rows are kept for the quarantine file and the
-    rest is written beside it under a hidden name. Then the quarantine files are written (with the rows
-    of earlier audits), and only then the rewritten files replace the staged ones, so a crash at any
-    point leaves rows either still staged (a re-audit finds them again) or already quarantined.
-    """
+    """The run's quarantine files: every removed row as staged, with the checks it failed (or the parent
+    table that took it along). Tables with nothing removed have none (an earlier audit's is removed)."""
     target = quarantine_dir(layout, run_id)
-    replacements: list[tuple[Path, Path | None]] = []  # staged file, its rewrite (None: no row left)
     paths: dict[str, Path] = {}
     for name, table in tables.items():
+        path = target / f"{name}.parquet"
         mask = removed[name]
-        if not mask.any() and table.previous is None:
-            continue  # nothing now and no file from an earlier audit to keep
-        visit_ids = pa.array(table.frame["visit_id"][mask].unique(), pa.string())
-        gone = _Gone(table.key.filter(pa.array(mask)), visit_ids)
-        taken = [_take_rows(table, file, gone, replacements) for file in _files_of(table, mask)]
-        rows = _annotate(
-            table, pa.concat_tables([schema.TABLES[name].empty_table(), *taken]), mask, bad_rows[name]
-        )
-        if table.previous is not None:
-            rows = pa.concat_tables([table.previous.select(rows.schema.names).cast(rows.schema), rows])
-        target.mkdir(parents=True, exist_ok=True)
-        paths[name] = target / f"{name}.parquet"
-        _write_parquet_atomic(rows, paths[name])
-    for staged, rewrite in replacements:
-        if rewrite is not None:
-            os.replace(rewrite, staged)
+        if not mask.any():
+            path.unlink(missing_ok=True)
             continue
-        staged.unlink()
-        if not any(staged.parent.iterdir()):
-            staged.parent.rmdir()
-    for name, table in tables.items():
-        if removed[name].any():
-            log.info("Quarantined %d %s rows of %s", int(removed[name].sum()), name, table.root)
+        parts = []
+        for index, file in enumerate(table.files):
+            start, end = table.file_starts[index], table.file_starts[index + 1]
+            if mask[start:end].any():
+                content = _read_file(name, file)
+                parts.append(content.filter(pa.array(mask[start:end])))
+        rows = pa.concat_tables([schema.TABLES[name].empty_table(), *parts])
+        target.mkdir(parents=True, exist_ok=True)
+        _write_parquet_atomic(_annotate(table, rows, mask, own[name]), path)
+        paths[name] = path
+        log.info("Quarantined %d %s rows of %s to %s", int(mask.sum()), name, table.root, path)
     return paths
 
 
-def _files_of(table: _Table, mask) -> list[Path]:
-    import numpy as np
-
-    return [table.files[i] for i in np.unique(table.row_files[mask])]
-
-
-def _codec(staged: pq.ParquetFile) -> str:
-    """The compression the lake wrote a file with, so that a rewrite keeps it."""
-    metadata = staged.metadata
-    if metadata.num_row_groups and metadata.num_columns:
-        return metadata.row_group(0).column(0).compression.lower()
-    return "snappy"
-
-
-@dataclass(frozen=True)
-class _Gone:
-    """The keys of a table's removed rows, and their visit ids (a cheap first filter: every key has one)."""
-
-    keys: pa.Array
-    visit_ids: pa.Array
-
-
-def _take_rows(
-    table: _Table, file: Path, gone: _Gone, replacements: list[tuple[Path, Path | None]]
-) -> pa.Table:
-    """The removed rows of one staged file (typed as schema.py); its rewrite without them is queued."""
-    import numpy as np
-
-    staged = pq.ParquetFile(file)
-    content = staged.read()
-    maybe = pc.indices_nonzero(pc.is_in(content.column("visit_id"), value_set=gone.visit_ids))
-    exact = pc.is_in(suites.key_strings(content.take(maybe), table.keys), value_set=gone.keys)
-    hit = np.zeros(content.num_rows, dtype=bool)
-    hit[maybe.filter(exact).to_numpy()] = True
-    hit = pa.array(hit)
-    kept = content.filter(pc.invert(hit))
-    if kept.num_rows:
-        # A fixed hidden name: ignored by readers, overwritten by a re-audit after a crash.
-        rewrite = file.with_name(f".{file.name}{REWRITE_SUFFIX}")
-        pq.write_table(kept, rewrite, compression=_codec(staged))
-        replacements.append((file, rewrite))
-    else:
-        replacements.append((file, None))
-    removed = content.filter(hit)
-    if schema.PARTITION_COLUMN not in removed.column_names:
-        day = pa.scalar(_partition_value(file), pa.date32())
-        removed = removed.append_column(schema.PARTITION_COLUMN, pa.repeat(day, removed.num_rows))
-    return removed.select(schema.TABLES[table.name].names).cast(schema.TABLES[table.name])
-
-
 def _annotate(table: _Table, rows: pa.Table, mask, own_failures: Mapping[int, list[str]]) -> pa.Table:
-    """Add to the removed rows the checks each failed and the values those checks read."""
+    """Add to the removed rows (in row order) the checks each failed and the values those checks read."""
     quarantine_schema = pa.schema([*schema.TABLES[table.name], *QUARANTINE_FIELDS])
-    positions = mask.nonzero()[0]
-    # Frame position of each removed row, through its key.
-    index = pc.index_in(suites.key_strings(rows, table.keys), value_set=table.key.take(pa.array(positions)))
-    row_positions = (
-        [int(p) for p in positions[index.to_numpy(zero_copy_only=False).astype(int)]] if rows.num_rows else []
-    )
-    # The values the failed checks read, as stored (the frame widened integers for GX).
+    positions = [int(p) for p in mask.nonzero()[0]]
     checked = sorted(
-        {
-            c
-            for p in row_positions
-            for check in own_failures.get(p, [])
-            for c in suites.ALL_CHECKS[check].columns
-        }
+        {c for p in positions for check in own_failures.get(p, []) for c in suites.ALL_CHECKS[check].columns}
     )
-    stored = {c: rows.column(c).to_pylist() for c in checked}
-    # A row removed without failing a check of its own was taken along by its parent table's row.
+    stored = {c: rows.column(c).to_pylist() for c in checked if c in rows.column_names}
+    # Derived columns (an orphan's lookup) are not stored: the frame holds them.
+    derived = {c: table.frame[c].to_numpy()[positions].tolist() for c in checked if c not in stored}
+    values_of = {**stored, **derived}
     parent = suites.PARENTS.get(table.name)
     failed_checks, failed_values, quarantined_with = [], [], []
-    for i, position in enumerate(row_positions):
+    for i, position in enumerate(positions):
         own = own_failures.get(position, [])
         failed_checks.append(own)
         values = {
-            check: {c: _jsonable(stored[c][i]) for c in suites.ALL_CHECKS[check].columns} for check in own
+            check: {c: _jsonable(values_of[c][i]) for c in suites.ALL_CHECKS[check].columns} for check in own
         }
         failed_values.append(json.dumps(values, sort_keys=True) if own else None)
+        # A row removed without failing a check of its own was taken along by its parent table's row.
         quarantined_with.append(None if own else parent)
     for column, values in zip(
         QUARANTINE_FIELDS, (failed_checks, failed_values, quarantined_with), strict=True
@@ -742,17 +921,115 @@ def _annotate(table: _Table, rows: pa.Table, mask, own_failures: Mapping[int, li
     return rows.select(quarantine_schema.names).cast(quarantine_schema)
 
 
+def _write_audited(
+    run_id: str,
+    layout: DataLayout,
+    tables: Mapping[str, _Table],
+    staged_issues: _Table,
+    gate_issues: pa.Table,
+    nulled: Mapping[str, Mapping[str, Any]],
+    removed: Mapping[str, Any],
+) -> Path:
+    """Build the run's audited output aside, then swap it in as ``layout.audited(run_id)``.
+
+    A staged file without quarantined rows or NULLed values is hard-linked (copied across file systems);
+    one with either is rewritten without the quarantined rows and with the values NULLed, in the codec
+    it was written with. The flattener's issue files are linked, and the gate's issues of each partition
+    are written beside them.
+    """
+    final = layout.audited(run_id)
+    building = final.parent / f"{config.AUDIT_SCRATCH_PREFIX}{uuid.uuid4().hex[:8]}"
+    building.mkdir()
+    rewritten = 0
+    try:
+        for name, table in tables.items():
+            (building / name).mkdir()
+            for index, file in enumerate(table.files):
+                start, end = table.file_starts[index], table.file_starts[index + 1]
+                gone = removed[name][start:end]
+                nulls = {c: m[start:end] for c, m in nulled[name].items() if m[start:end].any()}
+                target = building / name / file.relative_to(table.root)
+                if not gone.any() and not nulls:
+                    target.parent.mkdir(exist_ok=True)
+                    _link_or_copy(file, target)
+                    continue
+                rewritten += 1
+                _rewrite(file, target, gone, nulls)
+        (building / ISSUES).mkdir()
+        for file in staged_issues.files:
+            target = building / ISSUES / file.relative_to(staged_issues.root)
+            target.parent.mkdir(exist_ok=True)
+            _link_or_copy(file, target)
+        _write_partitioned(gate_issues, building / ISSUES, GATE_ISSUES_FILE)
+        _replace_dir(building, final)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    log.info(
+        "Audited output of run %s at %s (%d staged file(s) rewritten, the rest linked)",
+        run_id,
+        final,
+        rewritten,
+    )
+    return final
+
+
+def _rewrite(file: Path, target: Path, gone, nulls: Mapping[str, Any]) -> None:
+    """A staged file without its quarantined rows and with its out-of-domain values NULLed."""
+    staged = pq.ParquetFile(file)
+    content = staged.read()
+    for column, mask in nulls.items():
+        index = content.schema.get_field_index(column)
+        values = content.column(index)
+        empty = pa.scalar(None, values.type)
+        content = content.set_column(index, column, pc.if_else(pa.array(mask), empty, values))
+    if gone.any():
+        content = content.filter(pa.array(~gone))
+    if content.num_rows:  # a partition left without rows is no folder at all
+        target.parent.mkdir(exist_ok=True)
+        pq.write_table(content, target, compression=_codec(staged))
+
+
+def _write_partitioned(issues: pa.Table, root: Path, file_name: str) -> None:
+    """Issue rows as one file per visit_date partition (the null partition for those without a date)."""
+    if not issues.num_rows:
+        return
+    days = issues.column(schema.PARTITION_COLUMN)
+    for day in pc.unique(days).to_pylist():
+        rows = issues.filter(pc.is_null(days) if day is None else pc.equal(days, day))
+        folder = root / f"{schema.PARTITION_COLUMN}={HIVE_NULL_PARTITION if day is None else day.isoformat()}"
+        folder.mkdir(exist_ok=True)
+        pq.write_table(rows, folder / file_name, compression=schema.LAKE_COMPRESSION)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _codec(staged: pq.ParquetFile) -> str:
+    """The compression the lake wrote a file with, so that a rewrite keeps it."""
+    metadata = staged.metadata
+    if metadata.num_row_groups and metadata.num_columns:
+        return metadata.row_group(0).column(0).compression.lower()
+    return schema.LAKE_COMPRESSION
+
+
 def _table_counts(
-    tables: Mapping[str, _Table], removed: Mapping[str, Any], applied: bool
+    tables: Mapping[str, _Table],
+    removed: Mapping[str, Any],
+    nulled: Mapping[str, Mapping[str, Any]],
+    applied: bool,
 ) -> dict[str, dict[str, int]]:
     counts = {}
     for name, table in tables.items():
-        new = int(removed[name].sum()) if applied and name in removed else 0
+        gone = int(removed[name].sum()) if applied and name in removed else 0
         counts[name] = {
             "staged": table.staged_rows,
-            "quarantined": new + table.previous_rows,
-            "quarantined_earlier": table.previous_rows,
-            "clean": table.staged_rows - new,
+            "quarantined": gone,
+            "clean": table.staged_rows - gone,
+            "values_nulled": sum(int(mask.sum()) for mask in nulled[name].values()) if applied else 0,
         }
     return counts
 
@@ -765,7 +1042,7 @@ def _write_reports(
     expected_visits: int | None,
     rows_flattened: Mapping[str, int] | None,
     thresholds: Thresholds,
-    tables: Mapping[str, _Table],
+    run_dir: Path,
 ) -> None:
     summary = {
         "run_id": result.run_id,
@@ -773,25 +1050,30 @@ def _write_reports(
         "validated_at": dt.datetime.now(dt.UTC).isoformat(),
         "seconds": round(result.seconds, 3),
         "failed_checks": result.failed_checks,
+        "field_issues": result.field_issues,
+        "quarantined_records": result.quarantined_records,
         "quarantined_rows": result.quarantined_rows,
+        "warnings": result.warnings,
+        "unknown_values": result.unknown_values,
+        "issues": result.issues,
         "counts": result.counts,
-        "rejects": _count_rows(tables["visits"].root.parent / "rejects.parquet"),
         "expected_visits": expected_visits,
         "rows_flattened": dict(rows_flattened) if rows_flattened else None,
         "thresholds": {
-            "row_share": thresholds.row_share,
             "per_check": dict(thresholds.per_check),
             "quarantine_share": thresholds.quarantine_share,
             "min_rows": thresholds.min_rows,
+            "warn_share": thresholds.warn_share,
         },
         "report_html": str(result.report_html),
         "report_json": str(result.report_json),
         "data_docs_html": str(result.data_docs_html) if result.data_docs_html else None,
         "quarantine_paths": {t: str(p) for t, p in result.quarantine_paths.items()},
-        "staging": str(tables["visits"].root.parent),
+        "audited": str(result.audited_path) if result.audited_path else None,
+        "staging": str(run_dir),
         "checks": [c.as_dict() for c in result.checks],
     }
-    text = json.dumps(summary, indent=2, sort_keys=False).encode()
+    text = json.dumps(_jsonable(summary), indent=2, sort_keys=False).encode()
     result.report_json.parent.mkdir(parents=True, exist_ok=True)
     _write_bytes_atomic(text, result.report_json)
     _write_bytes_atomic(_render_html(summary).encode(), result.report_html)
@@ -801,26 +1083,33 @@ def _write_reports(
 def _render_html(summary: Mapping[str, Any]) -> str:
     """A self-contained page (no CDN: GX's own Data Docs need one for their styles)."""
     e = html.escape
-    colours = {
-        PASSED: "#1a7f37",
-        QUARANTINED: "#9a6700",
-        FAILED: "#cf222e",
-        ERROR: "#cf222e",
-        SKIPPED: "#6e7781",
-    }
+    colours = {PASSED: "#1a7f37", FAILED: "#cf222e", ERROR: "#cf222e", SKIPPED: "#6e7781"}
     verdict_colour = {Verdict.PASS: "#1a7f37", Verdict.QUARANTINED: "#9a6700", Verdict.FAIL: "#cf222e"}
     check_rows = "".join(
         f"<tr><td><code>{e(c['name'])}</code><br><small>{e(c['description'])}</small></td>"
-        f"<td>{e(c['severity'])}</td>"
-        f"<td style='color:{colours.get(c['status'], '#000')};font-weight:bold'>{e(c['status'])}</td>"
+        f"<td>{e(c['severity'])}</td><td>{e(c['action'] or '')}</td>"
+        f"<td style='color:{colours.get(c['status'], '#9a6700')};font-weight:bold'>{e(c['status'])}</td>"
         f"<td>{'' if c['unexpected_count'] is None else c['unexpected_count']}</td>"
         f"<td>{_percent(c['share'])}</td><td>{_percent(c['threshold'])}</td>"
         f"<td>{e(c['detail'])}</td></tr>"
         for c in summary["checks"]
     )
     table_rows = "".join(
-        f"<tr><td>{e(name)}</td><td>{n['staged']}</td><td>{n['quarantined']}</td><td>{n['clean']}</td></tr>"
+        f"<tr><td>{e(name)}</td><td>{n['staged']}</td><td>{n['quarantined']}</td><td>{n['clean']}</td>"
+        f"<td>{n['values_nulled']}</td></tr>"
         for name, n in summary["counts"].items()
+    )
+    warning_items = "".join(
+        f"<li><code>{e(w['check'])}</code>: {w['count']} ({_percent(w['share'])}, above {_percent(w['warn_share'])}"
+        f"; threshold {_percent(w['threshold']) or 'none'})</li>"
+        for w in summary["warnings"]
+    )
+    unknown_items = "".join(
+        f"<li><code>{e(check)}</code>: "
+        + ", ".join(f"{e(str(value))} ({count})" for value, count in values.items())
+        + "</li>"
+        for check, values in summary["unknown_values"].items()
+        if values
     )
     links = ""
     if summary["data_docs_html"]:
@@ -840,12 +1129,17 @@ th{{background:#f6f8fa}}.verdict{{font-size:1.6em;font-weight:bold;color:{verdic
 <p class="verdict">{e(summary["verdict"].upper())}</p>
 <p>Validated at {e(summary["validated_at"])} in {summary["seconds"]} s.
 Expected visits (API): {e(str(summary["expected_visits"]))}.
-Values the flattener could not coerce (rejects, kept as NULL): {e(str(summary["rejects"]))}.
+Field issues (values NULLed or kept, records published): {summary["field_issues"]}.
+Records quarantined: {summary["quarantined_records"]} ({summary["quarantined_rows"]} rows with their children).
 Failed checks: {e(", ".join(summary["failed_checks"]) or "none")}.</p>
+<h2>Warnings</h2><ul>{warning_items or "<li>none</li>"}</ul>
+<h2>Unknown values (kept as sent)</h2><ul>{unknown_items or "<li>none</li>"}</ul>
 <h2>Rows</h2>
-<table><tr><th>table</th><th>staged</th><th>quarantined</th><th>clean</th></tr>{table_rows}</table>
+<table><tr><th>table</th><th>staged</th><th>quarantined</th><th>published</th><th>values NULLed</th></tr>{table_rows}</table>
 <h2>Checks</h2>
-<table><tr><th>check</th><th>severity</th><th>status</th><th>unexpected rows</th><th>share</th><th>threshold</th>
+<p><small>The flattener's checks (<code>&lt;table&gt;.&lt;column&gt;_parses</code> and the structural ones) are
+listed only when they found something.</small></p>
+<table><tr><th>check</th><th>severity</th><th>action</th><th>status</th><th>count</th><th>share</th><th>threshold</th>
 <th>detail</th></tr>{check_rows}</table>
 <h2>Files</h2><ul>{links}</ul>
 </body></html>
@@ -853,11 +1147,6 @@ Failed checks: {e(", ".join(summary["failed_checks"]) or "none")}.</p>
 
 
 # --- small helpers --------------------------------------------------------------------------------
-
-
-def _count_rows(path: Path) -> int | None:
-    """Rows of a parquet file from its footer (the lake's rejects), None when there is none."""
-    return pq.read_metadata(path).num_rows if path.exists() else None
 
 
 def _percent(share: float | None) -> str:

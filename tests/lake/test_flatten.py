@@ -1,4 +1,4 @@
-"""Flattening raw pages into the three lake tables and the rejects."""
+"""Flattening raw pages into the three lake tables and the issues the flattener records."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import date, datetime
 import orjson
 import pytest
 
-from include.letsjobit import flatten, schema
+from include.letsjobit import coerce, flatten, schema, suites
 from tests.lake.conftest import FETCHED_AT, REFERENCE_LINE, raw_page, reference_visit
 
 
@@ -19,8 +19,16 @@ def flat(*pages, key=None) -> flatten.FlatBatch:
     return flatten.flatten_pages(list(pages), "run-1", pseudonymise_key=key)
 
 
-def rejects_of(batch: flatten.FlatBatch) -> list[dict]:
-    return batch.rejects.to_pylist()
+def issues_of(batch: flatten.FlatBatch) -> list[dict]:
+    return batch.issues.to_pylist()
+
+
+def issue_view(issue: dict) -> tuple:
+    """What an issue row says about the problem: where, which field, what was sent, which check, what happened."""
+    return (
+        issue["table_name"], issue["visit_id"], issue["line_index"], issue["extra_index"], issue["field"],
+        issue["raw_value"], issue["check_name"], issue["severity"], issue["action"],
+    )  # fmt: skip
 
 
 def test_the_reference_example_visit_lands_every_field_in_its_column_with_its_type():
@@ -93,7 +101,7 @@ def test_the_reference_example_visit_lands_every_field_in_its_column_with_its_ty
         "fetched_at": FETCHED_AT,
     }
     assert "signature" not in batch.visits.schema.names
-    assert rejects_of(batch) == []
+    assert issues_of(batch) == []
 
 
 def test_the_documented_line_and_extra_data_fields_land_typed():
@@ -157,27 +165,91 @@ def test_a_missing_signee_rating_is_null():
     assert row["signee_rating"] is None
 
 
-def test_a_value_that_cannot_be_coerced_is_null_and_rejected_with_its_coordinates():
+def test_a_value_that_cannot_be_read_is_null_and_one_parses_issue_with_its_coordinates():
     line = dict(REFERENCE_LINE, qty="two", extraData=[{"name": "n", "max": "lots", "value": "3"}])
-    batch = flat(raw_page([reference_visit(priority="urgent", date="2026-02-30", lines=[line])], offset=300))
+    batch = flat(raw_page([reference_visit(priority="urgent", closed="maybe", lines=[line])], offset=300))
 
     (visit,) = batch.visits.to_pylist()
-    assert visit["priority"] is None and visit["visit_date"] is None
+    assert visit["priority"] is None and visit["closed"] is None
+    assert (
+        visit["visit_date"] == date(2020, 3, 31) and visit["customer"] == "The Green Sleeve"
+    )  # the rest stays
     assert batch.visit_lines.column("qty").to_pylist() == [None]
     assert batch.line_extra_data.column("max").to_pylist() == [None]
     assert batch.line_extra_data.column("value_number").to_pylist() == [3.0]
-    found = {
-        (r["table_name"], r["field"], r["raw_value"], r["line_index"], r["extra_index"])
-        for r in rejects_of(batch)
+    vid = "yKQhJZ9B7PTT85kWc"
+    assert [issue_view(i) for i in issues_of(batch)] == [
+        ("visits", vid, None, None, "priority", "urgent", "visits.priority_parses", "field", "nulled"),
+        ("visits", vid, None, None, "closed", "maybe", "visits.closed_parses", "field", "nulled"),
+        ("visit_lines", vid, 0, None, "qty", "two", "visit_lines.qty_parses", "field", "nulled"),
+        ("line_extra_data", vid, 0, 0, "max", "lots", "line_extra_data.max_parses", "field", "nulled"),
+    ]
+    assert [i["reason"] for i in issues_of(batch)] == [
+        coerce.REASON_NOT_INTEGER, coerce.REASON_NOT_BOOLEAN, coerce.REASON_NOT_NUMBER, coerce.REASON_NOT_NUMBER,
+    ]  # fmt: skip
+    assert all(i["page_offset"] == 300 and i["visit_date"] == date(2020, 3, 31) for i in issues_of(batch))
+    assert all(i["run_id"] == "run-1" and i["fetched_at"] == FETCHED_AT for i in issues_of(batch))
+
+
+@pytest.mark.parametrize(
+    ("raw_date", "raw_value", "reason"),
+    [
+        ("2026-02-30", "2026-02-30", coerce.REASON_NOT_DATE),
+        ("31/03/2020", "31/03/2020", coerce.REASON_NOT_DATE),
+        ("", "", flatten.REASON_DATE_MISSING),
+        (None, None, flatten.REASON_DATE_MISSING),
+        ("missing", None, flatten.REASON_DATE_MISSING),
+        (20200331, "20200331", coerce.REASON_NOT_DATE),
+    ],
+)
+def test_a_visit_without_a_usable_date_is_one_date_valid_issue_and_staged_without_a_date(
+    raw_date, raw_value, reason
+):
+    visit = reference_visit(_id="undated", date=raw_date)
+    if raw_date == "missing":
+        del visit["date"]
+    batch = flat(raw_page([visit], offset=100))
+
+    assert batch.visits.column("visit_date").to_pylist() == [None]
+    assert batch.visit_lines.num_rows == 1  # its children land with it; the gate quarantines them together
+    (issue,) = issues_of(batch)
+    assert issue_view(issue) == (
+        "visits", "undated", None, None, "date", raw_value, "visits.date_valid", "record", "quarantined",
+    )  # fmt: skip
+    assert issue["reason"] == reason
+
+
+def test_an_issue_is_dated_by_its_record_else_its_listings_date_filter_else_null():
+    window_page = raw_page(
+        [reference_visit(_id="dated", priority="urgent", date="2026-11-02"), reference_visit(_id="bad", date="x"),
+         "not a visit", reference_visit(_id=None, date="2026-11-04")],
+        offset=0,
+    )  # fmt: skip
+    window_page["filters"] = {"date": "2026-11-03"}
+    full_page = raw_page(["not a visit either"], offset=0)
+
+    batch = flat(window_page, full_page)
+
+    dates = {(i["check_name"], i["raw_value"][:20]): i["visit_date"] for i in issues_of(batch)}
+    assert dates == {
+        ("visits.priority_parses", "urgent"): date(2026, 11, 2),  # its visit's date
+        ("visits.date_valid", "x"): date(2026, 11, 3),  # no date of its own: the listing's
+        ("visits.is_object", "not a visit"): date(2026, 11, 3),
+        ("visits.id_present", '{"NPSMandatory":true'): date(2026, 11, 4),  # the record's own date
+        ("visits.is_object", "not a visit either"): None,  # a full listing has no date filter
     }
-    assert found == {
-        ("visits", "priority", "urgent", None, None),
-        ("visits", "date", "2026-02-30", None, None),
-        ("visit_lines", "qty", "two", 0, None),
-        ("line_extra_data", "max", "lots", 0, 0),
-    }
-    assert all(r["visit_id"] == "yKQhJZ9B7PTT85kWc" and r["page_offset"] == 300 for r in rejects_of(batch))
-    assert all(r["run_id"] == "run-1" and r["fetched_at"] == FETCHED_AT for r in rejects_of(batch))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("signeeRating", 9), ("lat", 200.0), ("priority", 11), ("duration", -5)]
+)
+def test_coercion_keeps_out_of_domain_values_for_the_gate_to_judge(field, value):
+    batch = flat(raw_page([reference_visit(**{field: value})]))
+    column = {"signeeRating": "signee_rating", "lat": "lat", "priority": "priority", "duration": "duration"}[
+        field
+    ]
+    assert batch.visits.column(column).to_pylist() == [value]
+    assert issues_of(batch) == []
 
 
 @pytest.mark.parametrize("lines", ["missing", None, []])
@@ -192,7 +264,7 @@ def test_a_visit_without_lines_has_a_visit_row_and_no_line_rows(lines):
     batch = flat(raw_page([visit]))
     assert batch.visits.num_rows == 1 and batch.visits.column("line_count").to_pylist() == [0]
     assert batch.visit_lines.num_rows == 0 and batch.line_extra_data.num_rows == 0
-    assert rejects_of(batch) == []
+    assert issues_of(batch) == []
 
 
 @pytest.mark.parametrize("extra_data", ["missing", None, []])
@@ -202,7 +274,7 @@ def test_a_line_without_extra_data_has_a_line_row_and_no_extra_rows(extra_data):
         line["extraData"] = extra_data
     batch = flat(raw_page([reference_visit(lines=[line])]))
     assert batch.visit_lines.column("extra_data_count").to_pylist() == [0]
-    assert batch.line_extra_data.num_rows == 0 and rejects_of(batch) == []
+    assert batch.line_extra_data.num_rows == 0 and issues_of(batch) == []
 
 
 def test_broken_structures_are_rejected_by_page_offset_and_field_and_the_good_rows_stay():
@@ -223,19 +295,33 @@ def test_broken_structures_are_rejected_by_page_offset_and_field_and_the_good_ro
     assert batch.visit_lines.column("line_index").to_pylist() == [0, 1, 0]  # its position in the array
     assert batch.visit_lines.column("extra_data_count").to_pylist() == [2, 0, 1]
     assert batch.line_extra_data.column("extra_index").to_pylist() == [0, 1, 1]
-    found = [
-        (r["page_offset"], r["table_name"], r["visit_id"], r["field"], r["reason"]) for r in rejects_of(batch)
-    ]
+    found = [(i["page_offset"], *issue_view(i)[:5], i["check_name"], i["action"]) for i in issues_of(batch)]
     assert found == [
-        (100, "visits", None, "data", flatten.REASON_VISIT_NOT_OBJECT),
-        (100, "visits", None, "_id", flatten.REASON_VISIT_WITHOUT_ID),
-        (100, "visits", "bad-lines", "lines", flatten.REASON_LINES_NOT_LIST),
-        (100, "visit_lines", "odd-line", "lines", flatten.REASON_LINE_NOT_OBJECT),
-        (100, "visit_lines", "odd-line", "extraData", flatten.REASON_EXTRA_DATA_NOT_LIST),
-        (100, "line_extra_data", "odd-entry", "extraData", flatten.REASON_EXTRA_DATA_NOT_OBJECT),
-        (200, "visits", None, "data", flatten.REASON_DATA_NOT_LIST),
+        (100, "visits", None, None, None, "data", "visits.is_object", "quarantined"),
+        (100, "visits", None, None, None, "_id", "visits.id_present", "quarantined"),
+        (100, "visits", "bad-lines", None, None, "lines", "visits.lines_is_list", "quarantined"),
+        (100, "visit_lines", "odd-line", 0, None, "lines", "visit_lines.is_object", "quarantined"),
+        (
+            100,
+            "visit_lines",
+            "odd-line",
+            1,
+            None,
+            "extraData",
+            "visit_lines.extra_data_is_list",
+            "quarantined",
+        ),
+        (100, "line_extra_data", "odd-entry", 0, 0, "extraData", "line_extra_data.is_object", "quarantined"),
+        (200, "visits", None, None, None, "data", "visits.data_is_list", "quarantined"),
     ]
-    without_id = json.loads(rejects_of(batch)[1]["raw_value"])
+    raw_values = [i["raw_value"] for i in issues_of(batch)]
+    assert raw_values[0] == "not a visit" and raw_values[2] == "no lines" and raw_values[3] == "not a line"
+    assert (raw_values[4], raw_values[5], raw_values[6]) == ("x", "7", '{"unexpected":"object"}')
+    assert {i["severity"] for i in issues_of(batch)} == {"record"}
+    assert [i["reason"] for i in issues_of(batch)] == [
+        suites.ALL_CHECKS[i["check_name"]].description for i in issues_of(batch)
+    ]
+    without_id = json.loads(issues_of(batch)[1]["raw_value"])
     assert without_id["docNo"] == "H-017623" and "signature" not in without_id and "lines" not in without_id
 
 
@@ -299,7 +385,7 @@ def test_types_never_depend_on_which_record_comes_first():
         assert batch.visits.schema == schema.VISITS
         assert batch.visit_lines.schema == schema.VISIT_LINES
         assert batch.line_extra_data.schema == schema.LINE_EXTRA_DATA
-        assert batch.rejects.schema == schema.REJECTS
+        assert batch.issues.schema == schema.DATA_ISSUES
     assert flatten.empty_batch("run-1").visits.schema == schema.VISITS
 
 
@@ -320,9 +406,10 @@ def test_contacts_are_pseudonymised_with_a_keyed_hash_of_the_normalised_value():
     phones = batch.visits.column("contact_phone").to_pylist()
     assert emails[:2] == [expected("john@email.com")] * 2 and emails[2] is None
     assert phones[:2] == [expected("01999999999")] * 2
-    (email_reject,) = [r for r in rejects_of(batch) if r["field"] == "signeeEmail"]
-    assert email_reject["raw_value"] == expected('{"not":"an email"}')
-    everything = orjson.dumps([batch.visits.to_pylist(), rejects_of(batch)], default=str).decode().lower()
+    (email_issue,) = [r for r in issues_of(batch) if r["field"] == "signeeEmail"]
+    assert email_issue["raw_value"] == expected('{"not":"an email"}')
+    assert email_issue["check_name"] == "visits.signee_email_parses"
+    everything = orjson.dumps([batch.visits.to_pylist(), issues_of(batch)], default=str).decode().lower()
     assert "john@email.com" not in everything
     assert batch.visits.column("contact_person").to_pylist()[0] == "John"  # not in PSEUDONYMISED_COLUMNS
 
@@ -350,14 +437,30 @@ def test_with_a_key_contacts_quoted_in_obs_are_masked_with_their_pseudonym():
         "Contact Info: The Green Sleeve",
     ):
         assert kept in masked
-    (obs_reject,) = [r for r in rejects_of(batch) if r["field"] == "obs"]
-    everything = orjson.dumps([batch.visits.to_pylist(), rejects_of(batch)], default=str).decode()
+    (obs_issue,) = [r for r in issues_of(batch) if r["field"] == "obs"]
+    everything = orjson.dumps([batch.visits.to_pylist(), issues_of(batch)], default=str).decode()
     assert (
         "999-999" not in everything
         and "1999 999999" not in everything
         and "@email.com" not in everything.lower()
     )
-    assert "[phone:" in obs_reject["raw_value"]
+    assert "[phone:" in obs_issue["raw_value"]
+
+
+def test_with_a_key_a_visit_without_id_is_recorded_with_its_contacts_pseudonymised():
+    batch = flat(raw_page([reference_visit(_id=None)]), key="secret-key")
+
+    (issue,) = issues_of(batch)
+    record = json.loads(issue["raw_value"])
+    assert issue["check_name"] == "visits.id_present"
+    assert record["signeeEmail"] == hmac.new(b"secret-key", b"john@email.com", hashlib.sha256).hexdigest()
+    assert record["contactPhone"] == batch_of_contact("01999999999")
+    assert "01999999999" not in issue["raw_value"] and "john@email.com" not in issue["raw_value"]
+    assert record["docNo"] == "H-017623"  # the rest stays readable, to find the record
+
+
+def batch_of_contact(phone: str) -> str:
+    return hmac.new(b"secret-key", phone.encode(), hashlib.sha256).hexdigest()
 
 
 def test_without_a_key_contacts_are_kept():
@@ -383,7 +486,7 @@ def test_value_number_is_the_value_when_it_parses_as_a_number(value, number):
     line = dict(REFERENCE_LINE, extraData=[{"name": "n", "value": value}])
     batch = flat(raw_page([reference_visit(lines=[line])]))
     assert batch.line_extra_data.column("value_number").to_pylist() == [number]
-    assert rejects_of(batch) == []
+    assert issues_of(batch) == []
 
 
 def test_a_raw_line_that_is_not_a_page_names_its_place():

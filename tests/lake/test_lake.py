@@ -1,4 +1,4 @@
-"""Staging a run from its raw pages and publishing it: partitions, dedupe, idempotence, crash safety."""
+"""Staging a run from its raw pages and publishing it: partitions, dedupe, issues, idempotence, crash safety."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from include.letsjobit import flatten, lake, schema
+from include.letsjobit import flatten, lake, schema, validate
 from include.letsjobit.config import DataLayout
 from tests.lake.conftest import FETCHED_AT, raw_page, reference_visit, visits_over_days, write_raw_part
 
@@ -29,6 +29,22 @@ def stage_pages(layout: DataLayout, run_id: str, visits: list[dict], per_page: i
     pages = [raw_page(visits[n : n + per_page], offset=n) for n in range(0, len(visits), per_page)]
     write_raw_part(layout, run_id, "full", pages)
     return lake.stage_run(run_id, layout, workers=options.pop("workers", 1), **options)
+
+
+def audit(layout: DataLayout, run_id: str) -> validate.AuditResult:
+    """The validation gate, as the DAG runs it between stage and publish (not reconciled here)."""
+    return validate.audit_run(run_id, layout, expected_visits=None)
+
+
+def stage_and_audit(layout: DataLayout, run_id: str, visits: list[dict], **options):
+    staged = stage_pages(layout, run_id, visits, **options)
+    audit(layout, run_id)
+    return staged
+
+
+def published_issues(layout: DataLayout) -> list[tuple]:
+    rows = lake.read_table(layout.table("data_issues")).to_pylist()
+    return sorted((r["visit_date"], r["visit_id"], r["check_name"], r["raw_value"]) for r in rows)
 
 
 def lake_rows(layout: DataLayout, table: str = "visits") -> list[tuple]:
@@ -60,7 +76,14 @@ def test_stage_run_writes_typed_partitions_and_counts_across_the_three_tables(la
         for file in (staged / table).rglob("*.parquet"):
             assert pq.read_schema(file).remove_metadata() == table_schema
         assert lake.read_table(staged / table).num_rows == result.rows[table]
-    assert pq.read_table(staged / lake.REJECTS_FILE).schema == schema.REJECTS
+    issues = lake.read_table(staged / "data_issues")
+    assert [(i["visit_id"], i["check_name"], i["visit_date"]) for i in issues.to_pylist()] == [
+        ("undated", "visits.date_valid", None)
+    ]
+    assert result.issues == 1
+    assert partition_dirs(staged / "data_issues") == [lake.partition_name(None)]
+    for file in (staged / "data_issues").rglob("*.parquet"):
+        assert pq.read_schema(file).remove_metadata() == schema.DATA_ISSUES
     json.dumps(result.as_dict())  # fit for XCom
 
 
@@ -94,12 +117,15 @@ def test_a_tie_on_fetch_time_keeps_the_copy_read_last(layout):
     assert lake.read_table(Path(result.path) / "visits").column("doc_no").to_pylist() == ["SECOND"]
 
 
-def test_rejects_of_dropped_copies_are_dropped_with_them(layout):
+def test_issues_of_dropped_copies_are_dropped_with_them(layout):
     visits = [reference_visit(_id="dup", priority="urgent"), reference_visit(_id="dup", priority="2")]
-    result = stage_pages(layout, "run-a", visits + [reference_visit(_id="x", lat="north")])
-    rejects = pq.read_table(Path(result.path) / lake.REJECTS_FILE).to_pylist()
-    assert [(r["visit_id"], r["field"]) for r in rejects] == [("x", "lat")]
-    assert result.rejects == 1
+    result = stage_pages(layout, "run-a", visits + [reference_visit(_id="x", lat="north"), "not a visit"])
+    issues = lake.read_table(Path(result.path) / "data_issues").to_pylist()
+    assert sorted((i["visit_id"] or "", i["check_name"]) for i in issues) == [
+        ("", "visits.is_object"),  # about no visit at all: never an older copy
+        ("x", "visits.lat_parses"),
+    ]
+    assert result.issues == 2
 
 
 def test_the_worker_pool_stages_exactly_what_one_process_stages(layout, tmp_path):
@@ -163,24 +189,35 @@ def test_replaying_a_run_from_its_raw_pages_gives_the_same_tables(layout):
 
 
 def test_full_refresh_replaces_each_whole_table(layout):
-    stage_pages(layout, "run-a", visits_over_days(6))
+    first = visits_over_days(6)
+    first[0]["priority"] = "urgent"
+    stage_and_audit(layout, "run-a", first)
     lake.publish_run("run-a", layout, None)
-    stage_pages(layout, "run-b", visits_over_days(2, first_day="2026-11-05", days=1, prefix="w"))
+    assert published_issues(layout) == [(DAY_1, "v00000", "visits.priority_parses", "urgent")]
+    second = visits_over_days(2, first_day="2026-11-05", days=1, prefix="w")
+    second[1]["signeeRating"] = 9
+    stage_and_audit(layout, "run-b", second)
     result = lake.publish_run("run-b", layout, None)
 
     assert result.mode == "full" and result.replaced == ["2026-11-05"]
     assert partition_dirs(layout.table("visits")) == ["visit_date=2026-11-05"]
     assert [row[1] for row in lake_rows(layout)] == ["w00000", "w00001"]
     assert lake_rows(layout, "visit_lines") == [(date(2026, 11, 5), "w00000"), (date(2026, 11, 5), "w00001")]
-    assert (layout.rejects / "run_id=run-b" / lake.REJECTS_FILE).exists()
+    # The issues describe the published data: the earlier run's are gone with it; the gate's are there.
+    assert published_issues(layout) == [(date(2026, 11, 5), "w00001", "visits.signee_rating_in_range", "9")]
+    assert result.rows["data_issues"] == 1
+    assert lake.read_table(layout.table("visits")).column("signee_rating").to_pylist() == [5, None]
 
 
 def test_publishing_dates_replaces_exactly_those_partitions_and_removes_emptied_ones(layout):
-    stage_pages(layout, "run-a", visits_over_days(6))  # two visits on each of days 1..3
+    visits = visits_over_days(6)  # two visits on each of days 1..3, one of each day with an issue
+    for visit in visits[:3]:
+        visit["lat"] = "north"
+    stage_and_audit(layout, "run-a", visits)
     lake.publish_run("run-a", layout, None)
     # run-b re-extracted days 2 and 3: day 2 changed, day 3 now has no visits at all
-    changed = [reference_visit(_id="v00001", date="2026-11-02", docNo="CHANGED")]
-    stage_pages(layout, "run-b", changed)
+    changed = [reference_visit(_id="v00001", date="2026-11-02", docNo="CHANGED", lng="west")]
+    stage_and_audit(layout, "run-b", changed)
     result = lake.publish_run("run-b", layout, [DAY_2, DAY_3])
 
     assert (result.replaced, result.removed) == (["2026-11-02"], ["2026-11-03"])
@@ -190,26 +227,45 @@ def test_publishing_dates_replaces_exactly_those_partitions_and_removes_emptied_
     ]  # fmt: skip
     extra_rows = [visit_id for (_, visit_id) in lake_rows(layout, "line_extra_data")]
     assert extra_rows == ["v00000", "v00000", "v00003", "v00003", "v00001", "v00001"]
+    assert [(day, visit_id, check) for day, visit_id, check, _ in published_issues(layout)] == [
+        (DAY_1, "v00000", "visits.lat_parses"), (DAY_2, "v00001", "visits.lng_parses"),
+    ]  # fmt: skip
 
 
-def test_re_running_stage_and_publish_gives_the_same_lake(layout):
+def test_re_running_stage_audit_and_publish_gives_the_same_lake(layout):
     visits = visits_over_days(9)
-    stage_pages(layout, "run-a", visits)
+    visits[0]["signeeRating"] = -1
+    stage_and_audit(layout, "run-a", visits)
     lake.publish_run("run-a", layout, [DAY_1, DAY_2])
     before = {table: lake_rows(layout, table) for table in schema.TABLES}
+    issues_before = published_issues(layout)
     files_before = sorted(p.relative_to(layout.lake) for p in layout.lake.rglob("*.parquet"))
 
     lake.stage_run("run-a", layout, workers=1)
+    audit(layout, "run-a")
     lake.publish_run("run-a", layout, [DAY_1, DAY_2])
     lake.publish_run("run-a", layout, [DAY_1, DAY_2])
 
     assert {table: lake_rows(layout, table) for table in schema.TABLES} == before
+    assert published_issues(layout) == issues_before != []
     assert sorted(p.relative_to(layout.lake) for p in layout.lake.rglob("*.parquet")) == files_before
 
 
 def test_publishing_an_unstaged_run_is_an_error(layout):
     with pytest.raises(lake.PublishError, match="stage_run"):
         lake.publish_run("never-staged", layout, None)
+
+
+def test_a_run_the_gate_has_not_passed_cannot_be_published(layout):
+    stage_pages(layout, "run-a", visits_over_days(3))
+    with pytest.raises(lake.PublishError, match="audit_run"):
+        lake.publish_run("run-a", layout, None)
+    assert not layout.table("visits").exists()
+
+    audit(layout, "run-a")
+    lake.stage_run("run-a", layout, workers=1)  # a re-stage replaces what the gate passed
+    with pytest.raises(lake.PublishError, match="validation gate"):
+        lake.publish_run("run-a", layout, None)
 
 
 # --- crash safety: a real process dies half-way (os._exit: no finally, no cleanup) ------------------
@@ -254,13 +310,14 @@ def crash(layout: DataLayout, mode: str) -> None:
 
 
 def test_a_crash_mid_publish_leaves_whole_partitions_and_the_next_publish_finishes_it(layout):
-    stage_pages(layout, "run-a", visits_over_days(6))
+    stage_and_audit(layout, "run-a", visits_over_days(6))
     lake.publish_run("run-a", layout, None)
     old = lake_rows(layout)
     new_visits = [
         reference_visit(_id=f"v{n:05d}", date=f"2026-11-0{n % 3 + 1}", docNo="NEW") for n in range(6)
     ]
-    stage_pages(layout, "run-b", new_visits)
+    new_visits[0]["priority"] = "soon"
+    stage_and_audit(layout, "run-b", new_visits)
 
     crash(layout, "publish")  # dies while swapping the second partition in
 
@@ -274,20 +331,21 @@ def test_a_crash_mid_publish_leaves_whole_partitions_and_the_next_publish_finish
 
     assert lake.recover(layout) == ["run-b"]
     assert {doc_no for (_, _, doc_no) in lake_rows(layout)} == {"NEW"}
+    assert published_issues(layout) == [(DAY_1, "v00000", "visits.priority_parses", "soon")]
     assert len(lake_rows(layout)) == 6
     assert not (layout.lake / "_publish_tmp" / "run-b").exists()
     assert json.loads((layout.lake / "_journal" / "run-b.json").read_text())["state"] == "published"
 
 
 def test_an_interrupted_publish_is_finished_before_the_next_run_publishes(layout):
-    stage_pages(layout, "run-a", visits_over_days(6))
+    stage_and_audit(layout, "run-a", visits_over_days(6))
     lake.publish_run("run-a", layout, None)
-    stage_pages(
+    stage_and_audit(
         layout, "run-b", [reference_visit(_id=f"v{n:05d}", date="2026-11-01", docNo="B") for n in range(3)]
     )
     crash(layout, "publish")
 
-    stage_pages(layout, "run-c", [reference_visit(_id="c", date="2026-11-03", docNo="C")])
+    stage_and_audit(layout, "run-c", [reference_visit(_id="c", date="2026-11-03", docNo="C")])
     result = lake.publish_run("run-c", layout, [DAY_3])
 
     assert result.recovered == ["run-b"]
@@ -329,15 +387,17 @@ def test_prune_removes_the_scratch_of_dead_attempts_once_stale(layout):
     dead_part = lake.raw_run_dir(layout, "run-a") / ".part-all.jsonl.gz.4242.tmp"
     dead_stage = layout.staging / ".run-b.tmp-0badc0de"
     live_stage = layout.staging / ".run-c.tmp-00c0ffee"
+    dead_audit = layout.staging / "run-a" / ".audited-0badc0de"
     dead_part.write_bytes(b"half a page")
     (dead_stage / "spill").mkdir(parents=True)
+    (dead_audit / "visits").mkdir(parents=True)
     live_stage.mkdir()
-    for path in (dead_part, dead_stage):
+    for path in (dead_part, dead_stage, dead_audit):
         os.utime(path, (time.time() - 7 * 3600,) * 2)
 
     removed = lake.prune_runs(layout, keep=5)
 
-    assert set(removed) == {dead_part, dead_stage}
+    assert set(removed) == {dead_part, dead_stage, dead_audit}
     assert live_stage.is_dir() and (layout.staging / "run-a").is_dir()
 
 

@@ -1,14 +1,16 @@
-"""Hostile API payloads through the lake's flattening: typed rows plus recorded rejects, never a crash.
+"""Hostile API payloads through the lake's flattening: typed rows plus recorded issues, never a crash.
 
 Every generated batch mixes hostile visits (wrong types in every field, huge strings, deep nesting,
 nulls where objects belong, unknown fields, `data` that is not a list, broken meta) with good visits
 whose rows must come out exactly as they do on their own. The properties:
 
 - `flatten_pages` returns the four tables with exactly the lake schemas, whatever the pages hold;
-- every visit object with an id lands once per copy; every entry that cannot land is a reject row
+- every visit object with an id lands once per copy; every entry that cannot land is a record issue
   naming the page offset and the field;
-- a value the coercion layer refuses is NULL in its column *and* a reject (visit, field) row;
-  otherwise the column holds the coercion layer's value: nothing is dropped silently;
+- a value the coercion layer refuses is NULL in its column *and* one issue (visit, field) row of its
+  `<table>.<column>_parses` check; otherwise the column holds the coercion layer's value: nothing is
+  dropped silently; a visit without a usable date is exactly one `visits.date_valid` row;
+- every issue row names a check of suites.py with that check's severity and action;
 - the good visits of a hostile page land with the very same values as on a clean page;
 - staging a run of such pages stages each visit with an id exactly once.
 """
@@ -25,7 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.letsjobit import coerce, flatten, lake, schema
+from include.letsjobit import coerce, flatten, lake, schema, suites
 from include.letsjobit.config import DataLayout
 from tests.lake.conftest import FETCHED_AT, raw_page, reference_visit
 from tests.reliability.hostile import FUZZ, HOSTILE, JSON, SCALARS, hostile_meta, hostile_visit, nested
@@ -74,7 +76,7 @@ def visit_id_of(raw: Any) -> str | None:
 
 
 def expected_column_value(field: schema.Field, raw: Any) -> tuple[Any, bool]:
-    """(column value, rejected?) by the coercion layer's per-value rule, the contract of the lake."""
+    """(column value, refused?) by the coercion layer's per-value rule, the contract of the lake."""
     try:
         return coerce.coerce_value(field, raw), False
     except coerce.CoercionError:
@@ -103,18 +105,27 @@ def offset_of(value: Any) -> int | None:
 
 
 def assert_nothing_dropped_silently(pages: list[dict], batch: flatten.FlatBatch) -> None:
-    rejects = batch.rejects.to_pylist()
-    rejected = {
-        (r["table_name"], r["visit_id"], r["line_index"], r["extra_index"], r["field"]) for r in rejects
+    issues = batch.issues.to_pylist()
+    recorded = {
+        (r["table_name"], r["visit_id"], r["line_index"], r["extra_index"], r["field"]) for r in issues
     }
-    for reject in rejects:
-        assert reject["field"] and reject["reason"], reject
-    assert {r["page_offset"] for r in rejects} <= {offset_of(page["offset"]) for page in pages}
+    for issue in issues:
+        assert issue["field"] and issue["reason"], issue
+        check = suites.ISSUE_CHECKS[issue["check_name"]]
+        assert (issue["table_name"], issue["field"]) == (check.table, check.api_field), issue
+        assert (issue["severity"], issue["action"]) == (check.severity.value, check.action.value), issue
+    assert {r["page_offset"] for r in issues} <= {offset_of(page["offset"]) for page in pages}
+    undated = [r["visit_id"] for r in issues if r["check_name"] == "visits.date_valid"]
+    dates = batch.visits.column("visit_date").to_pylist()
+    visit_ids = batch.visits.column("visit_id").to_pylist()
+    assert sorted(undated) == sorted(v for v, d in zip(visit_ids, dates, strict=True) if d is None), (
+        "one date_valid row per visit without a date"
+    )
 
     landed, refused = landed_visits(pages)
     assert batch.visits.num_rows == len(landed)
-    structural = [r for r in rejects if r["visit_id"] is None]
-    assert len(structural) == refused, "every page or visit that cannot land is a reject row"
+    structural = [r for r in issues if r["visit_id"] is None]
+    assert len(structural) == refused, "every page or visit that cannot land is an issue row"
 
     rows = batch.visits.to_pylist()
     lines = batch.visit_lines.to_pylist()
@@ -127,17 +138,17 @@ def assert_nothing_dropped_silently(pages: list[dict], batch: flatten.FlatBatch)
             value, refused_value = expected_column_value(field, visit.get(field.api_name))
             assert row[field.column] == value, (visit_id, field.api_name)
             if refused_value:
-                assert ("visits", visit_id, None, None, field.api_name) in rejected, (
+                assert ("visits", visit_id, None, None, field.api_name) in recorded, (
                     visit_id,
                     field.api_name,
                 )
 
         raw_lines = visit.get("lines")
         if raw_lines is not None and not isinstance(raw_lines, list):
-            assert ("visits", visit_id, None, None, "lines") in rejected
+            assert ("visits", visit_id, None, None, "lines") in recorded
         for line_index, line in enumerate(raw_lines if isinstance(raw_lines, list) else []):
             if not isinstance(line, dict):
-                assert ("visit_lines", visit_id, line_index, None, "lines") in rejected
+                assert ("visit_lines", visit_id, line_index, None, "lines") in recorded
                 continue
             line_out = lines[line_row]
             line_row += 1
@@ -147,13 +158,13 @@ def assert_nothing_dropped_silently(pages: list[dict], batch: flatten.FlatBatch)
                 value, refused_value = expected_column_value(field, line.get(field.api_name))
                 assert line_out[field.column] == value, (visit_id, line_index, field.api_name)
                 if refused_value:
-                    assert ("visit_lines", visit_id, line_index, None, field.api_name) in rejected
+                    assert ("visit_lines", visit_id, line_index, None, field.api_name) in recorded
             extra = line.get("extraData")
             if extra is not None and not isinstance(extra, list):
-                assert ("visit_lines", visit_id, line_index, None, "extraData") in rejected
+                assert ("visit_lines", visit_id, line_index, None, "extraData") in recorded
             for extra_index, entry in enumerate(extra if isinstance(extra, list) else []):
                 if not isinstance(entry, dict):
-                    assert ("line_extra_data", visit_id, line_index, extra_index, "extraData") in rejected
+                    assert ("line_extra_data", visit_id, line_index, extra_index, "extraData") in recorded
                     continue
                 entry_out = entries[entry_row]
                 entry_row += 1
@@ -172,7 +183,7 @@ def assert_nothing_dropped_silently(pages: list[dict], batch: flatten.FlatBatch)
                     )
                     if refused_value:
                         key = ("line_extra_data", visit_id, line_index, extra_index, field.api_name)
-                        assert key in rejected
+                        assert key in recorded
     assert line_row == len(lines) and entry_row == len(entries)
 
 
@@ -197,12 +208,12 @@ def assert_good_visits_land_as_on_a_clean_page(pages: list[dict], batch: flatten
 
 @FUZZ
 @given(pages=hostile_batches())
-def test_hostile_pages_end_in_typed_rows_and_rejects_never_a_crash(pages):
+def test_hostile_pages_end_in_typed_rows_and_issues_never_a_crash(pages):
     batch = flatten.flatten_pages(pages, RUN_ID)
 
     for name, table in batch.tables().items():
         assert table.schema == schema.TABLES[name]
-    assert batch.rejects.schema == schema.REJECTS
+    assert batch.issues.schema == schema.DATA_ISSUES
     assert batch.pages == len(pages)
     assert_nothing_dropped_silently(pages, batch)
     assert_good_visits_land_as_on_a_clean_page(pages, batch)
@@ -216,7 +227,7 @@ FIELD_PATHS = (
 )
 
 
-def assert_one_value_lands_or_is_rejected(value: Any, where: tuple[str, str]) -> None:
+def assert_one_value_lands_or_is_recorded(value: Any, where: tuple[str, str]) -> None:
     level, name = where
     visit = reference_visit(_id="v-1")
     target = {"visit": visit, "line": visit["lines"][0], "extra": visit["lines"][0]["extraData"][0]}[level]
@@ -231,18 +242,18 @@ def assert_one_value_lands_or_is_rejected(value: Any, where: tuple[str, str]) ->
 
 @FUZZ
 @given(value=HOSTILE, where=st.sampled_from(FIELD_PATHS))
-def test_any_json_value_in_any_field_is_a_column_value_or_a_reject(value, where):
+def test_any_json_value_in_any_field_is_a_column_value_or_an_issue(value, where):
     """One hostile value at a time, in every field of every table (unknown fields included)."""
-    assert_one_value_lands_or_is_rejected(value, where)
+    assert_one_value_lands_or_is_recorded(value, where)
 
 
 @pytest.mark.parametrize(
     "where", [("visit", "geocoding"), ("visit", "obs"), ("line", "someNewField"), ("extra", "value")]
 )
 @pytest.mark.parametrize("depth", [254, 255, 1000, 1019])
-def test_values_nested_up_to_the_json_parsers_limit_land_or_are_rejected(depth, where):
+def test_values_nested_up_to_the_json_parsers_limit_land_or_are_recorded(depth, where):
     """orjson parses 1,024 levels but writes only 254, and Python's own encoder stops near 1,000."""
-    assert_one_value_lands_or_is_rejected(nested(depth), where)
+    assert_one_value_lands_or_is_recorded(nested(depth), where)
 
 
 def write_raw_lines(layout: DataLayout, run_id: str, lines: list[bytes]) -> None:
@@ -314,8 +325,8 @@ def test_a_raw_page_without_a_usable_fetch_time_is_refused_naming_the_page(fetch
 @pytest.mark.parametrize(
     "where", [("visit", "totalJobs"), ("visit", "signeeRating"), ("visit", "time_windows")]
 )
-def test_huge_numbers_in_integer_fields_are_rejects_not_a_crash_or_a_hang(value, where):
+def test_huge_numbers_in_integer_fields_are_issues_not_a_crash_or_a_hang(value, where):
     """int() refuses strings of more than 4,300 digits, and int(Decimal("1e999999")) runs for minutes."""
     if where[1] == "time_windows":
         value = [{"earliest": value, "latest": 3600}]
-    assert_one_value_lands_or_is_rejected(value, where)
+    assert_one_value_lands_or_is_recorded(value, where)

@@ -146,17 +146,17 @@ def test_a_visit_changed_twice_while_the_run_paged_may_show_the_middle_version_a
     assert (without_history.mismatched, without_history.ghosts) == (1, 1)
 
 
-def test_a_visit_both_closed_and_skipped_is_expected_quarantined_not_lost(tmp_path):
+def test_a_visit_both_closed_and_skipped_is_expected_published_not_lost(tmp_path):
     layout = DataLayout(tmp_path)
-    good, breaking = record("a"), {**record("b"), "closed": True, "skipped": "1"}
-    build_warehouse(layout, [row(good)], [good], None)
+    good, contradictory = record("a"), {**record("b"), "closed": True, "skipped": "1"}
+    build_warehouse(layout, [row(good), row(contradictory)], [good, contradictory], None)
 
-    check = soak.check_warehouse(layout, truth(good, breaking), truth(good, breaking))
+    check = soak.check_warehouse(layout, truth(good, contradictory), truth(good, contradictory))
 
-    assert check.clean and check.breaking_the_contract == 1
-    published_anyway = DataLayout(tmp_path / "published")
-    build_warehouse(published_anyway, [row(good), row(breaking)], [good, breaking], None)
-    assert soak.check_warehouse(published_anyway, truth(good, breaking), truth(good, breaking)).ghosts == 1
+    assert check.clean and check.closed_and_skipped == 1
+    kept_out = DataLayout(tmp_path / "kept_out")
+    build_warehouse(kept_out, [row(good)], [good], None)
+    assert soak.check_warehouse(kept_out, truth(good, contradictory), truth(good, contradictory)).lost == 1
 
 
 def test_readers_report_an_inconsistent_snapshot(tmp_path):

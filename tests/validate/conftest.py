@@ -1,7 +1,8 @@
 """Builders of staged runs for the validation tests: typed parquet written straight from schema.py.
 
 The rows are good unless a test overrides a value; `write_staged` writes them as the lake does (hive
-`visit_date=` folders, NULL dates under `__HIVE_DEFAULT_PARTITION__`).
+`visit_date=` folders, NULL dates under `__HIVE_DEFAULT_PARTITION__`), with the flattener's issues, if a
+test gives any, as the `data_issues` table.
 """
 
 from __future__ import annotations
@@ -74,6 +75,28 @@ def extra(visit_id: str, line_index: int, extra_index: int, visit_date=DATES[0],
     return row | values
 
 
+def flattener_issue(visit_id: str, check: str, raw_value: str | None, visit_date=DATES[0], **values) -> dict:
+    """A data_issues row as the flattener stages it."""
+    from include.letsjobit import suites
+
+    definition = suites.ALL_CHECKS[check]
+    row = {
+        "run_id": RUN_ID,
+        "table_name": definition.table,
+        "visit_id": visit_id,
+        "visit_date": visit_date,
+        "field": definition.api_field,
+        "raw_value": raw_value,
+        "check_name": check,
+        "severity": definition.severity.value,
+        "action": definition.action.value,
+        "reason": definition.description,
+        "page_offset": 0,
+        "fetched_at": FETCHED_AT,
+    }
+    return row | values
+
+
 def good_rows(visits: int, lines_per_visit: int = 2, extras_per_line: int = 1) -> dict[str, list[dict]]:
     """A consistent run: visits spread over three dates, each with its lines and their extra data."""
     rows: dict[str, list[dict]] = {name: [] for name in schema.TABLES}
@@ -96,9 +119,8 @@ def write_staged(
     """Write the rows as the run's staged tables; `schemas` replaces a table's schema (to break it)."""
     run_dir = layout.staging / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    pq.write_table(schema.REJECTS.empty_table(), run_dir / "rejects.parquet")  # the lake always writes one
     for name, table_rows in rows.items():
-        table_schema = (schemas or {}).get(name, schema.TABLES[name])
+        table_schema = (schemas or {}).get(name, schema.LAKE_TABLES[name])
         table = pa.Table.from_pylist(
             [{k: v for k, v in row.items() if k in table_schema.names} for row in table_rows],
             schema=table_schema,
@@ -122,9 +144,20 @@ def write_staged(
 
 
 def read_staged(layout: DataLayout, table: str, run_id: str = RUN_ID) -> pa.Table:
-    root = layout.staging / run_id / table
+    return read_tree(layout.staging / run_id / table)
+
+
+def read_audited(layout: DataLayout, table: str, run_id: str = RUN_ID) -> pa.Table:
+    """A table of the run's audited output: what publishing takes."""
+    return read_tree(layout.audited(run_id) / table, schema.LAKE_TABLES[table])
+
+
+def read_tree(root: Path, table_schema: pa.Schema | None = None) -> pa.Table:
+    if not root.exists():
+        return table_schema.empty_table()
     return ds.dataset(
         root,
+        schema=table_schema,
         format="parquet",
         partitioning=ds.partitioning(pa.schema([("visit_date", pa.date32())]), flavor="hive"),
     ).to_table()

@@ -8,16 +8,19 @@ from include.letsjobit import extract, lake, validate
 from include.letsjobit.client import ClientSettings, LetsJobItClient
 from include.letsjobit.validate import Verdict
 
-# What the simulator's deliberately invalid records become: caught by a gate check, or coerced to NULL
-# and recorded as a reject by the lake (then the visit is published with that value NULL).
-CAUGHT_BY = {
-    "rating_out_of_range": "visits.signee_rating_in_range",
-    "latitude_out_of_range": "visits.lat_in_range",
-    "longitude_out_of_range": "visits.lng_in_range",
-    "impossible_date": "visits.visit_date_not_null",
-    "negative_duration": "visits.duration_in_range",
+# What the simulator's deliberately invalid records become under the quality policy: (check, action).
+# Only a visit without a usable date is kept out; every other bad value costs only itself.
+EXPECTED = {
+    "rating_out_of_range": ("visits.signee_rating_in_range", "nulled"),
+    "latitude_out_of_range": ("visits.lat_in_range", "nulled"),
+    "longitude_out_of_range": ("visits.lng_in_range", "nulled"),
+    "impossible_date": ("visits.date_valid", "quarantined"),
+    "priority_not_a_number": ("visits.priority_parses", "nulled"),
+    "flag_not_a_flag": ("visits.closed_parses", "nulled"),
+    "negative_duration": ("visits.duration_in_range", "nulled"),
+    "lines_not_a_list": ("visits.lines_is_list", "quarantined"),  # the visit stays, its lines are recorded
 }
-REJECTED_BY_THE_LAKE = {"priority_not_a_number", "flag_not_a_flag", "lines_not_a_list"}
+QUARANTINED_WHOLE = {"impossible_date"}
 
 
 def client_of(sim, layout) -> LetsJobItClient:
@@ -33,12 +36,12 @@ def client_of(sim, layout) -> LetsJobItClient:
     )
 
 
-def test_invalid_simulated_visits_are_quarantined_and_the_rest_published(simulator_factory, layout):
-    sim = simulator_factory(
-        visits=400, bad_record_rate=0.05, bad_record_kinds=(*CAUGHT_BY, *REJECTED_BY_THE_LAKE)
-    )
+def test_every_simulated_bad_record_is_one_issue_row_and_only_an_impossible_date_costs_its_visit(
+    simulator_factory, layout
+):
+    sim = simulator_factory(visits=400, bad_record_rate=0.05, bad_record_kinds=tuple(EXPECTED))
     bad_records = dict(sim.store.bad_records)
-    assert set(bad_records.values()) <= set(CAUGHT_BY) | REJECTED_BY_THE_LAKE
+    assert set(bad_records.values()) <= set(EXPECTED)
     client = client_of(sim, layout)
     extracted = extract.extract_to_raw(client, "sim_run", "full", {}, layout)
     staged = lake.stage_run("sim_run", layout)
@@ -46,16 +49,27 @@ def test_invalid_simulated_visits_are_quarantined_and_the_rest_published(simulat
     result = validate.audit_run("sim_run", layout, extracted.distinct_visits, staged.rows)
     lake.publish_run("sim_run", layout, None)
 
-    assert result.verdict is Verdict.QUARANTINED
-    quarantined = {
-        row["visit_id"]: row["failed_checks"]
-        for row in pq.read_table(result.quarantine_paths["visits"]).to_pylist()
-    }
-    expected = {visit_id: [CAUGHT_BY[kind]] for visit_id, kind in bad_records.items() if kind in CAUGHT_BY}
-    assert quarantined == expected
-    published_ids = set(lake.read_table(layout.table("visits")).column("visit_id").to_pylist())
-    assert len(published_ids) == 400 - len(expected)
-    assert not published_ids & set(expected)
+    issues = lake.read_table(layout.table("data_issues")).to_pylist()
+    assert sorted((i["visit_id"], i["check_name"], i["action"]) for i in issues) == sorted(
+        (visit_id, *EXPECTED[kind]) for visit_id, kind in bad_records.items()
+    )
+    lost = {visit_id for visit_id, kind in bad_records.items() if kind in QUARANTINED_WHOLE}
+    assert lost, "the sample should hold an impossible date"
+    assert {row["visit_id"] for row in pq.read_table(result.quarantine_paths["visits"]).to_pylist()} == lost
+    published = lake.read_table(layout.table("visits"))
+    assert set(published.column("visit_id").to_pylist()) == {v["_id"] for v in sim.store.snapshot()} - lost
+    expected_lines = sum(
+        len(v["lines"])
+        for v in sim.store.snapshot()
+        if isinstance(v.get("lines"), list) and v["_id"] not in lost
+    )
+    assert lake.read_table(layout.table("visit_lines")).num_rows == expected_lines
+    rating_of = dict(
+        zip(*(published.column(c).to_pylist() for c in ("visit_id", "signee_rating")), strict=True)
+    )
+    for visit_id, kind in bad_records.items():
+        if kind == "rating_out_of_range":
+            assert rating_of[visit_id] is None  # unrated, still counted as a visit
 
 
 def test_a_visit_rescheduled_between_two_listings_of_a_window_run_reconciles(
