@@ -42,58 +42,30 @@ class QualityIssues:
     """What a run's validation summary says a data team should hear about."""
 
     verdict: str | None
-    quarantined_rows: int
-    by_check: dict[str, int] = field(default_factory=dict)  # check -> rows with an issue (> 0 only)
-    warnings: list[str] = field(default_factory=list)  # checks above their warning level
+    quarantined_records: int  # issue rows of record checks: records or structures kept out
+    field_issues: int  # issue rows of field checks: values NULLed or kept as sent
+    by_check: dict[str, int] = field(default_factory=dict)  # check -> issue rows (> 0 only)
+    warnings: list[str] = field(default_factory=list)  # checks above their warning share
 
     @property
     def worth_mail(self) -> bool:
-        return self.quarantined_rows > 0 or bool(self.warnings)
+        return self.quarantined_records > 0 or bool(self.warnings)
 
 
 def quality_issues(summary: Mapping[str, Any]) -> QualityIssues:
-    """The counts by check of a gate's ``summary.json``.
-
-    Reads both shapes: ``checks`` entries with ``unexpected_count`` (or a per-check issue count under
-    ``issues`` / ``issue_count``), and an optional ``warnings`` list of check names (or of objects naming
-    the check) above the warning share.
-    """
-    warnings: list[str] = []
-    by_check: dict[str, int] = {}
-    for entry in summary.get("warnings") or []:
-        name = entry if isinstance(entry, str) else _check_name(entry)
-        if name:
-            warnings.append(name)
-            if isinstance(entry, Mapping) and (count := _issue_count(entry)):
-                by_check[name] = count
-    for check in summary.get("checks") or []:
-        name = _check_name(check)
-        if name and (count := _issue_count(check)):
-            by_check[name] = count
+    """The counts of a gate's ``summary.json`` (``validate.AuditResult``'s issues, warnings and totals)."""
+    by_check = {
+        name: int(entry["count"])
+        for name, entry in (summary.get("issues") or {}).items()
+        if entry.get("count")
+    }
     return QualityIssues(
         verdict=summary.get("verdict"),
-        quarantined_rows=_as_int(summary.get("quarantined_rows")),
+        quarantined_records=int(summary.get("quarantined_records") or 0),
+        field_issues=int(summary.get("field_issues") or 0),
         by_check=dict(sorted(by_check.items(), key=lambda item: (-item[1], item[0]))),
-        warnings=warnings,
+        warnings=[entry["check"] for entry in summary.get("warnings") or []],
     )
-
-
-def _check_name(entry: Any) -> str | None:
-    if not isinstance(entry, Mapping):
-        return None
-    name = entry.get("name") or entry.get("check")
-    return str(name) if name else None
-
-
-def _issue_count(entry: Mapping[str, Any]) -> int:
-    for key in ("issues", "issue_count", "issues_count", "unexpected_count", "count"):
-        if (count := _as_int(entry.get(key))) > 0:
-            return count
-    return 0
-
-
-def _as_int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def summary_path(layout: config.DataLayout, run_id: str) -> Path:
@@ -227,7 +199,7 @@ def on_run_success(context: Mapping[str, Any]) -> None:
     above = f", {len(quality.warnings)} check(s) above their warning level" if quality.warnings else ""
     subject = (
         f"{SUBJECT_PREFIX} {dag_id} published with data issues: "
-        f"{quality.quarantined_rows} quarantined rows{above} (run {run_id})"
+        f"{quality.quarantined_records} quarantined records, {quality.field_issues} field issues{above} (run {run_id})"
     )
     body = [
         f"<h2>{_e(dag_id)}: published with data issues</h2>",
@@ -290,7 +262,8 @@ def _report_section(layout: config.DataLayout, run_id: str, quality: QualityIssu
         return "<p>Validation report: none for this run (the gate did not run).</p>"
     rows = [
         ("Verdict", quality.verdict),
-        ("Quarantined rows", quality.quarantined_rows),
+        ("Quarantined records", quality.quarantined_records),
+        ("Field issues", quality.field_issues),
         ("Checks above their warning level", ", ".join(quality.warnings) or "none"),
         ("Validation report", summary.with_name("index.html")),
         ("Summary", summary),

@@ -27,13 +27,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from include.letsjobit import config
+from include.letsjobit import config, schema
 
 log = logging.getLogger(__name__)
 
 API_SCHEME = "letsjobit"
 WAREHOUSE_SCHEME = "duckdb"
-LAKE_TABLES = ("visits", "visit_lines", "line_extra_data")
 
 # The task instance whose lineage the collector holds (see _collector).
 _collecting_for: tuple | None = None
@@ -52,7 +51,7 @@ def folder(path: Path) -> str:
 
 
 def lake_tables(layout: config.DataLayout) -> list[str]:
-    return [folder(layout.table(name)) for name in LAKE_TABLES]
+    return [folder(layout.table(name)) for name in schema.LAKE_TABLES]
 
 
 def warehouse_table(layout: config.DataLayout, table: str) -> str:

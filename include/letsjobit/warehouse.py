@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock
 
@@ -73,35 +72,6 @@ BUILD_DIR_PREFIX = ".warehouse-build-"
 BUILD_ONLY_RELATIONS = ("build.previous_visits",)
 # Schemas the build creates before the macros and models run.
 SCHEMAS = ("build", "staging", "intermediate", "marts")
-
-# The lake's issues table (one row per field or record issue, partitioned by visit_date like the
-# other lake tables, null dates in the hive null partition), read by staging.stg_data_issues. Its
-# schema is the lake's to own: this is the only copy in the project until schema.py defines it as
-# schema.DATA_ISSUES, which should then replace it here.
-DATA_ISSUES_TABLE = "data_issues"
-DATA_ISSUES_SCHEMA = pa.schema(
-    [
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("table_name", pa.string(), nullable=False),
-        pa.field("visit_id", pa.string()),
-        pa.field("line_index", pa.int32()),
-        pa.field("extra_index", pa.int32()),
-        pa.field("visit_date", pa.date32()),
-        pa.field("field", pa.string(), nullable=False),
-        pa.field("raw_value", pa.string()),
-        pa.field("check_name", pa.string(), nullable=False),
-        pa.field("severity", pa.string(), nullable=False),
-        pa.field("action", pa.string(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("page_offset", pa.int64()),
-        pa.field("fetched_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-
-
-def lake_tables() -> dict[str, pa.Schema]:
-    """Every lake table the build reads, with its schema: the three keyed tables and the issues."""
-    return {**schema.TABLES, DATA_ISSUES_TABLE: DATA_ISSUES_SCHEMA}
 
 
 class WarehouseError(RuntimeError):
@@ -252,7 +222,7 @@ def snapshot_lake(layout: config.DataLayout, root: Path) -> config.DataLayout:
     snapshot = config.DataLayout(root)
     linked = 0
     with publish_lock(layout):
-        for table in lake_tables():
+        for table in schema.LAKE_TABLES:
             for source in sorted(layout.table(table).glob(f"{schema.PARTITION_COLUMN}=*/*.parquet")):
                 target = snapshot.table(table) / source.parent.name / source.name
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -473,7 +443,7 @@ def _source_sql(layout: config.DataLayout, workdir: Path) -> dict[str, str]:
     kept) still exists with its contract type.
     """
     sources = {}
-    for table, table_schema in lake_tables().items():
+    for table, table_schema in schema.LAKE_TABLES.items():
         empty = workdir / "schema" / table / f"{schema.PARTITION_COLUMN}=1970-01-01" / "empty.parquet"
         empty.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table_schema.empty_table(), empty)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from include.letsjobit import config
+from include.letsjobit import config, schema
 from include.letsjobit.airflow_runner import AirflowHome
 from include.letsjobit.simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import TEST_ANCHOR_DATE, TEST_API_KEY
@@ -178,12 +178,10 @@ def test_a_run_published_with_quarantined_records_sends_one_quality_mail_with_co
     assert len(mails) == 1, [m["Subject"] for m in mails]
     text = body(mails[0])
     summary = json.loads(next((airflow.data_dir / "reports").glob("manual__*/summary.json")).read_text())
-    assert summary["quarantined_rows"] >= 1
-    assert f"{summary['quarantined_rows']} quarantined rows" in mails[0]["Subject"]
-    flagged = {
-        c["name"]: c["unexpected_count"] for c in summary["checks"] if (c.get("unexpected_count") or 0) > 0
-    }
-    assert flagged, summary["checks"]
+    assert summary["quarantined_records"] >= 1
+    assert f"{summary['quarantined_records']} quarantined records" in mails[0]["Subject"]
+    flagged = {name: entry["count"] for name, entry in summary["issues"].items() if entry["count"]}
+    assert "visits.date_valid" in flagged, summary["issues"]
     for name, count in flagged.items():
         assert f"<th align='left'>{name}</th><td>{count}</td>" in text
     assert "summary.json" in text and TEST_API_KEY not in text
@@ -207,7 +205,7 @@ def test_lineage_events_name_every_tasks_inputs_and_outputs(published_with_a_qua
     layout = config.DataLayout(airflow.data_dir.resolve())
     api = (f"letsjobit://{sim.base_url.split('://')[1].split('/')[0]}", "/api/v2/visits")
     raw, staging = ("file", str(layout.raw)), ("file", str(layout.staging))
-    lake = {("file", str(layout.table(name))) for name in ("visits", "visit_lines", "line_extra_data")}
+    lake = {("file", str(layout.table(name))) for name in schema.LAKE_TABLES}
 
     assert complete["extract"] == ({api}, {raw})
     assert complete["stage"] == ({raw}, {staging})

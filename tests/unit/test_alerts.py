@@ -38,67 +38,42 @@ def test_alert_recipients_are_the_comma_separated_addresses_and_none_when_unset(
     assert config.alert_emails() == expected
 
 
-def test_quality_counts_come_from_todays_summary_shape():
-    summary = {
+def test_quality_counts_come_from_the_gates_issue_totals_and_warnings():
+    summary = {  # the shape validate.audit_run writes
         "verdict": "quarantined",
-        "quarantined_rows": 7,
-        "counts": {"visits": {"staged": 100, "quarantined": 3}},
-        "checks": [
-            {
-                "name": "visits.signee_rating_in_range",
-                "status": "quarantined",
-                "unexpected_count": 3,
-                "share": 0.03,
-            },
-            {"name": "visits.lat_in_range", "status": "passed", "unexpected_count": 0, "share": 0.0},
-            {"name": "schema.visits", "status": "passed", "unexpected_count": None},
-            {"name": "line_extra_data.type_documented", "status": "quarantined", "unexpected_count": 4},
-        ],
+        "quarantined_records": 2,
+        "field_issues": 7,
+        "issues": {
+            "visits.date_valid": {"severity": "record", "action": "quarantined", "count": 2},
+            "visits.signee_rating_in_range": {"severity": "field", "action": "nulled", "count": 3},
+            "line_extra_data.type_documented": {"severity": "field", "action": "kept", "count": 4},
+            "visits.lat_in_range": {"severity": "field", "action": "nulled", "count": 0},
+        },
+        "warnings": [{"check": "line_extra_data.type_documented", "count": 4, "share": 0.02}],
     }
 
     issues = alerts.quality_issues(summary)
 
-    assert issues.verdict == "quarantined" and issues.quarantined_rows == 7
-    assert issues.by_check == {"line_extra_data.type_documented": 4, "visits.signee_rating_in_range": 3}
-    assert issues.warnings == [] and issues.worth_mail
-
-
-def test_quality_counts_read_per_check_issue_counts_and_warnings_of_the_extended_shape():
-    summary = {
-        "verdict": "pass",
-        "quarantined_rows": 0,
-        "checks": [
-            {
-                "name": "visits.signee_rating_in_range",
-                "status": "passed",
-                "issues": 12,
-                "unexpected_count": 0,
-            },
-            {"name": "visits.lat_in_range", "status": "passed", "issue_count": 2},
-        ],
-        "warnings": ["visits.signee_rating_in_range", {"check": "visits.priority_in_range", "issues": 5}],
-    }
-
-    issues = alerts.quality_issues(summary)
-
-    assert issues.warnings == ["visits.signee_rating_in_range", "visits.priority_in_range"]
+    assert issues.verdict == "quarantined"
+    assert (issues.quarantined_records, issues.field_issues) == (2, 7)
     assert issues.by_check == {
-        "visits.signee_rating_in_range": 12,
-        "visits.priority_in_range": 5,
-        "visits.lat_in_range": 2,
+        "line_extra_data.type_documented": 4,
+        "visits.signee_rating_in_range": 3,
+        "visits.date_valid": 2,
     }
-    assert issues.worth_mail
+    assert issues.warnings == ["line_extra_data.type_documented"] and issues.worth_mail
 
 
-def test_a_clean_run_is_not_worth_a_quality_mail_and_odd_entries_are_ignored():
+def test_field_issues_below_the_warning_share_are_not_worth_a_quality_mail():
     summary = {
         "verdict": "pass",
-        "quarantined_rows": 0,
-        "checks": [None, "x", {"status": "passed"}],
-        "warnings": [{}],
+        "quarantined_records": 0,
+        "field_issues": 1,
+        "issues": {"visits.lat_in_range": {"severity": "field", "action": "nulled", "count": 1}},
+        "warnings": [],
     }
     issues = alerts.quality_issues(summary)
-    assert issues.by_check == {} and issues.warnings == [] and not issues.worth_mail
+    assert issues.by_check == {"visits.lat_in_range": 1} and not issues.worth_mail
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,11 @@ from itertools import count
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from include.letsjobit import warehouse
+from include.letsjobit import schema
 
-# The lake's issues table and its schema: the one name to point at schema.DATA_ISSUES once the lake
-# defines it there.
-ISSUES_TABLE = warehouse.DATA_ISSUES_TABLE
-ISSUES_SCHEMA = warehouse.DATA_ISSUES_SCHEMA
+# The lake's issues table and its schema (the lake owns both).
+ISSUES_TABLE = schema.DATA_ISSUES_TABLE
+ISSUES_SCHEMA = schema.DATA_ISSUES
 # The folder of rows whose partition value is null, as pyarrow and DuckDB name it.
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
@@ -132,7 +131,7 @@ def publish(layout, visits=(), lines=(), extra_data=(), dates=None, issues=()) -
         for row in table_rows:
             by_partition[(table, row["visit_date"])].append(row)
     replaced = set(dates) if dates is not None else {day for _, day in by_partition}
-    for table, table_schema in warehouse.lake_tables().items():
+    for table, table_schema in schema.LAKE_TABLES.items():
         for day in replaced:
             name = NULL_PARTITION if day is None else day.isoformat()
             folder = layout.table(table) / f"visit_date={name}"
