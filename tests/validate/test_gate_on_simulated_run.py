@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from include.letsjobit import extract, lake, validate
+from include.letsjobit import extract, lake, schema, validate
 from include.letsjobit.client import ClientSettings, LetsJobItClient
+from include.letsjobit.simulator import data
+from include.letsjobit.simulator.expectations import ISSUE_COLUMNS, expected_outcome, issue_sort_key
 from include.letsjobit.validate import Verdict
 
-# What the simulator's deliberately invalid records become under the quality policy: (check, action).
-# Only a visit without a usable date is kept out; every other bad value costs only itself.
-EXPECTED = {
-    "rating_out_of_range": ("visits.signee_rating_in_range", "nulled"),
-    "latitude_out_of_range": ("visits.lat_in_range", "nulled"),
-    "longitude_out_of_range": ("visits.lng_in_range", "nulled"),
-    "impossible_date": ("visits.date_valid", "quarantined"),
-    "priority_not_a_number": ("visits.priority_parses", "nulled"),
-    "flag_not_a_flag": ("visits.closed_parses", "nulled"),
-    "negative_duration": ("visits.duration_in_range", "nulled"),
-    "lines_not_a_list": ("visits.lines_is_list", "quarantined"),  # the visit stays, its lines are recorded
+# The issue row's columns compared with the oracle: its ISSUE_COLUMNS and the partition it lands in.
+COMPARED = (*ISSUE_COLUMNS, "visit_date")
+FIELDS = {
+    "visits": schema.VISIT_FIELDS,
+    "visit_lines": schema.LINE_FIELDS,
+    "line_extra_data": schema.EXTRA_DATA_FIELDS,
 }
-QUARANTINED_WHOLE = {"impossible_date"}
+COLUMN_OF = {table: {f.api_name: f.column for f in fields} for table, fields in FIELDS.items()}
 
 
 def client_of(sim, layout) -> LetsJobItClient:
@@ -36,12 +36,17 @@ def client_of(sim, layout) -> LetsJobItClient:
     )
 
 
-def test_every_simulated_bad_record_is_one_issue_row_and_only_an_impossible_date_costs_its_visit(
+def rows_of(table: pa.Table, columns) -> list[tuple]:
+    return sorted(zip(*(table.column(c).to_pylist() for c in columns), strict=True), key=issue_sort_key)
+
+
+def test_every_kind_of_bad_record_is_its_oracle_issue_row_and_only_record_cases_cost_their_visit(
     simulator_factory, layout
 ):
-    sim = simulator_factory(visits=400, bad_record_rate=0.05, bad_record_kinds=tuple(EXPECTED))
+    sim = simulator_factory(visits=1200, bad_record_rate=0.2, unknown_field_rate=0.05, rate_limit=0)
     bad_records = dict(sim.store.bad_records)
-    assert set(bad_records.values()) <= set(EXPECTED)
+    assert set(bad_records.values()) == set(data.BAD_RECORD_KIND_NAMES), "the sample lacks some kind"
+    expected = expected_outcome(sim.store.snapshot(), bad_records)
     client = client_of(sim, layout)
     extracted = extract.extract_to_raw(client, "sim_run", "full", {}, layout)
     staged = lake.stage_run("sim_run", layout)
@@ -49,27 +54,43 @@ def test_every_simulated_bad_record_is_one_issue_row_and_only_an_impossible_date
     result = validate.audit_run("sim_run", layout, extracted.distinct_visits, staged.rows)
     lake.publish_run("sim_run", layout, None)
 
-    issues = lake.read_table(layout.table("data_issues")).to_pylist()
-    assert sorted((i["visit_id"], i["check_name"], i["action"]) for i in issues) == sorted(
-        (visit_id, *EXPECTED[kind]) for visit_id, kind in bad_records.items()
-    )
-    lost = {visit_id for visit_id, kind in bad_records.items() if kind in QUARANTINED_WHOLE}
-    assert lost, "the sample should hold an impossible date"
-    assert {row["visit_id"] for row in pq.read_table(result.quarantine_paths["visits"]).to_pylist()} == lost
-    published = lake.read_table(layout.table("visits"))
-    assert set(published.column("visit_id").to_pylist()) == {v["_id"] for v in sim.store.snapshot()} - lost
-    expected_lines = sum(
-        len(v["lines"])
-        for v in sim.store.snapshot()
-        if isinstance(v.get("lines"), list) and v["_id"] not in lost
-    )
-    assert lake.read_table(layout.table("visit_lines")).num_rows == expected_lines
-    rating_of = dict(
-        zip(*(published.column(c).to_pylist() for c in ("visit_id", "signee_rating")), strict=True)
-    )
-    for visit_id, kind in bad_records.items():
-        if kind == "rating_out_of_range":
-            assert rating_of[visit_id] is None  # unrated, still counted as a visit
+    issues = lake.read_table(layout.table("data_issues"))
+    wanted = sorted(((*issue.row(), issue.visit_date) for issue in expected.issues), key=issue_sort_key)
+    assert rows_of(issues, COMPARED) == wanted
+    assert result.verdict is Verdict.QUARANTINED
+    assert result.field_issues == sum(issue.severity == "field" for issue in expected.issues)
+    assert result.quarantined_records == sum(issue.severity == "record" for issue in expected.issues)
+
+    tables = {name: lake.read_table(layout.table(name)) for name in schema.TABLES}
+    assert {name: table.num_rows for name, table in tables.items()} == expected.row_counts
+    assert set(tables["visits"].column("visit_id").to_pylist()) == expected.published
+    # Only a visit that cannot be placed is quarantined whole; one without _id never even landed.
+    quarantined = pq.read_table(result.quarantine_paths["visits"]).column("visit_id").to_pylist()
+    assert set(quarantined) == set(expected.quarantined) - {
+        issue.key for issue in expected.issues if issue.visit_id is None
+    }
+    by_key = {
+        name: {tuple(row[c] for c in schema.KEYS[name]): row for row in table.to_pylist()}
+        for name, table in tables.items()
+    }
+    extra_fields = {
+        (name, *key, *(None,) * (3 - len(key))): json.loads(row["extra_fields"])
+        for name, rows in by_key.items()
+        for key, row in rows.items()
+        if row["extra_fields"] is not None
+    }
+    assert extra_fields == expected.extra_fields  # fields the reference does not list, at every level
+
+    # A NULLed value is NULL in its column; an unknown value is kept as sent.
+    for issue in expected.issues:
+        if issue.severity != "field":
+            continue
+        keys = (issue.visit_id, issue.line_index, issue.extra_index)[: len(schema.KEYS[issue.table_name])]
+        value = by_key[issue.table_name][keys][COLUMN_OF[issue.table_name][issue.field]]
+        if issue.action == "nulled":
+            assert value is None, issue
+        elif issue.check_name in ("visits.doc_type_known", "line_extra_data.type_documented"):
+            assert value == issue.raw_value, issue
 
 
 def test_a_visit_rescheduled_between_two_listings_of_a_window_run_reconciles(

@@ -621,9 +621,12 @@ class BadRecordKind:
     The expected outcome: ``check`` (a check name of the pipeline; its table is the name's prefix),
     ``severity``, ``action``, what the lake ``drops`` (``visit``: the visit with its lines and extraData;
     ``structure``: the bad element or structure alone; ``nothing``), and how the issue row's raw value is
-    made (``raw_value``: ``value``, the bad value as sent; ``fields``, a JSON object of ``field`` and the
+    made (``raw_value``: ``value``, the bad value; ``fields``, a JSON object of ``field`` and the
     context fields as sent; ``record``, the record's other fields as JSON without ``lines`` and
-    ``signature``). ``expectations.expected_outcome`` turns these into the exact rows.
+    ``signature``). ``read_as``: for a value the validation gate judges on its typed column, the value as
+    the lake reads it when that differs from the value as sent (``"200"`` for a latitude reads as
+    ``200.0``): the gate's issue rows show the value it compared. None: the value as sent.
+    ``expectations.expected_outcome`` turns these into the exact rows.
     """
 
     name: str
@@ -636,6 +639,7 @@ class BadRecordKind:
     drops: str = "nothing"
     context: tuple[tuple[str, object], ...] = ()
     raw_value: str = "value"
+    read_as: object = None
 
     @property
     def table(self) -> str:
@@ -673,6 +677,16 @@ BAD_RECORD_KINDS: tuple[BadRecordKind, ...] = (
     _nulled("rating_six", "visit", "signeeRating", 6, "visits.signee_rating_in_range"),
     _nulled("rating_not_an_integer", "visit", "signeeRating", 4.5, "visits.signee_rating_parses"),
     _nulled("latitude_out_of_range", "visit", "lat", 200.0, "visits.lat_in_range"),
+    BadRecordKind(
+        "latitude_out_of_range_text",
+        "visit",
+        "lat",
+        "200",
+        "visits.lat_in_range",
+        "field",
+        "nulled",
+        read_as=200.0,
+    ),
     _nulled("longitude_out_of_range", "visit", "lng", -300.0, "visits.lng_in_range"),
     _nulled("priority_zero", "visit", "priority", 0, "visits.priority_in_range"),
     _nulled("priority_out_of_range", "visit", "priority", 42, "visits.priority_in_range"),
