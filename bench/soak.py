@@ -5,10 +5,11 @@
 
 What it does, all with real components:
 
-- starts the simulator as a separate process (the API key only in its environment), with random faults
-  (5xx, spurious 429s with and without headers, slow answers, truncated JSON, short bodies, dropped
-  connections) at rates the client's retry policy is built to survive, and in some runs offset drift
-  while the run pages (inserts, deletes, updates);
+- starts the simulator as a separate process (the API key only in its environment), serving bad records
+  of every kind and fields the reference does not list (``--bad-record-rate``, ``--unknown-field-rate``),
+  with random faults (5xx, spurious 429s with and without headers, slow answers, truncated JSON, short
+  bodies, dropped connections) at rates the client's retry policy is built to survive, and in some runs
+  offset drift while the run pages (inserts, deletes, updates);
 - runs `airflow dags test letsjobit_visits` in a throw-away Airflow home (`AirflowHome`), run after run:
   scheduled-style windows at consecutive logical dates and full refreshes; between runs it changes the
   source through `/_sim/mutate` (random inserts, deletes and updates, plus targeted updates of `closed`,
@@ -22,14 +23,17 @@ What it does, all with real components:
   query checking one snapshot: fct_visits unique by visit_id, and the visits of kpi_daily,
   kpi_territory_daily and kpi_driver_daily summing to fct_visits' count;
 - after each completed run, compares the warehouse with the simulator's ground truth (GET /_sim/truth
-  before and after the run), recomputed here in Python without the project's code: every visit that
-  existed unchanged for the whole run and whose date the run covered is present exactly once with its
-  latest date, closed, skipped and rating; no row of a covered date belongs to a visit that is not there
-  (a deleted or moved visit); kpi_daily equals the KPI contract (issue 6) computed from the raw records;
+  before and after the run, GET /_sim/bad_records) through the test oracle
+  (include/letsjobit/simulator/expectations.py, which shares no code with the pipeline): every visit
+  that existed unchanged for the whole run and whose date the run covered is present exactly once with
+  its latest date, closed, skipped and rating, unless it cannot be placed (no ``_id``, no real date:
+  then it is absent); no row of a covered date belongs to a visit that is not there (a deleted or moved
+  visit); the issues of the covered dates (``marts.fct_data_issues``) are exactly the oracle's rows for
+  those visits; kpi_daily equals the KPI contract recomputed from the served records;
 - searches every file under the data dir, the Airflow home and the logs for the API key;
 - prints a table: runs, faults injected by kind, kills, reader queries and errors, visits lost,
-  duplicated and mismatched, KPI mismatches, 429s the client caused (the simulator's own
-  `rate_limited_429`, not the injected ones), wall time.
+  duplicated and mismatched, issue rows checked and mismatched, KPI mismatches, 429s the client caused
+  (the simulator's own `rate_limited_429`, not the injected ones), wall time.
 
 Exit code 0 when every invariant held.
 """
@@ -52,7 +56,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -64,6 +68,9 @@ import requests
 
 from include.letsjobit import config
 from include.letsjobit.airflow_runner import AirflowHome, airflow_bin
+from include.letsjobit.simulator import expectations
+from include.letsjobit.simulator.data import record_key
+from include.letsjobit.simulator.expectations import Expectation, expected_outcome, flag, rating
 from include.letsjobit.simulator.process import simulator_process
 
 log = logging.getLogger("soak")
@@ -104,20 +111,12 @@ BETWEEN_RUN_DRIFT = {"inserts": 6, "deletes": 4, "updates": 15}
 # thousand visits lasts a fraction of a second, so the stage kill lands at its first file.
 KILL_DELAY_SECONDS = {"extract": 0.3, "stage": 0.0, "publish": 0.0, "build": 0.5}
 READER_PAUSE_SECONDS = 0.05
-KPI_COLUMNS = (
-    "visits",
-    "closed_visits",
-    "skipped_visits",
-    "rated_visits",
-    "promoters",
-    "passives",
-    "detractors",
-    "nps",
-    "close_rate",
-    "skip_rate",
-    "avg_rating",
-    "csat",
-)
+# Every KPI but the repeat-visit ones: a covered date's repeat measure depends on the 30 days before it,
+# which a window run does not re-read (the e2e tests check those after full refreshes).
+REPEAT_KPIS = ("equipment_visits", "repeat_visits", "repeat_visit_rate")
+KPI_COLUMNS = tuple(c for c in expectations.KPI_COLUMNS if c not in REPEAT_KPIS)
+# The issue row's columns compared with the oracle's: its ISSUE_COLUMNS and the partition it lands in.
+ISSUE_COLUMNS = (*expectations.ISSUE_COLUMNS, "visit_date")
 
 
 # --- plan ----------------------------------------------------------------------------------------
@@ -148,6 +147,9 @@ class SoakSettings:
     lookback_days: int = 3
     lookahead_days: int = 2
     faults: dict = field(default_factory=lambda: dict(DEFAULT_FAULTS))
+    # Bad records of every kind and fields the reference does not list, at a rate a real API might have.
+    bad_record_rate: float = 0.015
+    unknown_field_rate: float = 0.01
     workdir: Path | None = None
     keep: bool = False
     attempt_timeout_seconds: float = 900.0
@@ -186,70 +188,60 @@ def long_plan(runs: int = 12, kills: int = 4, seed: int = 0) -> list[RunPlan]:
 # --- ground truth, recomputed independently ------------------------------------------------------
 
 
-def truthy(value: Any) -> bool:
-    """The KPI contract's flags: true, 1, "1" and "true" are true."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value == 1
-    return isinstance(value, str) and value.strip().lower() in ("1", "true")
-
-
-def rating(value: Any) -> int | None:
-    """The KPI contract's rating: an integer 1..5; 0, empty, null, missing or anything else is unrated."""
-    if isinstance(value, bool) or value is None:
-        return None
+def real_date(value: Any) -> date | None:
+    """A record's date when it is a real YYYY-MM-DD (a visit without one cannot be placed), else None."""
     try:
-        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+        return date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else None
     except ValueError:
         return None
-    return int(number) if number.is_integer() and 1 <= number <= 5 else None
 
 
 def visit_view(record: dict) -> tuple:
-    """What the soak compares of a visit: (visit_date, closed, skipped, rating)."""
+    """What the soak compares of a visit, by the KPI contract: (visit_date, closed, skipped, rating)."""
     return (
-        date.fromisoformat(str(record["date"])[:10]),
-        truthy(record.get("closed")),
-        truthy(record.get("skipped")),
+        real_date(record.get("date")),
+        flag(record.get("closed")),
+        flag(record.get("skipped")),
         rating(record.get("signeeRating")),
     )
 
 
 def closed_and_skipped(record: dict) -> bool:
-    """Both closed and skipped (the soak's own changes can make one): published as sent, and recorded."""
-    return truthy(record.get("closed")) and truthy(record.get("skipped"))
+    """Both closed and skipped (a bad record of that kind): published as sent, and recorded."""
+    return flag(record.get("closed")) and flag(record.get("skipped"))
 
 
-def expected_kpis(records: Iterable[dict]) -> dict[date, dict[str, Any]]:
-    """kpi_daily by the contract of issue 6, from the API's raw records."""
-    days: dict[date, list[dict]] = defaultdict(list)
-    for record in records:
-        days[visit_view(record)[0]].append(record)
-    kpis = {}
-    for day, visits in days.items():
-        ratings = [r for r in (rating(v.get("signeeRating")) for v in visits) if r is not None]
-        closed = sum(truthy(v.get("closed")) for v in visits)
-        skipped = sum(truthy(v.get("skipped")) for v in visits)
-        promoters = sum(r == 5 for r in ratings)
-        passives = sum(r == 4 for r in ratings)
-        detractors = sum(r <= 3 for r in ratings)
-        rated = len(ratings)
-        kpis[day] = {
-            "visits": len(visits),
-            "closed_visits": closed,
-            "skipped_visits": skipped,
-            "rated_visits": rated,
-            "promoters": promoters,
-            "passives": passives,
-            "detractors": detractors,
-            "nps": 100.0 * (promoters - detractors) / rated if rated else None,
-            "close_rate": closed / len(visits),
-            "skip_rate": skipped / len(visits),
-            "avg_rating": sum(ratings) / rated if rated else None,
-            "csat": (promoters + passives) / rated if rated else None,
-        }
-    return kpis
+def expected_kpis(records: Iterable[dict], bad_records: dict) -> dict[date, dict[str, Any]]:
+    """kpi_daily by the KPI contract, from the served records (the test oracle's recomputation)."""
+    daily = expectations.expected_kpis(records, bad_records)["kpi_daily"]
+    return {day: row for (day,), row in daily.items()}
+
+
+def issue_key(row: tuple) -> str | None:
+    """The ground-truth key of an issue row: its visit_id, else the ERP id in the record it carries."""
+    visit_id, raw_value = row[1], row[5]
+    if visit_id is not None:
+        return visit_id
+    with contextlib.suppress(ValueError, TypeError):
+        record = json.loads(raw_value)
+        if isinstance(record, dict) and "id" in record:
+            return str(record["id"])
+    return None
+
+
+def issue_mismatches(
+    actual: Iterable[tuple], expected: Expectation, keys: set[str]
+) -> tuple[int, list[tuple], list[tuple]]:
+    """For the issue rows of a run's covered dates (``actual``, as ISSUE_COLUMNS tuples) and the visits
+    that held still during the run (``keys``): how many rows the oracle expects of them, and the rows
+    only the warehouse has and only the oracle has."""
+    wanted = Counter((*issue.row(), issue.visit_date) for issue in expected.issues if issue.key in keys)
+    got = Counter(row for row in actual if issue_key(row) in keys)
+    return (
+        sum(wanted.values()),
+        sorted((got - wanted).elements(), key=expectations.issue_sort_key),
+        sorted((wanted - got).elements(), key=expectations.issue_sort_key),
+    )
 
 
 def same_number(left: Any, right: Any) -> bool:
@@ -272,6 +264,9 @@ class RunCheck:
     kpi_dates: int = 0
     kpi_dates_skipped: int = 0  # covered dates where a visit changed while the run was paging
     kpi_mismatches: int = 0
+    issues_checked: int = 0  # issue rows the oracle expects of visits unchanged for the whole run
+    issues_mismatched: int = 0  # issue rows in the warehouse or the oracle only
+    quarantined: int = 0  # visits unchanged for the whole run that cannot be placed: absent, as they must be
     absent_elsewhere: int = 0  # not in the warehouse, date outside the window (moved out of an older one)
     closed_and_skipped: int = 0  # closed and skipped at the end of the run: published, recorded as an issue
     build_is_this_run: bool = False
@@ -284,7 +279,12 @@ class RunCheck:
     @property
     def clean(self) -> bool:
         return self.build_is_this_run and not (
-            self.lost or self.duplicated or self.mismatched or self.ghosts or self.kpi_mismatches
+            self.lost
+            or self.duplicated
+            or self.mismatched
+            or self.ghosts
+            or self.kpi_mismatches
+            or self.issues_mismatched
         )
 
 
@@ -293,14 +293,18 @@ def check_warehouse(
     truth_start: dict[str, dict],
     truth_end: dict[str, dict],
     changes: Iterable[dict] = (),
+    bad_records: dict | None = None,
 ) -> RunCheck:
     """The warehouse against the source's truth at the run's start and end.
 
-    ``changes`` (the simulator's ``/_sim/changes`` over the run: ``{"_id", "visit"}``, ``visit`` None
-    for a deletion) adds the versions a visit took in between: a run reads each visit once, at some
-    moment, so a visit changed twice during it may rightly show the middle version.
+    Truths are keyed by ``record_key`` (a visit served without ``_id`` by its ERP id). ``changes`` (the
+    simulator's ``/_sim/changes`` over the run: ``{"_id", "visit"}``, ``visit`` None for a deletion)
+    adds the versions a visit took in between: a run reads each visit once, at some moment, so a visit
+    changed twice during it may rightly show the middle version. ``bad_records``: the simulator's
+    ground truth at the end (``GET /_sim/bad_records``), for the oracle.
     """
-    # A visit both closed and skipped (which the soak's own changes can cause) is a field issue
+    bad_records = bad_records or {}
+    # A visit both closed and skipped (a bad record of that kind) is a field issue
     # (visits.not_closed_and_skipped, kept): published with its values as sent, so it is checked like any.
     contradictory = sum(closed_and_skipped(record) for record in truth_end.values())
     meanwhile: dict[str, list[dict]] = defaultdict(list)
@@ -326,6 +330,9 @@ def check_warehouse(
         kpi_rows = connection.execute(
             f"select visit_date, {', '.join(KPI_COLUMNS)} from marts.kpi_daily"
         ).fetchall()
+        issue_rows = connection.execute(
+            f"select {', '.join(ISSUE_COLUMNS)} from marts.fct_data_issues"
+        ).fetchall()
     check.build_is_this_run = built == check.run_id
     if not check.build_is_this_run:
         check.note(f"warehouse built by run {built!r}, lake published by {check.run_id!r}")
@@ -344,12 +351,22 @@ def check_warehouse(
         if truth_start[key] == truth_end[key] and key not in touched
     }
     changed_during_run = (truth_start.keys() | truth_end.keys() | touched) - stable
+    # What a full listing of the end truth owes: which visits are published, which cannot be placed.
+    owed = expected_outcome(truth_end.values(), bad_records)
 
     def versions_of(visit_id: str) -> set[tuple]:
         records = [truth[visit_id] for truth in (truth_start, truth_end) if visit_id in truth]
         return {visit_view(record) for record in records + meanwhile.get(visit_id, [])}
 
-    for visit_id in stable:
+    unplaceable = {truth_end[key].get("_id") for key in stable & owed.quarantined.keys()} - {None}
+    check.quarantined = len(stable & owed.quarantined.keys())
+    for key in stable & owed.quarantined.keys():
+        if truth_end[key].get("_id") in warehouse:
+            check.ghosts += 1
+            check.note(
+                f"published: visit {key} cannot be placed ({owed.quarantined[key]}) but is in the warehouse"
+            )
+    for visit_id in stable - owed.quarantined.keys():
         expected = visit_view(truth_end[visit_id])
         if not is_covered(expected[0]):
             if visit_id not in warehouse:
@@ -366,11 +383,11 @@ def check_warehouse(
     for visit_id in changed_during_run:
         versions = versions_of(visit_id)
         copies = warehouse.get(visit_id)
-        if copies and copies[0] not in versions and any(is_covered(v[0]) for v in versions):
+        if copies and copies[0] not in versions and any(v[0] and is_covered(v[0]) for v in versions):
             check.mismatched += 1
             check.note(f"mismatch: visit {visit_id} (changed during the run) {copies[0]} not in {versions}")
-        if not copies and len(versions) == 1 and visit_id in truth_start and visit_id in truth_end:
-            if all(is_covered(v[0]) for v in versions):
+        if not copies and len(versions) == 1 and visit_id in truth_start and visit_id in owed.published:
+            if all(v[0] is not None and is_covered(v[0]) for v in versions):
                 check.lost += 1
                 check.note(f"lost: visit {visit_id} (changed during the run) {versions}")
 
@@ -382,12 +399,22 @@ def check_warehouse(
     }
     for visit_id, copies in warehouse.items():
         for copy in copies:
+            if visit_id in unplaceable:
+                continue  # counted above
             if is_covered(copy[0]) and (visit_id, copy[0]) not in allowed:
                 check.ghosts += 1
                 check.note(f"ghost: visit {visit_id} on {copy[0]} is not in the source on that date")
 
+    covered_issues = [row for row in issue_rows if covered is None or row[-1] in covered]
+    listed = owed if covered is None else expected_outcome(truth_end.values(), bad_records, dates=covered)
+    check.issues_checked, extra, missing = issue_mismatches(covered_issues, listed, stable)
+    check.issues_mismatched = len(extra) + len(missing)
+    for side, rows in (("the warehouse", extra), ("the oracle", missing)):
+        for row in rows[:3]:
+            check.note(f"issue row in {side} only: {row}")
+
     unsettled = {version[0] for visit_id in changed_during_run for version in versions_of(visit_id)}
-    expected = expected_kpis(truth_end.values())
+    expected = expected_kpis(truth_end.values(), bad_records)
     actual = {row[0]: dict(zip(KPI_COLUMNS, row[1:], strict=True)) for row in kpi_rows}
     for day in sorted(d for d in expected.keys() | actual.keys() if is_covered(d)):
         if day in unsettled:
@@ -534,9 +561,19 @@ class SimulatorAdmin:
         return self.truth_and_version()[0]
 
     def truth_and_version(self) -> tuple[dict[str, dict], int]:
-        """Every visit by ``_id``, and the store version it is."""
+        """Every visit by its ground-truth key (``_id``, or the ERP id of one without), and the store version."""
         answer = self.get("truth")
-        return {record["_id"]: record for record in answer["data"]}, int(answer["meta"]["version"])
+        return {record_key(record): record for record in answer["data"]}, int(answer["meta"]["version"])
+
+    def truth_and_bad_records(self) -> tuple[dict[str, dict], dict[str, dict]]:
+        """The visits and the bad records with their outcomes (``GET /_sim/bad_records``), of one moment."""
+        truth, version = self.truth_and_version()
+        answer = self.get("bad_records")
+        if int(answer["meta"]["version"]) != version:
+            raise RuntimeError(
+                f"the source changed between reading its truth ({version}) and its bad records"
+            )
+        return truth, answer["data"]
 
     def changes(self, since: int) -> list[dict]:
         """Every version visits took after store version ``since`` (GET /_sim/changes)."""
@@ -551,12 +588,14 @@ def drift_between_runs(
     near = [
         record
         for record in truth
-        if abs((visit_view(record)[0] - plan.logical_date).days) <= settings.lookback_days
+        if visit_view(record)[0] is not None
+        and abs((visit_view(record)[0] - plan.logical_date).days) <= settings.lookback_days
     ]
     rng.shuffle(near)
     changes: list[Callable[[dict], dict]] = [
-        lambda _: {
+        lambda _: {  # closed, so no longer skipped: contradictions are the bad records' (they have truth)
             "closed": 1,
+            "skipped": 0,
             "inProgress": 0,
             "signeeRating": "5",
             "closeDate": f"{plan.logical_date} 10:00",
@@ -569,11 +608,11 @@ def drift_between_runs(
         lambda _: {"date": str(plan.logical_date + timedelta(days=settings.days_ahead + 5))},
     ]
     ops = [
-        {"op": "update", "id": record["_id"], "fields": change(record)}
+        {"op": "update", "id": record_key(record), "fields": change(record)}
         for record, change in zip(near, changes, strict=False)
     ]
     if len(near) > len(ops):
-        ops.append({"op": "delete", "id": near[len(ops)]["_id"]})
+        ops.append({"op": "delete", "id": record_key(near[len(ops)])})
     return admin.post("mutate", {"ops": ops, **BETWEEN_RUN_DRIFT})
 
 
@@ -749,6 +788,7 @@ class SoakReport:
     readers: dict
     key_leaks: list[str]
     debris: list[str]
+    bad_records: int  # in the source at the end (GET /_sim/bad_records)
     seconds: float
     cpu_seconds: float
     load_average: float  # of the machine over the last 5 minutes, at the end
@@ -785,7 +825,7 @@ class SoakReport:
     def failures(self) -> list[str]:
         """Every invariant that did not hold, in words (empty: the soak passed)."""
         problems = []
-        for name in ("lost", "duplicated", "mismatched", "ghosts", "kpi_mismatches"):
+        for name in ("lost", "duplicated", "mismatched", "ghosts", "kpi_mismatches", "issues_mismatched"):
             if self.total(name):
                 problems.append(f"{self.total(name)} {name.replace('_', ' ')}")
         problems += [
@@ -817,8 +857,8 @@ class SoakReport:
     def table(self) -> str:
         lines = [
             "| run | kind | logical date | attempts | killed during | wall s | visits checked | lost | "
-            "duplicated | mismatched | ghosts | KPI dates | KPI mismatches |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "duplicated | mismatched | ghosts | issues checked | issues mismatched | KPI dates | KPI mismatches |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for run in self.runs:
             check = run.check
@@ -836,10 +876,11 @@ class SoakReport:
             if check:
                 cells += [
                     str(check.in_scope), str(check.lost), str(check.duplicated), str(check.mismatched),
-                    str(check.ghosts), str(check.kpi_dates), str(check.kpi_mismatches),
+                    str(check.ghosts), str(check.issues_checked), str(check.issues_mismatched),
+                    str(check.kpi_dates), str(check.kpi_mismatches),
                 ]  # fmt: skip
             else:
-                cells += ["not checked"] + [""] * 6
+                cells += ["not checked"] + [""] * 8
             lines.append("| " + " | ".join(cells) + " |")
         faults = self.counters.get("faults", {})
         fault_text = ", ".join(f"{kind} {count}" for kind, count in sorted(faults.items())) or "none"
@@ -863,7 +904,18 @@ class SoakReport:
             ("visits lost", str(self.total("lost"))),
             ("visits duplicated", str(self.total("duplicated"))),
             ("visits with wrong values", str(self.total("mismatched"))),
-            ("ghost rows (deleted or moved visits)", str(self.total("ghosts"))),
+            (
+                "ghost rows (deleted or moved visits, or visits that cannot be placed)",
+                str(self.total("ghosts")),
+            ),
+            (
+                "bad records in the source (kinds), fields the reference does not list",
+                f"{self.bad_records} at end ({self.settings.bad_record_rate:.1%} of the "
+                f"generated visits), {self.settings.unknown_field_rate:.1%} of visits, lines and extraData entries",
+            ),
+            ("visits that cannot be placed, checked absent (sum over runs)", str(self.total("quarantined"))),
+            ("issue rows checked (sum over runs)", str(self.total("issues_checked"))),
+            ("issue rows mismatched", str(self.total("issues_mismatched"))),
             (
                 "most visits absent at once, moved out of a window (back at the next full refresh)",
                 str(max((run.check.absent_elsewhere for run in self.runs if run.check), default=0)),
@@ -906,6 +958,8 @@ def run_soak(settings: SoakSettings) -> SoakReport:
         "--visits", str(settings.visits), "--seed", str(settings.seed),
         "--anchor-date", ANCHOR_DATE.isoformat(), "--days", str(settings.days),
         "--days-ahead", str(settings.days_ahead), "--latency-ms", str(settings.latency_ms),
+        "--bad-record-rate", str(settings.bad_record_rate),
+        "--unknown-field-rate", str(settings.unknown_field_rate),
     ]  # fmt: skip
     runs: list[RunReport] = []
     with (
@@ -935,6 +989,7 @@ def run_soak(settings: SoakSettings) -> SoakReport:
         finally:
             reader_figures = readers.stop()
         counters = admin.get("counters")
+        bad_records = int(admin.get("bad_records")["meta"]["totalRecords"])
     leaks = find_secret([work], api_key)
     report = SoakReport(
         settings=settings,
@@ -943,6 +998,7 @@ def run_soak(settings: SoakSettings) -> SoakReport:
         readers=reader_figures,
         key_leaks=leaks,
         debris=debris(layout),
+        bad_records=bad_records,
         seconds=round(time.monotonic() - started, 1),
         cpu_seconds=round(cpu_seconds() - cpu_started, 1),
         load_average=round(os.getloadavg()[1], 1),
@@ -1006,7 +1062,8 @@ def soak_one_run(
                 attempt.log,
             )
             continue
-        check = check_warehouse(layout, truth_start, admin.truth(), admin.changes(version_start))
+        truth_end, bad_records = admin.truth_and_bad_records()
+        check = check_warehouse(layout, truth_start, truth_end, admin.changes(version_start), bad_records)
         for sample in check.samples:
             log.warning("run %d: %s", plan.number, sample)
         break

@@ -8,10 +8,10 @@ import time
 from datetime import date
 
 import duckdb
-import pytest
 
 from bench import soak
 from include.letsjobit.config import DataLayout
+from include.letsjobit.simulator import data
 
 DAY = date(2026, 11, 2)
 OTHER_DAY = date(2026, 11, 20)
@@ -27,38 +27,16 @@ def record(visit_id: str, day: date = DAY, closed=1, skipped=0, rating: object =
     }
 
 
-def test_expected_kpis_follow_the_contract_for_every_rating_and_flag_encoding():
-    records = [
-        record("a", rating="5"),
-        record("b", rating=4),
-        record("c", rating="3", closed="true"),
-        record("d", rating=1, closed="1"),
-        record("e", rating="0", closed=0, skipped=True),
-        record("f", rating="", closed=False, skipped="1"),
-        record("g", rating=None, closed="0", skipped=0),
-        {"_id": "h", "date": DAY.isoformat()},  # rating and flags missing
-        record("i", rating="9"),  # out of range: unrated
-        record("j", rating="4.0"),
-    ]
-
-    kpis = soak.expected_kpis(records)[DAY]
-
-    assert kpis["visits"] == 10
-    assert kpis["closed_visits"] == 6  # a, b, c ("true"), d ("1"), i, j; not e, f, g, h
-    assert kpis["skipped_visits"] == 2
-    assert kpis["rated_visits"] == 5  # a, b, c, d, j
-    assert (kpis["promoters"], kpis["passives"], kpis["detractors"]) == (1, 2, 2)
-    assert kpis["nps"] == pytest.approx(100 * (1 - 2) / 5)
-    assert kpis["avg_rating"] == pytest.approx((5 + 4 + 3 + 1 + 4) / 5)
-    assert kpis["csat"] == pytest.approx(3 / 5)
-    assert kpis["close_rate"] == pytest.approx(0.6)
-    assert kpis["skip_rate"] == pytest.approx(0.2)
-
-
 def build_warehouse(
-    layout: DataLayout, rows: list[tuple], kpi_records: list[dict], partitions, run_id="run-2"
+    layout: DataLayout,
+    rows: list[tuple],
+    kpi_records: list[dict],
+    partitions,
+    run_id="run-2",
+    issues: list[tuple] = (),
+    bad_records: dict | None = None,
 ):
-    """A warehouse with just what the soak reads: build_info, fct_visits and kpi_daily."""
+    """A warehouse with just what the soak reads: build_info, fct_visits, kpi_daily and fct_data_issues."""
     layout.lake.mkdir(parents=True, exist_ok=True)
     (layout.lake / "_last_publication.json").write_text(
         json.dumps({"run_id": run_id, "partitions": partitions})
@@ -71,9 +49,20 @@ def build_warehouse(
             "(visit_id varchar, visit_date date, closed boolean, skipped boolean, signee_rating tinyint)"
         )
         connection.executemany("insert into marts.fct_visits values (?, ?, ?, ?, ?)", rows)
+        connection.execute(
+            "create table marts.fct_data_issues (table_name varchar, visit_id varchar, line_index int, "
+            "extra_index int, field varchar, raw_value varchar, check_name varchar, severity varchar, "
+            "action varchar, visit_date date)"
+        )
+        for issue in issues:
+            connection.execute(
+                f"insert into marts.fct_data_issues ({', '.join(soak.ISSUE_COLUMNS)}) values "
+                f"({', '.join('?' for _ in soak.ISSUE_COLUMNS)})",
+                issue,
+            )
         columns = ", ".join(f"{name} double" for name in soak.KPI_COLUMNS)
         connection.execute(f"create table marts.kpi_daily (visit_date date, {columns})")
-        for day, kpis in soak.expected_kpis(kpi_records).items():
+        for day, kpis in soak.expected_kpis(kpi_records, bad_records or {}).items():
             connection.execute(
                 f"insert into marts.kpi_daily values (?, {', '.join('?' for _ in soak.KPI_COLUMNS)})",
                 [day, *(kpis[name] for name in soak.KPI_COLUMNS)],
@@ -86,7 +75,7 @@ def row(visit: dict) -> tuple:
 
 
 def truth(*visits: dict) -> dict[str, dict]:
-    return {visit["_id"]: visit for visit in visits}
+    return {data.record_key(visit): visit for visit in visits}
 
 
 def test_a_warehouse_equal_to_the_truth_passes(tmp_path):
@@ -157,6 +146,49 @@ def test_a_visit_both_closed_and_skipped_is_expected_published_not_lost(tmp_path
     kept_out = DataLayout(tmp_path / "kept_out")
     build_warehouse(kept_out, [row(good)], [good], None)
     assert soak.check_warehouse(kept_out, truth(good, contradictory), truth(good, contradictory)).lost == 1
+
+
+def issue_row(visit_id, field, raw_value, check, severity, action, day=DAY, line=None) -> tuple:
+    table = check.partition(".")[0]
+    return (table, visit_id, line, None, field, raw_value, check, severity, action, day)
+
+
+def test_bad_records_are_expected_as_their_oracle_issue_rows_and_unplaceable_visits_absent(tmp_path):
+    rated_nine = record("a", rating="9")  # published unrated, one issue row
+    no_date = {**record("b"), "date": "2026-02-30"}  # cannot be placed: absent, one issue row
+    no_id = {k: v for k, v in record("c").items() if k != "_id"} | {"id": 7}  # never lands
+    bad = {"a": "rating_out_of_range_text", "b": "impossible_date", "7": "missing_id"}
+    rows = [
+        issue_row("a", "signeeRating", "9", "visits.signee_rating_in_range", "field", "nulled"),
+        issue_row("b", "date", "2026-02-30", "visits.date_valid", "record", "quarantined", day=None),
+        issue_row(
+            None, "_id", json.dumps({k: no_id[k] for k in sorted(no_id)}, separators=(",", ":")),
+            "visits.id_present", "record", "quarantined",
+        ),
+    ]  # fmt: skip
+    now = truth(rated_nine, no_date, no_id)
+    layout = DataLayout(tmp_path / "right")
+    build_warehouse(layout, [row(rated_nine)], [rated_nine], None, issues=rows)
+
+    check = soak.check_warehouse(layout, now, now, bad_records=bad)
+
+    assert check.clean, check.samples
+    assert (check.issues_checked, check.quarantined, check.in_scope) == (3, 2, 1)
+    wrong = DataLayout(tmp_path / "wrong")  # the rating's issue lost, the undated visit published
+    build_warehouse(wrong, [row(rated_nine), ("b", DAY, True, False, 5)], [rated_nine], None, issues=rows[1:])
+    wrong_check = soak.check_warehouse(wrong, now, now, bad_records=bad)
+    assert (wrong_check.issues_mismatched, wrong_check.ghosts) == (1, 1) and not wrong_check.clean
+
+
+def test_an_issue_row_the_ground_truth_does_not_owe_is_a_mismatch(tmp_path):
+    layout = DataLayout(tmp_path)
+    visit = record("a")
+    stray = issue_row("a", "lat", "200.0", "visits.lat_in_range", "field", "nulled")
+    build_warehouse(layout, [row(visit)], [visit], None, issues=[stray])
+
+    check = soak.check_warehouse(layout, truth(visit), truth(visit), bad_records={})
+
+    assert (check.issues_checked, check.issues_mismatched) == (0, 1) and not check.clean
 
 
 def test_readers_report_an_inconsistent_snapshot(tmp_path):

@@ -11,6 +11,7 @@ import requests
 from include.letsjobit.simulator import data
 from include.letsjobit.simulator.expectations import (
     StaleGroundTruth,
+    expected_kpis,
     expected_outcome,
     issue_sort_key,
 )
@@ -175,3 +176,70 @@ def test_on_served_data_every_bad_record_has_its_kinds_outcome_and_clean_visits_
     assert expected.extra_fields and all(
         fields.keys() <= unknown for fields in expected.extra_fields.values()
     )
+
+
+def kpi_record(visit_id: str, day: str = "2026-11-02", **fields) -> dict:
+    return {"_id": visit_id, "id": visit_id, "date": day, "driverId": "D1", "territory": "T1", **fields}
+
+
+def test_the_kpi_contract_counts_every_rating_and_flag_encoding_and_contradictions_as_sent():
+    records = [
+        kpi_record("a", closed=1, signeeRating="5"),
+        kpi_record("b", closed=True, signeeRating=4),
+        kpi_record("c", closed="true", signeeRating="3"),
+        kpi_record("d", closed="1", signeeRating=1),
+        kpi_record("e", closed=0, skipped=True, signeeRating="0"),
+        kpi_record("f", closed=False, skipped="1", signeeRating=""),
+        kpi_record("g", closed="0", skipped=0, signeeRating=None),
+        kpi_record("h"),  # rating and flags missing
+        kpi_record("i", closed=1, signeeRating="9"),  # out of contract: unrated
+        kpi_record("j", closed=1, signeeRating="4.0"),
+        kpi_record("k", closed="maybe", signeeRating=4.5),  # neither a flag nor a rating
+        kpi_record("l", closed=True, skipped=True, closeDate="2026-11-02 17:00"),  # counts in both
+    ]
+
+    day = expected_kpis(records, {"i": "rating_out_of_range_text"})["kpi_daily"][(date(2026, 11, 2),)]
+
+    assert day["visits"] == 12
+    assert day["closed_visits"] == 7  # a, b, c, d, i, j, l; not e, f, g, h, k ("maybe")
+    assert day["skipped_visits"] == 3  # e, f, l
+    assert day["rated_visits"] == 5  # a, b, c, d, j
+    assert (day["promoters"], day["passives"], day["detractors"]) == (1, 2, 2)
+    assert day["nps"] == pytest.approx(100 * (1 - 2) / 5)
+    assert day["avg_rating"] == pytest.approx((5 + 4 + 3 + 1 + 4) / 5)
+    assert day["csat"] == pytest.approx(3 / 5)
+    assert (day["close_rate"], day["skip_rate"]) == (pytest.approx(7 / 12), pytest.approx(3 / 12))
+
+
+def test_the_kpi_contract_times_closes_in_windows_counts_jobs_and_repeat_visits():
+    equipment = [{"actionItem": True, "serialNr": " SN1 "}, {"actionItem": 0, "serialNr": ""}, "a note"]
+    night = [{"earliest": 22 * 3600, "latest": 6 * 3600}]  # a window past midnight
+    records = [
+        kpi_record(
+            "a", "2026-11-02", closed=1, siteId=100, createdAt="2026-11-01 08:00:00",
+            closeDate="2026-11-02 10:00", time_windows=[{"earliest": 8 * 3600, "latest": 9 * 3600}],
+            lines=equipment,
+        ),
+        kpi_record(
+            "b", "2026-11-12", closed=1, siteId="100", createdAt="2026-11-12 08:00:00",
+            closeDate="2026-11-12 23:00", time_windows=night, lines=equipment,
+        ),  # the same site and serial number 10 days later: a repeat
+        kpi_record("c", "2026-12-30", closed=1, siteId="100", lines=equipment),  # 48 days later: none
+        kpi_record("d", "2026-11-12", closed=1, siteId=" ", lines=equipment, driverId=""),  # no site
+        kpi_record("e", "2026-11-12", closed=1, closeDate=None, time_windows=night),  # no close time
+        kpi_record("f", "2026-11-12", closed=0, siteId="100", lines=equipment),  # open: no equipment visit
+    ]  # fmt: skip
+
+    kpis = expected_kpis(records, {})
+    first, tenth = kpis["kpi_daily"][(date(2026, 11, 2),)], kpis["kpi_daily"][(date(2026, 11, 12),)]
+
+    assert (first["jobs"], first["jobs_per_visit"]) == (1, 1.0)  # one action line; the note is no line
+    assert (first["timed_closed_visits"], first["hours_to_close_sum"]) == (1, 26.0)
+    assert (first["window_checked_visits"], first["closed_within_window_visits"]) == (1, 0)  # 10:00 > 9:00
+    assert (tenth["window_checked_visits"], tenth["closed_within_window_visits"]) == (1, 1)  # b at 23:00
+    assert (tenth["equipment_visits"], tenth["repeat_visits"]) == (1, 1)  # b; d has no site, f is open
+    assert kpis["kpi_daily"][(date(2026, 12, 30),)]["repeat_visits"] == 0
+    assert first["repeat_visit_rate"] == 0.0 and tenth["repeat_visit_rate"] == 1.0
+    drivers = {key[1] for key in kpis["kpi_driver_daily"]}
+    assert drivers == {"D1", "(unknown)"}
+    assert sum(row["visits"] for row in kpis["kpi_territory_daily"].values()) == len(records)
