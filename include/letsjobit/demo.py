@@ -1,7 +1,9 @@
 """`make run`: the whole pipeline once, end to end, on the embedded default.
 
 1. Uses LETSJOBIT_API_URL / LETSJOBIT_API_KEY when set; otherwise starts the LetsJobIt simulator on a
-   free loopback port.
+   free loopback port, serving a few deliberately bad records (0.5% of the visits: a rating of 9, a
+   new extraData type, ...) and fields the reference does not list, so the first run already shows the
+   data-quality policy at work: those values are NULLed or kept and recorded, the visits published.
 2. Initialises a throw-away Airflow home under the project (.airflow/, SQLite metadata DB).
 3. Provides the connection `letsjobit_default` to Airflow as an environment variable (so the key is
    neither on a command line nor stored in the metadata DB) and runs the DAG `letsjobit_visits` once as
@@ -29,6 +31,8 @@ log = logging.getLogger("letsjobit.demo")
 AIRFLOW_HOME = config.PROJECT_ROOT / ".airflow"
 SIMULATOR_VISITS = 3000
 SIMULATOR_SEED = 42
+SIMULATOR_BAD_RECORD_RATE = 0.005  # a few bad values, none above a check's threshold
+SIMULATOR_UNKNOWN_FIELD_RATE = 0.01
 
 
 @contextlib.contextmanager
@@ -40,9 +44,15 @@ def api_endpoint() -> Iterator[tuple[str, str, bool]]:
         return
     key = config.api_key()
     with simulator_process(
-        "--visits", str(SIMULATOR_VISITS), "--seed", str(SIMULATOR_SEED), api_key=key
-    ) as sim:
-        log.info("Simulator: %d visits (seed %d) at %s", SIMULATOR_VISITS, SIMULATOR_SEED, sim.base_url)
+        "--visits", str(SIMULATOR_VISITS), "--seed", str(SIMULATOR_SEED),
+        "--bad-record-rate", str(SIMULATOR_BAD_RECORD_RATE),
+        "--unknown-field-rate", str(SIMULATOR_UNKNOWN_FIELD_RATE),
+        api_key=key,
+    ) as sim:  # fmt: skip
+        log.info(
+            "Simulator: %d visits (seed %d), %.1f%% with a deliberately bad value, at %s",
+            SIMULATOR_VISITS, SIMULATOR_SEED, 100 * SIMULATOR_BAD_RECORD_RATE, sim.base_url,
+        )  # fmt: skip
         yield sim.base_url, key, True
 
 
