@@ -1125,7 +1125,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def short_settings(**changes: Any) -> SoakSettings:
-    """The short form: 1,500 visits, 3 runs, 1 kill, 2 readers (about 3 minutes on 2 idle cores)."""
+    """The short form: 1,500 visits, 3 runs, 1 kill, 2 readers (about 2 minutes on 2 idle cores)."""
     return replace(SoakSettings(runs=short_plan()), **changes)
 
 

@@ -55,7 +55,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from filelock import FileLock
 
-from include.letsjobit import config, flatten, schema
+from include.letsjobit import config, flatten, schema, suites
 from include.letsjobit.config import DataLayout
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ ROW_GROUP_BYTES = 64 * 2**20  # a partition's rows are written out as a row grou
 
 _PART_RE = re.compile(r"part-(.+)\.jsonl\.gz")
 _SEQUENCE_BITS = 32  # _seq = batch number << 32 | row of the visit in its batch
+# The _seq of an issue about a visit without _id: batch number << 32 | this | row of the issue (visits of
+# a batch number far fewer), so that a copy of that record read twice is dropped like a visit's.
+_UNPLACED_SEQUENCE = 1 << (_SEQUENCE_BITS - 1)
 
 
 class PublishError(RuntimeError):
@@ -188,6 +191,7 @@ class _BatchSummary:
     issues: int
     unknown_fields: dict[str, set[str]]
     visit_ids: pa.Table  # visit_id, fetched_at, _seq of every visit of the batch, to find duplicates
+    unplaced_ids: pa.Table  # the same for the batch's visits without _id, by ERP id (unplaced_identity)
     spilled: dict[str, list[SpillChunk]]  # table -> where each partition's rows are in its spill file
     cpu_seconds: float = 0.0
 
@@ -300,12 +304,12 @@ def _flatten_batch(batch: _Batch, run_id: str, spill: Path, pseudonymise_key: st
         del pages
         base = batch.number << _SEQUENCE_BITS
         visit_sequence = pc.add(pa.array(range(flat.visits.num_rows), pa.int64()), base)
+        issue_sequence, unplaced_ids = _issue_sequences(flat.issues, flat.issue_parents, base)
         sequences = {
             "visits": visit_sequence,
             "visit_lines": visit_sequence.take(flat.line_parents),
             "line_extra_data": visit_sequence.take(flat.extra_data_parents),
-            # NULL for an issue about no landed visit: never an older copy, always kept.
-            schema.DATA_ISSUES_TABLE: pc.add(flat.issue_parents.cast(pa.int64()), base),
+            schema.DATA_ISSUES_TABLE: issue_sequence,
         }
         spilled = {}
         for name, table in {**flat.tables(), schema.DATA_ISSUES_TABLE: flat.issues}.items():
@@ -328,12 +332,56 @@ def _flatten_batch(batch: _Batch, run_id: str, spill: Path, pseudonymise_key: st
                     SEQUENCE_COLUMN: visit_sequence,
                 }
             ),
+            unplaced_ids=unplaced_ids,
             spilled=spilled,
             cpu_seconds=time.process_time() - cpu,
         )
     finally:
         if collecting:
             gc.enable()
+
+
+def _issue_sequences(issues: pa.Table, parents: pa.Array, base: int) -> tuple[pa.Array, pa.Table]:
+    """The _seq of each issue row and the identities of the batch's visits without _id.
+
+    An issue about a landed visit goes with the visit's copy (dropped with an older one). One about a
+    visit without _id gets a _seq of its own, keyed by the record's ERP id: paging under drift can list
+    such a record twice, and it must stay one issue. Other issues about no visit (a page whose data is
+    not a list, an entry that is not an object) are NULL: never an older copy, always kept.
+    """
+    sequence = pc.add(parents.cast(pa.int64()), base)
+    unplaced = pc.equal(issues.column("check_name"), suites.VISIT_ID_PRESENT.name)
+    positions = pc.indices_nonzero(unplaced).to_pylist()
+    own = [base | _UNPLACED_SEQUENCE | position for position in positions]
+    if positions:
+        replaced = sequence.to_pylist()
+        for position, value in zip(positions, own, strict=True):
+            replaced[position] = value
+        sequence = pa.array(replaced, pa.int64())
+    rows = issues.take(pa.array(positions, pa.int64()))
+    identities = pa.table(
+        {
+            "visit_id": pa.array([unplaced_identity(raw) for raw in rows.column("raw_value").to_pylist()]),
+            "fetched_at": rows.column("fetched_at"),
+            SEQUENCE_COLUMN: pa.array(own, pa.int64()),
+        },
+        schema=pa.schema(
+            [("visit_id", pa.string()), ("fetched_at", schema.DATA_ISSUES.field("fetched_at").type),
+             (SEQUENCE_COLUMN, pa.int64())]
+        ),
+    )  # fmt: skip
+    return sequence, identities
+
+
+def unplaced_identity(raw_value: str | None) -> str:
+    """What identifies a visit without _id: its ERP id (the API's other visit id), else its whole record."""
+    try:
+        record = orjson.loads(raw_value) if raw_value is not None else None
+    except orjson.JSONDecodeError:
+        record = None
+    if isinstance(record, dict) and record.get("id") is not None:
+        return "id:" + orjson.dumps(record["id"]).decode()
+    return f"record:{raw_value}"
 
 
 def _older_copies(visit_ids: list[pa.Table]) -> pa.Array:
@@ -525,7 +573,12 @@ def stage_run(
         with _executor(workers) as executor:
             summaries = _flatten_all(executor, workers, parts, run_id, spill, key, pages_per_batch)
             lap("flatten")
-            older = _older_copies([summary.visit_ids for summary in summaries])
+            older = pa.concat_arrays(
+                [
+                    _older_copies([summary.visit_ids for summary in summaries]),
+                    _older_copies([summary.unplaced_ids for summary in summaries]),  # their issue rows
+                ]
+            )
             in_several_parts = _visits_in_several_parts(summaries)
             lap("dedupe")
             sources: dict[str, Sources] = {}

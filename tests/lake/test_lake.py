@@ -128,6 +128,31 @@ def test_issues_of_dropped_copies_are_dropped_with_them(layout):
     assert result.issues == 2
 
 
+def test_a_visit_without_id_listed_twice_is_one_issue_and_two_different_ones_are_two(layout):
+    """Paging under drift can list a record twice; without an _id it is known by its ERP id."""
+    no_id = {k: v for k, v in reference_visit(id=30101308, docNo="A").items() if k != "_id"}
+    other = {k: v for k, v in reference_visit(id=30101309, docNo="B").items() if k != "_id"}
+    later = {**no_id, "signeeRating": "4"}  # read again after a change: the latest copy is its issue
+    write_raw_part(layout, "run-a", "a", [raw_page([no_id, other], fetched_at=FETCHED_AT)])
+    write_raw_part(
+        layout,
+        "run-a",
+        "b",
+        [raw_page([later, reference_visit(_id="v1")], fetched_at=FETCHED_AT + timedelta(seconds=5))],
+    )
+
+    result = lake.stage_run("run-a", layout, workers=1)
+
+    issues = lake.read_table(Path(result.path) / "data_issues").to_pylist()
+    assert sorted(
+        json.loads(i["raw_value"])["docNo"] for i in issues if i["check_name"] == "visits.id_present"
+    ) == ["A", "B"]
+    assert [
+        json.loads(i["raw_value"]).get("signeeRating") for i in issues if '"docNo":"A"' in i["raw_value"]
+    ] == ["4"]
+    assert result.issues == 2 and result.rows["visits"] == 1
+
+
 def test_the_worker_pool_stages_exactly_what_one_process_stages(layout, tmp_path):
     visits = visits_over_days(60) + [reference_visit(_id="v00003", docNo="LATER")]
     one = stage_pages(layout, "run-a", visits, per_page=5, pages_per_batch=2)

@@ -15,6 +15,7 @@ def assert_soak_held(report: soak.SoakReport) -> None:
     assert report.failures() == [], f"kept in {report.workdir}"
     assert report.readers["queries"] > 0 and report.readers["builds_seen"] >= 2
     assert sum(report.counters["faults"].values()) > 0
+    assert report.total("issues_checked") > 0 and sum(report.bad_records.values()) > 0
     assert all(run.check is not None for run in report.runs)
 
 
