@@ -29,3 +29,14 @@ def test_cli_prints_listening_serves_and_stops_on_sigterm_without_logging_the_ke
     assert stdout == ""  # LISTENING was the only line
     assert "/visits" in stderr  # requests were logged ...
     assert key not in stderr  # ... without the key
+
+
+def test_cli_key_placement_flag_plays_a_query_only_account():
+    key = "cli-secret-key-9c1d4f"
+    with simulator_process("--visits", "10", "--key-placement", "query", api_key=key) as sim:
+        in_query = requests.get(sim.base_url + "/visits", params={"apiKey": key}, timeout=10)
+        in_header = requests.get(
+            sim.base_url + "/visits", headers={"Authorization": f"Bearer {key}"}, timeout=10
+        )
+
+    assert (in_query.status_code, in_header.status_code) == (200, 401)
