@@ -1,7 +1,10 @@
 """Run real Airflow commands against a private Airflow home: used by `make run` and the end-to-end tests.
 
-The connection `letsjobit_default` is given to Airflow as an environment variable (AIRFLOW_CONN_...),
-so the API key is neither on a command line nor stored in the metadata DB.
+The connection `letsjobit_default` is given to Airflow as an environment variable (AIRFLOW_CONN_...,
+built by ``config.api_connection``), so the API key is neither on a command line nor stored in the
+metadata DB. The caller's own ``AIRFLOW__*`` and ``AIRFLOW_CONN_*`` variables (an SMTP connection, a
+lineage transport, ...) reach every Airflow command; only the settings that make this home what it is
+(``HOME_SETTINGS``) replace theirs.
 """
 
 from __future__ import annotations
@@ -42,28 +45,45 @@ class AirflowHome:
 
     @property
     def env(self) -> dict[str, str]:
+        """The caller's environment, with this home's defaults where the caller set nothing, and the
+        settings this home must own (``own_settings``) in any case."""
         env = dict(os.environ)
-        env.update(
-            {
-                "AIRFLOW_HOME": str(self.path),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(config.PROJECT_ROOT / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(config.PROJECT_ROOT / "plugins"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-                "LETSJOBIT_TASK_RETRY_DELAY_SECONDS": str(self.retry_delay_seconds),
-                "LETSJOBIT_DATA_DIR": str(self.data_dir),
-                "AIRFLOW_CONN_LETSJOBIT_DEFAULT": json.dumps(
-                    {
-                        "conn_type": config.CONN_TYPE,
-                        "host": self.api_url,
-                        "password": self.api_key,
-                        "extra": self.conn_extra,
-                    }
-                ),
-            }
-        )
+        for name, value in self.default_settings().items():
+            env.setdefault(name, value)
+        env.update(self.own_settings())
         env.update(self.extra_env)
         return env
+
+    def default_settings(self) -> dict[str, str]:
+        """Settings a user's own variable may replace."""
+        return {
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+            "LETSJOBIT_TASK_RETRY_DELAY_SECONDS": str(self.retry_delay_seconds),
+        }
+
+    def own_settings(self) -> dict[str, str]:
+        """Settings that win over the user's, each because the run cannot work (or would harm) otherwise:
+        the home is wiped by ``init`` (never the user's real one), its DAGs and plugins are this project's,
+        its metadata DB is the home's own throw-away SQLite file (never a user's database, which ``init``
+        would migrate and the run would write into), its data directory is the one the caller chose, and
+        the `letsjobit_default` connection comes from the LETSJOBIT_* variables (``config.api_connection``).
+        """
+        return {
+            "AIRFLOW_HOME": str(self.path),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(config.PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(config.PROJECT_ROOT / "plugins"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.path / 'airflow.db'}",
+            "LETSJOBIT_DATA_DIR": str(self.data_dir),
+            config.CONN_ENV_VAR: json.dumps(
+                config.api_connection(self.api_url, self.api_key, self.conn_extra)
+            ),
+        }
+
+    def replaced_user_settings(self) -> list[str]:
+        """Names of the caller's variables this home replaces with its own values (never the values)."""
+        own = {**self.own_settings(), **self.extra_env}
+        return sorted(name for name, value in own.items() if name in os.environ and os.environ[name] != value)
 
     def init(self) -> None:
         """A fresh metadata DB and the API pool."""
