@@ -17,11 +17,31 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 
 from include.letsjobit import config
 
 API_POOL_SLOTS = 4
+
+# Run in a child process with the home's environment (importing Airflow configures logging and creates
+# folders under AIRFLOW_HOME, which the caller's process must not get): the visit dates a window run of
+# the DAG re-reads for a logical date, from the DAG's own timetable (as `airflow dags test` infers the
+# data interval) and its params' defaults.
+WINDOW_DATES_SCRIPT = """
+import json, sys
+import pendulum
+from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.encoders import coerce_to_core_timetable
+from include.letsjobit import pipeline
+
+dag = DagBag().dags[sys.argv[1]]
+interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(run_after=pendulum.parse(sys.argv[2]))
+dates = pipeline.window_dates(
+    interval.start, interval.end, dag.params["lookback_days"], dag.params["lookahead_days"]
+)
+print(json.dumps([day.isoformat() for day in dates]))
+"""
 
 
 def airflow_bin() -> str:
@@ -33,8 +53,9 @@ class AirflowHome:
     """A throw-away Airflow home (SQLite metadata DB) wired to the project's DAGs and plugins."""
 
     path: Path
-    api_url: str
-    api_key: str
+    # None: LETSJOBIT_API_URL / LETSJOBIT_API_KEY (see config.api_connection).
+    api_url: str | None
+    api_key: str | None
     data_dir: Path
     log_file: Path
     # Seconds before a failed task's first retry; short here so a person or a test sees a failure soon.
@@ -124,6 +145,20 @@ class AirflowHome:
                 if on_line:
                     on_line(line)
             return process.wait(timeout=timeout)
+
+    def window_dates(self, dag_id: str, logical_date: datetime) -> list[date]:
+        """The visit dates a window run of ``dag_id`` at ``logical_date`` re-reads (its param defaults)."""
+        result = subprocess.run(
+            [sys.executable, "-c", WINDOW_DATES_SCRIPT, dag_id, logical_date.isoformat()],
+            env=self.env,
+            cwd=config.PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"could not read the window of {dag_id}: {result.stderr.strip()[-2000:]}")
+        return [date.fromisoformat(day) for day in json.loads(result.stdout.strip().splitlines()[-1])]
 
     def dags_test(
         self,
