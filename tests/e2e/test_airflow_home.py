@@ -58,7 +58,6 @@ def test_the_users_own_settings_pass_through_and_the_homes_own_win(home, tmp_pat
     ]
 
 
-
 def test_airflow_itself_sees_the_users_settings_through_the_home(home):
     def airflow(*args: str) -> str:
         result = subprocess.run(
