@@ -1010,8 +1010,9 @@ class LetsJobItClient:
         stats: ScanStats,
         check: Callable[[Any], Any] | None,
         what: str,
-        placement: str,
+        placement: str | None = None,
     ) -> Any:
+        """The body of an answer, or the error it means; ``placement``: where its request sent the key."""
         status = response.status_code
         remaining, reset = parse_rate_headers(response.headers)
         if status == 429:
@@ -1043,7 +1044,7 @@ class LetsJobItClient:
             failure.kind = f"http_{status}"
             raise failure
         if status >= 400:
-            raise self._refusal(status, content, what, placement)
+            raise self._refusal(status, content, what, placement or self._placement)
         try:
             body = orjson.loads(content)
         except orjson.JSONDecodeError as exc:

@@ -353,9 +353,7 @@ def import_in_airflow(dotted: str, service_env: dict[str, str], home: Path) -> s
     return result.stdout.strip().splitlines()[-1]
 
 
-def test_the_connection_airflow_init_makes_from_env_example_is_one_the_client_accepts(
-    services, monkeypatch
-):
+def test_the_connection_airflow_init_makes_from_env_example_is_one_the_client_accepts(services, monkeypatch):
     from include.letsjobit.client import ClientSettings, LetsJobItConfigError
 
     init = environment(services["airflow-init"])
