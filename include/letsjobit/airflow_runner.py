@@ -36,7 +36,8 @@ from airflow.serialization.encoders import coerce_to_core_timetable
 from include.letsjobit import pipeline
 
 dag = DagBag().dags[sys.argv[1]]
-interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(run_after=pendulum.parse(sys.argv[2]))
+timetable = coerce_to_core_timetable(dag.timetable)
+interval = timetable.infer_manual_data_interval(run_after=pendulum.parse(sys.argv[2]))
 dates = pipeline.window_dates(
     interval.start, interval.end, dag.params["lookback_days"], dag.params["lookahead_days"]
 )

@@ -189,7 +189,8 @@ class ClientSettings:
             )
         if not self.query_key_param or quote(self.query_key_param, safe="") != self.query_key_param:
             raise LetsJobItConfigError(
-                f"query_key_param must be a plain parameter name such as api_key, got {self.query_key_param!r}"
+                "query_key_param must be a plain parameter name such as api_key, got "
+                f"{self.query_key_param!r}"
             )
         if self.max_concurrency < 1:
             raise LetsJobItConfigError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
@@ -945,7 +946,8 @@ class LetsJobItClient:
                 PLACEMENT_NAMES[refused],
                 self._describe_placement(other),
             )
-            stats.count_retry("key_placement")
+            # Not counted in stats.retries: a refused request did nothing, while delete_visit reads a retry
+            # as "an earlier attempt may have gone through".
             response, content = send(other)
             if response.status_code == 401:
                 raise self._refused_both_ways(what, (refused, refused_content), (other, content))
@@ -986,7 +988,8 @@ class LetsJobItClient:
         self, what: str, first: tuple[str, bytes], second: tuple[str, bytes]
     ) -> LetsJobItAuthError:
         answers = [
-            f"in {self._describe_placement(placement)}: {self._api_message(content).removeprefix('- ') or 'HTTP 401'}"
+            f"in {self._describe_placement(placement)}: "
+            + (self._api_message(content).removeprefix("- ") or "HTTP 401")
             for placement, content in (first, second)
         ]
         param = self.settings.query_key_param
@@ -1063,14 +1066,16 @@ class LetsJobItClient:
         if status in (401, 403):
             if status == 403:
                 hint = "this API key may not do that"
-            elif self.settings.key_placement == "auto":
-                hint = f"the API key was refused in {self._describe_placement(placement)}; check the connection's password"
             else:
                 hint = (
-                    f"the API key was refused in {self._describe_placement(placement)}; check the connection's "
-                    "password, or set the connection extra key_placement to 'auto' if the account takes the "
-                    "key elsewhere"
+                    f"the API key was refused in {self._describe_placement(placement)}; check the "
+                    "connection's password"
                 )
+                if self.settings.key_placement != "auto":
+                    hint += (
+                        ", or set the connection extra key_placement to 'auto' if the account takes the key "
+                        "elsewhere"
+                    )
             return LetsJobItAuthError(
                 f"{what}: HTTP {status} ({hint}) {detail}".rstrip(), status=status, meta=meta
             )

@@ -154,8 +154,9 @@ def run_window(
     if endpoint.simulated and drift:
         done = change_the_simulated_source(endpoint, dates)
         print(
-            f"Simulator: before the run, {len(done['updated'])} visits updated, {len(done['deleted'])} deleted "
-            f"and {len(done['inserted'])} inserted among the window's dates (the same for the same seed)",
+            f"Simulator: before the run, {len(done['updated'])} visits updated, {len(done['deleted'])} "
+            f"deleted and {len(done['inserted'])} inserted among the window's dates (the same for the same "
+            "seed)",
             flush=True,
         )
     before = lake_changes.snapshot(layout)

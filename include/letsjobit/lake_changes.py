@@ -49,11 +49,15 @@ def snapshot(layout: config.DataLayout) -> dict[str, VisitState]:
     query = f"""
         with visits as (
             select visit_id, visit_date, v::varchar as row_text
-            from (select * exclude ({", ".join(RUN_COLUMNS)}) from read_parquet(?, hive_partitioning = false)) v
+            from (
+                select * exclude ({", ".join(RUN_COLUMNS)}) from read_parquet(?, hive_partitioning = false)
+            ) v
         ),
         {", ".join(children)}
         select visit_id, visit_date, md5(
-            row_text || '|' || coalesce(visit_lines.rows_text, '') || '|' || coalesce(line_extra_data.rows_text, '')
+            row_text
+            || '|' || coalesce(visit_lines.rows_text, '')
+            || '|' || coalesce(line_extra_data.rows_text, '')
         )
         from visits
         left join visit_lines using (visit_id)

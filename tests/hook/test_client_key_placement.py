@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from include.letsjobit.client import LetsJobItAuthError
+from include.letsjobit.client import LetsJobItAuthError, LetsJobItNotFound
 from include.letsjobit.keystate import PlacementMemory, key_state_path
 
 from .conftest import truth_ids
@@ -186,3 +186,18 @@ def test_a_custom_query_parameter_name_is_used_for_the_fallback(simulator_factor
 
     assert len(list(client.iter_visits())) == 250
     assert json.loads(placement_file(client).read_text())["query_key_param"] == "apiKey"
+
+
+def test_writes_refused_in_the_header_go_through_once_in_the_query_string(simulator_factory, client_factory):
+    sim = simulator_factory(key_placement="query")
+    client = client_factory(sim)
+    visit_id = truth_ids(sim)[0]
+
+    # The refused first attempt did nothing, so the 404 of its retry is a 404, not "already deleted".
+    with pytest.raises(LetsJobItNotFound):
+        client.delete_visit("no-such-visit")
+    client.update_visit(visit_id, {"obs": "Gate code 4512"})
+    assert client.delete_visit(visit_id) == {"deletedRecords": 1}
+
+    assert sim.store.get(visit_id) is None
+    assert sim.counters()["unauthorized"] == 1
