@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint lock dashboard soak bench clean
+.PHONY: install run run-window test lint lock dashboard soak bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml Makefile
 
 run: install
 	$(BIN)/python -m include.letsjobit.demo
+
+# After `make run`, on the same LETSJOBIT_DATA_DIR: one scheduled-style window run (the DAG's default
+# look-back and look-ahead around the latest daily interval) and what it changed in the lake.
+run-window: install
+	$(BIN)/python -m include.letsjobit.demo --window
 
 test: install
 	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile $(PYTEST_ARGS)

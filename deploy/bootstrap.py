@@ -7,8 +7,8 @@ the connection and the pool in place and keeps other users' passwords.
 - Admin user of the simple auth manager: ``[core] simple_auth_manager_users`` names the users; this
   writes the password of ``--admin-username`` from ``_AIRFLOW_WWW_USER_PASSWORD`` into the
   passwords file the API server reads (otherwise it would invent one and print it in its log).
-- Connection ``letsjobit_default`` (type ``letsjobit``) from ``LETSJOBIT_API_URL`` /
-  ``LETSJOBIT_API_KEY`` (read through ``include.letsjobit.config``), extras from ``--conn-extra``.
+- Connection ``letsjobit_default`` (type ``letsjobit``) from ``LETSJOBIT_API_URL``,
+  ``LETSJOBIT_API_KEY`` and ``LETSJOBIT_CONN_EXTRA`` (``config.api_connection``, as every entry point).
 - Pool ``letsjobit_api``: the slots bound how many extraction tasks call the API at once, across all
   workers (see the README, "Running distributed").
 """
@@ -49,25 +49,28 @@ def write_admin_password(username: str, password: str) -> Path:
     return path
 
 
-def upsert_api_connection(url: str, key: str, extra: dict) -> None:
-    """Create or update the ``letsjobit_default`` connection; the key is stored encrypted (Fernet)."""
+def upsert_api_connection(connection: dict) -> None:
+    """Create or update the ``letsjobit_default`` connection (``config.api_connection()``'s form); the
+    key is stored encrypted (Fernet)."""
     # The ORM model: airflow.sdk.Connection is the read-only view tasks get, it cannot be stored.
     from airflow.models import Connection  # noqa: AIR311
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
-        stored = select(Connection).where(Connection.conn_id == config.CONN_ID)  # noqa: AIR311
-        connection = session.scalar(stored)
-        if connection is None:
-            connection = Connection(conn_id=config.CONN_ID)  # noqa: AIR311
-            session.add(connection)
-        connection.conn_type = config.CONN_TYPE
-        connection.description = "LetsJobIt API v2 (created by deploy.bootstrap)"
-        connection.host = url
-        connection.password = key
-        connection.extra = json.dumps(extra) if extra else None
-    log.info("connection %s -> %s (extras: %s)", config.CONN_ID, url, sorted(extra))
+        query = select(Connection).where(Connection.conn_id == config.CONN_ID)  # noqa: AIR311
+        stored = session.scalar(query)
+        if stored is None:
+            stored = Connection(conn_id=config.CONN_ID)  # noqa: AIR311
+            session.add(stored)
+        stored.conn_type = connection["conn_type"]
+        stored.description = "LetsJobIt API v2 (created by deploy.bootstrap)"
+        stored.host = connection["host"]
+        stored.password = connection["password"]
+        stored.extra = json.dumps(connection["extra"]) if connection["extra"] else None
+    log.info(
+        "connection %s -> %s (extras: %s)", config.CONN_ID, connection["host"], sorted(connection["extra"])
+    )
 
 
 def upsert_api_pool(slots: int) -> None:
@@ -86,7 +89,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--admin-username", default="admin")
     parser.add_argument("--pool-slots", type=int, default=DEFAULT_POOL_SLOTS)
-    parser.add_argument("--conn-extra", default="", help="JSON object stored as the connection's extras")
     return parser.parse_args(argv)
 
 
@@ -94,26 +96,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     password = os.environ.get(ADMIN_PASSWORD_VARIABLE)
-    url = config.api_url()
     problems = []
     if not password:
         problems.append(f"{ADMIN_PASSWORD_VARIABLE} is not set (the admin user's password)")
-    if not url:
-        problems.append("LETSJOBIT_API_URL is not set (the compose file defaults it to the simulator)")
     if args.pool_slots < 1:
         problems.append(f"--pool-slots must be at least 1, got {args.pool_slots}")
+    connection = None
     try:
-        extra = json.loads(args.conn_extra) if args.conn_extra.strip() else {}
-    except json.JSONDecodeError as error:
-        problems.append(f"--conn-extra is not JSON: {error}")
-        extra = {}
+        connection = config.api_connection()
+    except config.ConfigError as error:
+        problems.append(f"{error} (the compose file defaults LETSJOBIT_API_URL to the simulator)")
     if problems:
         for problem in problems:
             log.error("%s", problem)
         return 2
     path = write_admin_password(args.admin_username, password)
     log.info("password of user %s written to %s", args.admin_username, path)
-    upsert_api_connection(url, config.api_key(), extra)
+    upsert_api_connection(connection)
     upsert_api_pool(args.pool_slots)
     return 0
 

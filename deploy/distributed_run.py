@@ -562,8 +562,10 @@ class RunOptions:
     workers: int = 2
     worker_concurrency: int = 2
     pool_slots: int = 4
-    simulator: bool = True
+    # None: a simulator unless LETSJOBIT_API_URL names an API (as `make run` decides).
+    simulator: bool | None = None
     simulator_arguments: list[str] = field(default_factory=lambda: ["--visits", "2000", "--seed", "7"])
+    # Merged over LETSJOBIT_CONN_EXTRA (config.api_connection).
     conn_extra: dict = field(default_factory=dict)
     run_timeout: float = 180.0
     keep: bool = False
@@ -633,18 +635,29 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
         env = airflow_environment(cluster, options.worker_concurrency)
         lap("postgres_redis")
 
+        use_simulator = options.simulator if options.simulator is not None else not config.api_url()
         simulator = (
-            start_simulator(processes, env, options.simulator_arguments) if options.simulator else None
+            start_simulator(
+                processes, {**env, "LETSJOBIT_API_KEY": config.api_key()}, options.simulator_arguments
+            )
+            if use_simulator
+            else None
         )
         run_once("db-migrate", airflow_command("db", "migrate"), env, log_dir, timeout=300)
         lap("db_migrate")
         simulator_url = simulator_base_url(processes, simulator) if simulator else None
+        # Neither a simulator nor LETSJOBIT_API_URL: a placeholder keeps the connection valid; the DAG
+        # must not call it.
+        connection = config.api_connection(
+            url=simulator_url or config.api_url() or "http://127.0.0.1:9/api/v2", extra=options.conn_extra
+        )
         bootstrap_env = {
             **env,
             "_AIRFLOW_WWW_USER_PASSWORD": cluster.admin_password,
-            # Without the simulator a placeholder keeps the connection valid; the DAG must not call it.
-            "LETSJOBIT_API_URL": simulator_url or "http://127.0.0.1:9/api/v2",
-            "LETSJOBIT_API_KEY": config.SIMULATOR_DEFAULT_KEY,
+            # deploy.bootstrap reads the connection back from these, as compose's airflow-init does.
+            "LETSJOBIT_API_URL": connection["host"],
+            "LETSJOBIT_API_KEY": connection["password"],
+            "LETSJOBIT_CONN_EXTRA": json.dumps(connection["extra"]),
         }
         bootstrap = [
             sys.executable,
@@ -655,8 +668,6 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
             "--pool-slots",
             str(options.pool_slots),
         ]
-        if options.conn_extra:
-            bootstrap += ["--conn-extra", json.dumps(options.conn_extra)]
         # Bootstrap beside the components' slow start; only the API server needs its passwords file first.
         bootstrapping = OneShot("bootstrap", bootstrap, bootstrap_env, log_dir)
         processes.start("scheduler", airflow_command("scheduler"), env=env)
@@ -780,8 +791,13 @@ def parse_args(argv: list[str] | None) -> RunOptions:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--pool-slots", type=int, default=4)
-    parser.add_argument("--conn-extra", default="{}", help="JSON extras of the letsjobit_default connection")
-    parser.add_argument("--no-simulator", dest="simulator", action="store_false")
+    parser.add_argument(
+        "--no-simulator",
+        dest="simulator",
+        action="store_false",
+        default=None,
+        help="no simulator (default: one unless LETSJOBIT_API_URL is set)",
+    )
     parser.add_argument("--simulator-args", default="--visits 2000 --seed 7")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds the DAG run may take")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -796,7 +812,6 @@ def parse_args(argv: list[str] | None) -> RunOptions:
         pool_slots=args.pool_slots,
         simulator=args.simulator,
         simulator_arguments=args.simulator_args.split(),
-        conn_extra=json.loads(args.conn_extra),
         run_timeout=args.timeout,
         keep=args.keep,
     )

@@ -19,8 +19,12 @@ How a full listing is read (``iter_pages``):
 
 Faults (5xx, timeouts, dropped connections, truncated JSON) are retried with capped exponential
 backoff and jitter within a time budget; 400/401/403/404 fail at once. A 429 pauses every user of the
-budget for exactly what the headers announce (plus a little). The API key is sent as a Bearer header
-unless the settings ask for the query string; it never appears in a log line or exception.
+budget for exactly what the headers announce (plus a little).
+
+The API key goes where the account takes it (the reference shows both a Bearer header and the query
+string): with ``key_placement="auto"`` (the default) the header first, and on a 401 that request once
+more with the key in the query string; what worked is remembered for the key (``keystate.py``). It never
+appears in a log line, an exception or a file.
 """
 
 from __future__ import annotations
@@ -39,14 +43,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 import orjson
 import requests
 import tenacity
+from filelock import FileLock
 from requests.adapters import HTTPAdapter
 
 from include.letsjobit import config
+from include.letsjobit.keystate import SENT_PLACEMENTS, PlacementMemory, key_state_path
 from include.letsjobit.ratelimit import BudgetCancelled, RateBudget, budget_state_path, parse_rate_headers
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,9 @@ DEFAULT_API_PATH = "/api/v2"
 VISITS_PATH = "visits"
 USER_AGENT = "letsjobit-pipeline/0.1 (+requests)"
 REDACTED = "***"
+KEY_PLACEMENTS = ("auto", *SENT_PLACEMENTS)
+# How each placement is named in messages (never with the key).
+PLACEMENT_NAMES = {"header": "the Authorization header (Bearer)", "query": "the query string"}
 
 # Listing filters the reference documents, by API name, with the snake_case aliases we also accept.
 FLAG_FILTERS = ("closed", "confirmClose", "inProgress", "skipped")
@@ -151,8 +160,10 @@ class ClientSettings:
 
     base_url: str
     api_key: str = field(repr=False)
-    # "header": Authorization: Bearer <key> (default); "query": ?<query_key_param>=<key>.
-    key_placement: str = "header"
+    # "auto": the header, then on a 401 the query string, remembering what worked; "header":
+    # Authorization: Bearer <key> only; "query": ?<query_key_param>=<key> only.
+    key_placement: str = "auto"
+    # api_key: the usual spelling (the reference names no parameter; its prose says "the API_KEY").
     query_key_param: str = "api_key"
     requests_per_window: int = config.RATE_LIMIT_REQUESTS
     window_seconds: float = config.RATE_LIMIT_WINDOW_SECONDS
@@ -172,9 +183,14 @@ class ClientSettings:
     def __post_init__(self) -> None:
         if not self.api_key:
             raise LetsJobItConfigError("no API key: set the connection's password (or LETSJOBIT_API_KEY)")
-        if self.key_placement not in ("header", "query"):
+        if self.key_placement not in KEY_PLACEMENTS:
             raise LetsJobItConfigError(
-                f"key_placement must be 'header' or 'query', got {self.key_placement!r}"
+                f"key_placement must be 'auto', 'header' or 'query', got {self.key_placement!r}"
+            )
+        if not self.query_key_param or quote(self.query_key_param, safe="") != self.query_key_param:
+            raise LetsJobItConfigError(
+                "query_key_param must be a plain parameter name such as api_key, got "
+                f"{self.query_key_param!r}"
             )
         if self.max_concurrency < 1:
             raise LetsJobItConfigError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
@@ -509,6 +525,7 @@ class LetsJobItClient:
         self.settings = settings
         self.retry_policy = retry_policy or RetryPolicy()
         host = urlsplit(settings.base_url).netloc
+        self._api_host = host
         self.budget = budget or RateBudget(
             settings.requests_per_window,
             settings.window_seconds,
@@ -519,8 +536,10 @@ class LetsJobItClient:
                 else None
             ),
         )
+        # Every spelling the key can take in a URL (requests encodes query values with quote_plus).
+        key = settings.api_key
         self._secrets = tuple(
-            {settings.api_key, quote(settings.api_key, safe=""), quote(settings.api_key, safe="/")}
+            sorted({key, quote(key, safe=""), quote(key, safe="/"), quote_plus(key)}, key=len, reverse=True)
         )
         self.session = session or requests.Session()
         adapter = HTTPAdapter(
@@ -531,14 +550,40 @@ class LetsJobItClient:
         self.session.headers.update(
             {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": USER_AGENT}
         )
-        if settings.key_placement == "header":
-            self.session.headers["Authorization"] = f"Bearer {settings.api_key}"
+        # The placement requests use now; in auto mode the first 401 may change it, under this lock.
+        self._placement_lock = threading.Lock()
+        self._placement_memory = PlacementMemory(
+            key_state_path(settings.rate_state_dir, "key-placement", host, settings.api_key)
+            if settings.key_placement == "auto" and settings.rate_state_dir
+            else None
+        )
+        self._placement = self._initial_placement()
         self._urllib3_filter = _KeyRedactingFilter(self.redact)
         logging.getLogger("urllib3.connectionpool").addFilter(self._urllib3_filter)
         self._retry_consecutive_headerless = 0
 
     def __repr__(self) -> str:
-        return f"LetsJobItClient({self.settings.base_url}, key in {self.settings.key_placement}, {self.budget!r})"
+        placement = self.settings.key_placement
+        shown = f"auto, now {self._placement}" if placement == "auto" else placement
+        return f"LetsJobItClient({self.settings.base_url}, key in {shown}, {self.budget!r})"
+
+    @property
+    def key_placement(self) -> str:
+        """Where requests send the key now: ``header`` or ``query``."""
+        return self._placement
+
+    def _initial_placement(self) -> str:
+        if self.settings.key_placement != "auto":
+            return self.settings.key_placement
+        remembered = self._placement_memory.recall()
+        if remembered is None:
+            return "header"
+        log.info(
+            "Sending the API key in %s, as this key's API accepted before (%s)",
+            PLACEMENT_NAMES[remembered],
+            self._placement_memory.path,
+        )
+        return remembered
 
     def __enter__(self) -> LetsJobItClient:
         return self
@@ -812,10 +857,34 @@ class LetsJobItClient:
         check: Callable[[Any], Any] | None,
         what: str,
     ) -> Any:
+        def send(placement: str) -> tuple[requests.Response, bytes]:
+            return self._send(method, path, params, json_body, stats, cancel, what, placement)
+
+        placement = self._placement
+        response, content = send(placement)
+        if response.status_code == 401 and self.settings.key_placement == "auto":
+            placement, response, content = self._retry_other_placement(placement, content, send, stats, what)
+        return self._interpret(response, content, stats, check, what, placement)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict | None,
+        json_body: Any,
+        stats: ScanStats,
+        cancel: threading.Event | None,
+        what: str,
+        placement: str,
+    ) -> tuple[requests.Response, bytes]:
+        """One request on the wire, within the rate budget, with the key in ``placement``."""
         url = f"{self.settings.base_url}/{path}"
         query = dict(params or {})
-        if self.settings.key_placement == "query":
+        headers = None
+        if placement == "query":
             query[self.settings.query_key_param] = self.settings.api_key
+        else:
+            headers = {"Authorization": f"Bearer {self.settings.api_key}"}
         slot = self.budget.acquire(cancel)
         if slot.waited_seconds > 0:
             with stats._lock:
@@ -823,12 +892,12 @@ class LetsJobItClient:
                 stats.rate_wait_seconds += slot.waited_seconds
         stats.count("requests")
         failure: LetsJobItTransientError | None = None
-        response = None
         try:
             response = self.session.request(
                 method,
                 url,
                 params=query or None,
+                headers=headers,
                 data=orjson.dumps(json_body) if json_body is not None else None,
                 timeout=(self.settings.connect_timeout_seconds, self.settings.timeout_seconds),
             )
@@ -844,7 +913,98 @@ class LetsJobItClient:
             self.budget.release(slot)
         if failure is not None:
             raise failure
-        return self._interpret(response, content, stats, check, what)
+        return response, content
+
+    def _retry_other_placement(
+        self,
+        refused: str,
+        refused_content: bytes,
+        send: Callable[[str], tuple[requests.Response, bytes]],
+        stats: ScanStats,
+        what: str,
+    ) -> tuple[str, requests.Response, bytes]:
+        """Auto placement after a 401: the same request once with the key in the other place.
+
+        Under one lock per client (threads) and one file lock per key (processes), so the first 401
+        decides: a request refused while another was already finding the placement just uses what that
+        one found. A placement that worked is remembered; one that stops working (remembered or not) gets
+        the same single retry the other way.
+        """
+        with self._placement_lock, self._placement_file_lock():
+            settled = self._placement
+            if settled == refused:
+                remembered = self._placement_memory.recall()
+                if remembered is not None and remembered != refused:
+                    settled = self._placement = remembered  # another process found it meanwhile
+            if settled != refused:
+                response, content = send(settled)
+                return settled, response, content
+            other = "query" if refused == "header" else "header"
+            log.info(
+                "%s: HTTP 401 with the API key in %s; sending the request once more with it in %s",
+                what,
+                PLACEMENT_NAMES[refused],
+                self._describe_placement(other),
+            )
+            # Not counted in stats.retries: a refused request did nothing, while delete_visit reads a retry
+            # as "an earlier attempt may have gone through".
+            response, content = send(other)
+            if response.status_code == 401:
+                raise self._refused_both_ways(what, (refused, refused_content), (other, content))
+            # A fault or a 429 says nothing about the key: the next attempt of this request decides.
+            if response.status_code < 500 and response.status_code not in (408, 429):
+                self._settle_placement(other, refused)
+            return other, response, content
+
+    @contextlib.contextmanager
+    def _placement_file_lock(self) -> Iterator[None]:
+        path = self._placement_memory.path
+        if path is None:
+            yield
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            yield
+
+    def _settle_placement(self, placement: str, refused: str) -> None:
+        self._placement = placement
+        self._placement_memory.remember(placement, self.settings.query_key_param, self._api_host)
+        path = self._placement_memory.path
+        log.warning(
+            "The API refused the key in %s and accepted it in %s: this key's requests send it there from "
+            "now on%s. Set the connection extra key_placement to %r to skip the refused attempt.",
+            PLACEMENT_NAMES[refused],
+            self._describe_placement(placement),
+            f" (remembered in {path})" if path else "",
+            placement,
+        )
+
+    def _describe_placement(self, placement: str) -> str:
+        if placement == "query":
+            return f"the query string (?{self.settings.query_key_param}={REDACTED})"
+        return PLACEMENT_NAMES[placement]
+
+    def _refused_both_ways(
+        self, what: str, first: tuple[str, bytes], second: tuple[str, bytes]
+    ) -> LetsJobItAuthError:
+        answers = [
+            f"in {self._describe_placement(placement)}: "
+            + (self._api_message(content).removeprefix("- ") or "HTTP 401")
+            for placement, content in (first, second)
+        ]
+        param = self.settings.query_key_param
+        meta = None
+        with contextlib.suppress(orjson.JSONDecodeError):
+            meta = _meta_of(orjson.loads(second[1]))
+        return LetsJobItAuthError(
+            f"{what}: HTTP 401 both ways, the API refused the key {answers[0]}; and {answers[1]}. Check the "
+            "API key (the connection's password, LETSJOBIT_API_KEY), that its account may use the API, and "
+            f"the base URL {self.settings.base_url} (LETSJOBIT_API_URL). If the account expects the key "
+            f"under another query parameter than {param!r} (API_KEY, apiKey, key...), set the connection "
+            "extra query_key_param.",
+            status=401,
+            meta=meta,
+        )
 
     def _interpret(
         self,
@@ -853,7 +1013,9 @@ class LetsJobItClient:
         stats: ScanStats,
         check: Callable[[Any], Any] | None,
         what: str,
+        placement: str | None = None,
     ) -> Any:
+        """The body of an answer, or the error it means; ``placement``: where its request sent the key."""
         status = response.status_code
         remaining, reset = parse_rate_headers(response.headers)
         if status == 429:
@@ -885,7 +1047,7 @@ class LetsJobItClient:
             failure.kind = f"http_{status}"
             raise failure
         if status >= 400:
-            raise self._refusal(status, content, what)
+            raise self._refusal(status, content, what, placement or self._placement)
         try:
             body = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
@@ -896,17 +1058,24 @@ class LetsJobItClient:
             raise failure from None
         return check(body) if check is not None else body
 
-    def _refusal(self, status: int, content: bytes, what: str) -> LetsJobItAPIError:
+    def _refusal(self, status: int, content: bytes, what: str, placement: str) -> LetsJobItAPIError:
         detail = self._api_message(content)
         meta = None
         with contextlib.suppress(orjson.JSONDecodeError):
             meta = _meta_of(orjson.loads(content))
         if status in (401, 403):
-            hint = (
-                "the API key was refused; check the connection's password"
-                if status == 401
-                else ("this API key may not do that")
-            )
+            if status == 403:
+                hint = "this API key may not do that"
+            else:
+                hint = (
+                    f"the API key was refused in {self._describe_placement(placement)}; check the "
+                    "connection's password"
+                )
+                if self.settings.key_placement != "auto":
+                    hint += (
+                        ", or set the connection extra key_placement to 'auto' if the account takes the key "
+                        "elsewhere"
+                    )
             return LetsJobItAuthError(
                 f"{what}: HTTP {status} ({hint}) {detail}".rstrip(), status=status, meta=meta
             )

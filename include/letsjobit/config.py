@@ -1,11 +1,14 @@
 """One place for the pipeline's configuration: environment variables, their defaults, and the data layout.
 
 Every module reads paths and settings from here; nothing else calls ``os.environ`` for these names.
+``api_connection()`` is the one way every entry point (`make run`, `make distributed`, compose's bootstrap,
+the tests) turns them into the `letsjobit_default` connection.
 
 | variable              | default                      | meaning                                              |
 |-----------------------|------------------------------|------------------------------------------------------|
 | LETSJOBIT_API_URL     | unset: embedded simulator    | base URL of the API, e.g. https://app.letsjobit.com/api/v2 |
-| LETSJOBIT_API_KEY     | unset: the simulator's key   | API key (Bearer token)                               |
+| LETSJOBIT_API_KEY     | unset: the simulator's key   | API key (where the account takes it: see key_placement) |
+| LETSJOBIT_CONN_EXTRA  | unset: no extras             | JSON object of connection extras, e.g. {"key_placement": "query"} |
 | LETSJOBIT_DATA_DIR    | <project>/data               | lake/ (parquet), warehouse.duckdb, reports/          |
 | LETSJOBIT_PSEUDONYMISE_KEY | unset: contacts kept as is | key for hashing contact emails and phones            |
 | LETSJOBIT_TASK_RETRY_DELAY_SECONDS | 60             | wait before a failed task's first retry (then doubles) |
@@ -16,6 +19,7 @@ Every module reads paths and settings from here; nothing else calls ``os.environ
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +30,8 @@ SQL_DIR = PROJECT_ROOT / "sql"
 
 CONN_ID = "letsjobit_default"
 CONN_TYPE = "letsjobit"
+# The environment variable Airflow reads the connection from (its JSON form).
+CONN_ENV_VAR = f"AIRFLOW_CONN_{CONN_ID.upper()}"
 DAG_ID = "letsjobit_visits"
 # Airflow pool of the tasks that call the API: its slots bound concurrent use of the key across workers.
 API_POOL = "letsjobit_api"
@@ -107,6 +113,49 @@ def api_url() -> str | None:
 
 def api_key() -> str:
     return os.environ.get("LETSJOBIT_API_KEY") or SIMULATOR_DEFAULT_KEY
+
+
+class ConfigError(ValueError):
+    """A configuration variable holds something the pipeline cannot use; the message names it."""
+
+
+def conn_extra() -> dict:
+    """LETSJOBIT_CONN_EXTRA: the connection's extras as a JSON object; ``{}`` when unset or blank."""
+    raw = os.environ.get("LETSJOBIT_CONN_EXTRA") or ""
+    if not raw.strip():
+        return {}
+    # The value is never echoed: extras may hold secrets.
+    try:
+        extra = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"LETSJOBIT_CONN_EXTRA is not valid JSON ({exc.msg} at character {exc.pos}); it takes a JSON "
+            """object of connection extras, e.g. '{"key_placement": "query"}'"""
+        ) from None
+    if not isinstance(extra, dict):
+        raise ConfigError(
+            f"LETSJOBIT_CONN_EXTRA must be a JSON object of connection extras, got a JSON "
+            f'{type(extra).__name__}, e.g. \'{{"key_placement": "query"}}\''
+        )
+    return extra
+
+
+def api_connection(url: str | None = None, key: str | None = None, extra: dict | None = None) -> dict:
+    """The `letsjobit_default` connection in Airflow's JSON form (``conn_type``, ``host``, ``password``,
+    ``extra``): what AIRFLOW_CONN_LETSJOBIT_DEFAULT holds and what deploy.bootstrap stores.
+
+    From LETSJOBIT_API_URL, LETSJOBIT_API_KEY and LETSJOBIT_CONN_EXTRA; ``url`` and ``key`` replace the
+    variables (a simulator started for the run), ``extra`` is merged over LETSJOBIT_CONN_EXTRA.
+    """
+    host = url or api_url()
+    if not host:
+        raise ConfigError("LETSJOBIT_API_URL is not set: the connection needs the API base URL")
+    return {
+        "conn_type": CONN_TYPE,
+        "host": host,
+        "password": key or api_key(),
+        "extra": {**conn_extra(), **(extra or {})},
+    }
 
 
 def pseudonymise_key() -> str | None:

@@ -17,6 +17,8 @@ def _client_defaults() -> dict:
 
 
 def get_provider_info() -> dict:
+    from include.letsjobit.client import KEY_PLACEMENTS
+
     defaults = _client_defaults()
     return {
         "package-name": "letsjobit-pipeline",
@@ -39,17 +41,19 @@ def get_provider_info() -> dict:
                 "conn-fields": {
                     "key_placement": {
                         "label": "Send the API key as",
-                        "description": "header: Authorization: Bearer <key> (safer). query: ?api_key=<key>, "
-                        "only for accounts that require it; the key is then redacted from every log.",
+                        "description": "auto: the Authorization header first; on a 401 the same request once "
+                        "with the key in the query string, and whichever worked is remembered for the key. "
+                        "header: Authorization: Bearer <key> only. query: ?api_key=<key> only (the parameter "
+                        "name below). The key is redacted from every log either way.",
                         "schema": {
                             "type": ["string", "null"],
-                            "enum": ["header", "query"],
+                            "enum": list(KEY_PLACEMENTS),
                             "default": defaults["key_placement"],
                         },
                     },
                     "query_key_param": {
                         "label": "Query parameter for the key",
-                        "description": "Only used when the key goes in the query string.",
+                        "description": "Used when the key goes in the query string (auto or query).",
                         "schema": {"type": ["string", "null"], "default": defaults["query_key_param"]},
                     },
                     "requests_per_window": {

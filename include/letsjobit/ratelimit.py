@@ -18,7 +18,6 @@ every user of the budget pauses until the reset the server announced (plus a mar
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import logging
@@ -31,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
+
+from include.letsjobit.keystate import key_state_path
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,7 @@ class Slot:
 
 def budget_state_path(state_dir: Path, base_url_host: str, api_key: str) -> Path:
     """The shared state file of one API key on one API host: named by a hash, never by the key."""
-    digest = hashlib.sha256(f"letsjobit-rate-budget\0{base_url_host}\0{api_key}".encode()).hexdigest()
-    return Path(state_dir) / f"rate-budget-{digest[:24]}.json"
+    return key_state_path(state_dir, "rate-budget", base_url_host, api_key)
 
 
 class _MemoryStore:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
 from include.letsjobit import config, schema, suites
+from include.letsjobit.lake_changes import LakeChanges
 
 KPI_COLUMNS = (
     "visit_date",
@@ -38,6 +40,14 @@ def lake_counts(layout: config.DataLayout) -> dict[str, int]:
 def validation_summary(layout: config.DataLayout) -> dict:
     latest = layout.reports / "latest.json"
     return json.loads(latest.read_text()) if latest.exists() else {}
+
+
+def last_publication(layout: config.DataLayout) -> dict:
+    """The lake's latest publication record (run id, the partitions it replaced), or {}."""
+    from include.letsjobit.pipeline import last_publication_path
+
+    path = last_publication_path(layout)
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def recent_kpis(warehouse: Path, limit: int = 5) -> list[tuple]:
@@ -111,3 +121,34 @@ def render(layout: config.DataLayout, elapsed_seconds: float | None = None) -> s
     )
     lines.append("  dashboard: make dashboard  (then open http://127.0.0.1:8501)")
     return "\n".join(lines)
+
+
+def render_window(partitions: list[str], changes: LakeChanges, planned: list[date]) -> list[str]:
+    """What a window run re-read and what it changed in the lake, by visit date."""
+    dates = sorted(partitions)
+    lines = [
+        f"  window: re-read {len(dates)} visit dates, {dates[0]} .. {dates[-1]}; the lake's other dates "
+        "were left as they were"
+        if dates
+        else "  window: re-read no visit dates"
+    ]
+    if dates != [day.isoformat() for day in planned]:
+        lines.append(f"  NOTE: the DAG's window for this logical date was {planned[0]} .. {planned[-1]}")
+    lines.append(
+        f"  lake changes: {len(changes.added):,} visits added, {len(changes.updated):,} updated "
+        f"({len(changes.moved):,} moved to another date), {len(changes.removed):,} removed; "
+        f"{changes.unchanged:,} unchanged"
+    )
+    if changes.total:
+        lines.append(f"    {'visit_date':>10}  {'added':>7}  {'updated':>7}  {'removed':>7}")
+        for day in changes.dates():
+            counts = [changes.by_date[day, kind] for kind in ("added", "updated", "removed")]
+            lines.append(f"    {day.isoformat():>10}  " + "  ".join(f"{n:>7}" for n in counts))
+    outside = sorted({day.isoformat() for day in changes.dates()} - set(dates))
+    if outside:
+        lines.append(f"  NOTE: visits changed on dates the window did not re-read: {', '.join(outside)}")
+    lines.append(
+        "  (removed: deleted at the source, or rescheduled to a date outside the window; compared by "
+        "visit_id and a fingerprint of each visit's rows)"
+    )
+    return lines

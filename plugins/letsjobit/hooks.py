@@ -47,8 +47,8 @@ class LetsJobItHook(BaseHook):
 
     :param letsjobit_conn_id: the ``letsjobit`` connection: host = base URL such as
         ``https://app.letsjobit.com/api/v2``, password = API key, extras = client settings
-        (``key_placement``, ``requests_per_window``, ``window_seconds``, ``timeout``, ``max_concurrency``,
-        ``allow_insecure_http``, ...).
+        (``key_placement`` auto|header|query, ``query_key_param``, ``requests_per_window``,
+        ``window_seconds``, ``timeout``, ``max_concurrency``, ``allow_insecure_http``, ...).
     :param retry_policy: override the client's retry policy.
     :param settings: override any client setting (beats the connection's extras), e.g.
         ``max_concurrency=4``, ``rate_state_dir=Path(...)``.

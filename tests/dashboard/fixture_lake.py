@@ -148,7 +148,7 @@ def publish(
 ) -> None:
     """Replace the whole published lake with these rows, one hive partition per visit_date."""
     rows = {"visits": visits, "visit_lines": lines, "line_extra_data": [], lakes.ISSUES_TABLE: list(issues)}
-    for table, table_schema in warehouse.lake_tables().items():
+    for table, table_schema in schema.LAKE_TABLES.items():
         shutil.rmtree(layout.table(table), ignore_errors=True)
         by_day: dict[date | None, list[dict]] = defaultdict(list)
         for row in rows[table]:

@@ -157,7 +157,6 @@ def test_python_services_run_modules_that_exist_with_arguments_they_accept(servi
     assert argv[:3] == ["python", "-m", "deploy.bootstrap"]
     options = bootstrap.parse_args(argv[3:])
     assert (options.admin_username, options.pool_slots) == ("admin", 4)
-    assert json.loads(options.conn_extra) == {"allow_insecure_http": True}
 
     # The dashboard's own launcher builds the `streamlit run` line; it must listen beyond loopback.
     dashboard = command_argv(services["dashboard"]["command"])
@@ -217,7 +216,7 @@ def test_pipeline_variables_are_the_ones_config_reads_and_reach_the_services_tha
         if name.startswith("LETSJOBIT_")
     }
     # Read by deploy.bootstrap through its command line, not by the pipeline.
-    deployment_only = {"LETSJOBIT_CONN_EXTRA", "LETSJOBIT_API_POOL_SLOTS"}
+    deployment_only = {"LETSJOBIT_API_POOL_SLOTS"}
     assert given - deployment_only <= read_by_code
     worker = environment(services["airflow-worker"])
     assert {"LETSJOBIT_DATA_DIR", "LETSJOBIT_PSEUDONYMISE_KEY"} <= set(worker)
@@ -354,12 +353,17 @@ def import_in_airflow(dotted: str, service_env: dict[str, str], home: Path) -> s
     return result.stdout.strip().splitlines()[-1]
 
 
-def test_the_connection_airflow_init_makes_from_env_example_is_one_the_client_accepts(services):
+def test_the_connection_airflow_init_makes_from_env_example_is_one_the_client_accepts(services, monkeypatch):
     from include.letsjobit.client import ClientSettings, LetsJobItConfigError
 
     init = environment(services["airflow-init"])
-    extras = json.loads(init["LETSJOBIT_CONN_EXTRA"])
-    settings = ClientSettings(base_url=init["LETSJOBIT_API_URL"], api_key="k", **extras)
+    for name in ("LETSJOBIT_API_URL", "LETSJOBIT_API_KEY", "LETSJOBIT_CONN_EXTRA"):
+        monkeypatch.setenv(name, init[name])
+    # What deploy.bootstrap stores: the connection every entry point reads from these variables.
+    connection = config.api_connection()
+    assert connection["extra"] == {"allow_insecure_http": True}
+    extras = connection["extra"]
+    settings = ClientSettings(base_url=connection["host"], api_key="k", **extras)
     assert settings.base_url == "http://letsjobit-simulator:8000/api/v2"
     # The extras are what makes plain http to the simulator service acceptable.
     with pytest.raises(LetsJobItConfigError, match="plain http"):

@@ -121,6 +121,7 @@ def test_letsjobit_visits_runs_on_two_celery_workers_within_one_keys_budget_and_
                     conf={"full_refresh": False},
                     logical_date=datetime.now(UTC).isoformat(),
                     pool_slots=POOL_SLOTS,
+                    simulator=True,  # whatever LETSJOBIT_API_URL the shell has
                     simulator_arguments=SIMULATOR.split(),
                     conn_extra={"requests_per_window": RATE_LIMIT, "window_seconds": RATE_WINDOW},
                     run_timeout=300,

@@ -72,14 +72,17 @@ def test_random_fault_mix_still_delivers_every_visit_once(simulator_factory, cli
     assert sum(faults.values()) == sum(stats.retries.values())
 
 
-def test_wrong_key_fails_fast_with_one_request(simulator, client_factory):
-    client = client_factory(simulator, api_key="not-the-key-123456")
+@pytest.mark.parametrize(("placement", "requests"), [("header", 1), ("query", 1), ("auto", 2)])
+def test_wrong_key_fails_fast_with_one_request_per_placement_tried(
+    simulator, client_factory, placement, requests
+):
+    client = client_factory(simulator, api_key="not-the-key-123456", key_placement=placement)
 
     with pytest.raises(LetsJobItAuthError, match="401") as caught:
         list(client.iter_visits())
 
     assert "connection's password" in str(caught.value)
-    assert simulator.counters()["requests_total"] == 1
+    assert simulator.counters()["requests_total"] == requests
 
 
 @pytest.mark.parametrize(
@@ -118,7 +121,8 @@ def test_persistent_server_errors_end_when_the_time_budget_is_spent(simulator, c
 
 def test_a_worker_failure_stops_the_whole_listing(simulator, client_factory):
     simulator.configure(page_size=10)
-    client = client_factory(simulator)
+    # An explicit placement: in auto a 401 would be retried with the key in the query string.
+    client = client_factory(simulator, key_placement="header")
     simulator.fail_next("ok", "ok", "401")
 
     with pytest.raises(LetsJobItAuthError):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -29,12 +31,13 @@ def _all_text(caplog, error: BaseException | None) -> str:
     return text
 
 
-@pytest.mark.parametrize("placement", ["query", "header"])
+@pytest.mark.parametrize("placement", ["query", "header", "auto"])
 def test_the_key_is_in_no_log_line_or_exception_when_requests_fail(
     simulator, client_factory, caplog, placement
 ):
     key = simulator.api_key
-    simulator.configure(page_size=50)
+    # auto against a query-only account: a 401 on the header, then the fallback to the query string.
+    simulator.configure(page_size=50, key_placement="query" if placement == "auto" else "any")
     client = client_factory(
         simulator,
         key_placement=placement,
@@ -52,6 +55,61 @@ def test_the_key_is_in_no_log_line_or_exception_when_requests_fail(
     assert "HTTP 503" in str(caught.value)
     assert "urllib3" in caplog.text or placement == "header"  # urllib3's debug lines were captured
     assert key not in _all_text(caplog, caught.value)
+    if placement == "auto":
+        assert "accepted it in the query string" in caplog.text
+
+
+# Characters a URL encodes: the key must be redacted in every spelling a request line can show.
+AWKWARD_KEY = "k+y/with=odd&chars 0123456789"
+
+
+def _files_holding(root, secret: str) -> list[str]:
+    spellings = {secret, quote(secret, safe=""), quote(secret, safe="/"), quote_plus(secret)}
+    return [
+        str(path)
+        for path in root.rglob("*")
+        if path.is_file() and any(s.encode() in path.read_bytes() for s in spellings)
+    ]
+
+
+def test_a_key_refused_both_ways_is_in_no_log_line_exception_or_file(
+    simulator, client_factory, caplog, tmp_path
+):
+    client = client_factory(simulator, api_key=AWKWARD_KEY)
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(LetsJobItAuthError, match="both ways") as caught:
+        list(client.iter_visits())
+
+    text = _all_text(caplog, caught.value)
+    for spelling in (AWKWARD_KEY, quote(AWKWARD_KEY, safe=""), quote_plus(AWKWARD_KEY)):
+        assert spelling not in text
+    assert "api_key=***" in caplog.text  # urllib3's request line was captured, redacted
+    assert _files_holding(tmp_path, AWKWARD_KEY) == []
+
+
+def test_the_fallback_to_the_query_string_leaves_the_key_in_no_log_line_or_file(
+    simulator_factory, client_factory, caplog, tmp_path
+):
+    sim = simulator_factory(key_placement="query", api_keys=(AWKWARD_KEY,))
+    client = client_factory(sim)
+
+    with caplog.at_level(logging.DEBUG):
+        assert len(list(client.iter_visits())) == 250
+
+    assert client.key_placement == "query"
+    text = _all_text(caplog, None)
+    for spelling in (AWKWARD_KEY, quote(AWKWARD_KEY, safe=""), quote_plus(AWKWARD_KEY)):
+        assert spelling not in text
+    assert "api_key=***" in caplog.text
+    assert _files_holding(tmp_path, AWKWARD_KEY) == []
+    (remembered,) = (tmp_path / "state").glob("key-placement-*.json")
+    assert set(json.loads(remembered.read_text())) == {
+        "v",
+        "key_placement",
+        "query_key_param",
+        "api_host",
+        "learned_at",
+    }
 
 
 def test_a_refused_key_is_not_echoed(simulator, client_factory, caplog):

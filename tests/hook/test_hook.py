@@ -72,6 +72,23 @@ def test_a_named_connection_and_its_query_key_placement(hooks_module, connection
     assert len(list(hook.iter_visits(closed=1))) > 0
 
 
+def test_a_connection_without_extras_finds_an_account_that_takes_the_key_in_the_query_string(
+    hooks_module, connection, simulator, tmp_path
+):
+    simulator.configure(key_placement="query")
+    connection()
+
+    ok, message = hooks_module.LetsJobItHook().test_connection()
+    hook = hooks_module.LetsJobItHook()
+
+    assert ok, message
+    assert hook.client_settings().key_placement == "auto"
+    assert len(list(hook.iter_visits())) == 250
+    assert hook.get_client().key_placement == "query"
+    assert simulator.counters()["unauthorized"] == 1  # learned once, by test_connection, then remembered
+    assert list((tmp_path / "data" / ".state").glob("key-placement-*.json"))
+
+
 def test_test_connection_reports_success_and_failure(hooks_module, connection, simulator):
     connection()
     ok, message = hooks_module.LetsJobItHook().test_connection()
@@ -155,6 +172,8 @@ def test_provider_info_is_valid_for_airflows_schemas():
         "max_concurrency",
         "allow_insecure_http",
     } <= set(fields)
+    assert fields["key_placement"]["schema"]["enum"] == ["auto", "header", "query"]
+    assert fields["key_placement"]["schema"]["default"] == "auto"
     behaviour = info["connection-types"][0]["ui-field-behaviour"]
     assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
 

@@ -84,6 +84,47 @@ def test_wrong_or_missing_key_is_401_without_echoing_it(simulator, how):
     assert simulator.counters()["unauthorized"] == 1
 
 
+def _answers_by_placement(sim) -> dict[str, int]:
+    """The status of a listing request with the right key in each place (and in both at once)."""
+    header = {"Authorization": f"Bearer {sim.api_key}"}
+    return {
+        "header": requests.get(sim.base_url + "/visits", headers=header, timeout=10).status_code,
+        "query": requests.get(
+            sim.base_url + "/visits", params={"api_key": sim.api_key}, timeout=10
+        ).status_code,
+        "both": requests.get(
+            sim.base_url + "/visits", headers=header, params={"API_KEY": sim.api_key}, timeout=10
+        ).status_code,
+    }
+
+
+@pytest.mark.parametrize(
+    ("placement", "expected"),
+    [
+        ("any", {"header": 200, "query": 200, "both": 200}),
+        ("header", {"header": 200, "query": 401, "both": 200}),
+        ("query", {"header": 401, "query": 200, "both": 200}),
+    ],
+)
+def test_an_account_can_take_the_key_in_one_place_only(simulator_factory, placement, expected):
+    sim = simulator_factory(key_placement=placement)
+
+    assert _answers_by_placement(sim) == expected
+
+
+def test_a_query_only_account_says_where_it_wants_the_key_and_can_change_at_run_time(simulator):
+    simulator.configure(key_placement="query")
+    refused = requests.get(
+        simulator.base_url + "/visits", headers={"Authorization": f"Bearer {simulator.api_key}"}, timeout=10
+    )
+    assert refused.status_code == 401
+    assert "query string" in refused.json()["meta"]["error"]
+    assert simulator.api_key not in refused.text
+
+    simulator.configure(key_placement="header")
+    assert _answers_by_placement(simulator) == {"header": 200, "query": 401, "both": 200}
+
+
 def _expected(truth: list[dict], name: str, value) -> list[str]:
     """The reference's filter rules, restated independently of the simulator's code."""
 

@@ -68,3 +68,14 @@ def test_cli_serves_the_bad_records_it_was_asked_for_and_their_ground_truth():
         key for key, kind in truth["meta"]["bad_records"].items() if kind == "missing_id"
     }
     assert any("travelTime" in v or "customerReference" in v or "geofence" in v for v in truth["data"])
+
+
+def test_cli_key_placement_flag_plays_a_query_only_account():
+    key = "cli-secret-key-9c1d4f"
+    with simulator_process("--visits", "10", "--key-placement", "query", api_key=key) as sim:
+        in_query = requests.get(sim.base_url + "/visits", params={"apiKey": key}, timeout=10)
+        in_header = requests.get(
+            sim.base_url + "/visits", headers={"Authorization": f"Bearer {key}"}, timeout=10
+        )
+
+    assert (in_query.status_code, in_header.status_code) == (200, 401)

@@ -43,7 +43,7 @@ def test_lake_and_warehouse_datasets_are_absolute_files_and_tables(tmp_path, to_
     layout = config.DataLayout(tmp_path / "data")
     assert [to_openlineage(uri) for uri in lineage.lake_tables(layout)] == [
         ("file", str(Path(tmp_path / "data" / "lake" / name).resolve()))
-        for name in ("visits", "visit_lines", "line_extra_data")
+        for name in ("visits", "visit_lines", "line_extra_data", "data_issues")
     ]
     assert to_openlineage(lineage.warehouse_table(layout, "marts.fct_visits")) == (
         f"duckdb://{layout.warehouse.resolve()}",

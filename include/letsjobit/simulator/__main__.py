@@ -21,7 +21,7 @@ from include.letsjobit import config as project_config
 from . import data
 from .faults import FaultConfig
 from .ratelimit import MODES
-from .server import SINGLE_VISIT_SHAPES, SimulatorConfig, SimulatorServer
+from .server import KEY_PLACEMENTS, SINGLE_VISIT_SHAPES, SimulatorConfig, SimulatorServer
 from .store import INSERT_POSITIONS
 
 
@@ -83,6 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--single-visit-shape", choices=SINGLE_VISIT_SHAPES, default=defaults.single_visit_shape
     )
     parser.add_argument(
+        "--key-placement",
+        choices=KEY_PLACEMENTS,
+        default=defaults.key_placement,
+        help="where the key is accepted: any (default), only the Authorization header, only the query string",
+    )
+    parser.add_argument(
         "--faults",
         type=json.loads,
         default={},
@@ -129,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             latency_ms=args.latency_ms,
             insert_position=args.insert_position,
             single_visit_shape=args.single_visit_shape,
+            key_placement=args.key_placement,
             admin_from_anywhere=args.admin_from_anywhere,
             faults=FaultConfig.from_dict(args.faults),
         )

@@ -3,7 +3,8 @@
 It implements the reference (../shared/letsjobit-api-v2.md): ``GET/POST /api/v2/visits``,
 ``GET/PUT/DELETE /api/v2/visits/{ID}`` (ID is the internal ``_id`` or the ERP ``id``; ``/v2/...`` works
 too), offset paging, every documented filter, auth by ``Authorization: Bearer KEY`` or a query parameter
-(``api_key``, ``API_KEY``, ``apiKey``, ``key``), the per-key rate limit with its headers, errors as
+(``api_key``, ``API_KEY``, ``apiKey``, ``key``), or only one of the two (``key_placement``, to play an
+account that takes the key one way only), the per-key rate limit with its headers, errors as
 ``{"meta": {"error": ...}, "data": null}``, and on top: latency, faults, drift and counters.
 
 Admin endpoints for tests and other processes (no key; loopback clients only):
@@ -60,6 +61,8 @@ REQUIRED_LINE_FIELDS = ("actionItem", "description")
 REQUIRED_EXTRA_FIELDS = ("type", "caption", "name")
 PATH_KINDS = ("list", "get", "post", "put", "delete", "other")
 SINGLE_VISIT_SHAPES = ("list", "object")
+# Where an account takes its key: either way (the reference shows both), only the header, only the query.
+KEY_PLACEMENTS = ("any", "header", "query")
 MAX_BODY_BYTES = 64 * 1024 * 1024
 ADMIN_ENDPOINTS = (
     "health",
@@ -98,6 +101,7 @@ class SimulatorConfig:
     latency_ms: float = 0.0  # added to every API answer; requests in flight overlap
     insert_position: str = "end"  # where new visits go: end, start, random
     single_visit_shape: str = "list"  # GET /visits/{ID}: "data": [visit] (like the list) or the object
+    key_placement: str = "any"  # "header" ignores a key in the query string; "query" ignores the header
     admin_from_anywhere: bool = False  # admin endpoints answer non-loopback clients too
     faults: FaultConfig = field(default_factory=FaultConfig)
 
@@ -117,6 +121,8 @@ class SimulatorConfig:
             raise ValueError(
                 f"single_visit_shape must be one of {SINGLE_VISIT_SHAPES}, got {self.single_visit_shape!r}"
             )
+        if self.key_placement not in KEY_PLACEMENTS:
+            raise ValueError(f"key_placement must be one of {KEY_PLACEMENTS}, got {self.key_placement!r}")
         if self.page_size < 1:
             raise ValueError(f"page_size must be >= 1, got {self.page_size}")
         if isinstance(self.faults, dict):
@@ -139,6 +145,7 @@ RUNTIME_SETTINGS = (
     "insert_position",
     "single_visit_shape",
     "page_size",
+    "key_placement",
 )
 
 
@@ -670,19 +677,27 @@ class SimulatorServer:
     # -- the API ---------------------------------------------------------------------------------------
 
     def _authenticate(self, handler: _Handler, params: dict[str, str]) -> str:
-        authorization = handler.headers.get("Authorization", "")
+        placement = self.config.key_placement
+        # An account that takes the key one way only does not look at the other: it is as if it were absent.
+        authorization = handler.headers.get("Authorization", "") if placement != "query" else ""
         if authorization:
             scheme, _, token = authorization.strip().partition(" ")
             key = token.strip() if scheme.lower() == "bearer" else ""
             if key in self._keys:
                 return key
             raise ApiError(401, "Unauthorized: invalid API key in the Authorization header")
-        for name in KEY_PARAMS:
-            if name in params:
-                if params[name] in self._keys:
-                    return params[name]
-                raise ApiError(401, f"Unauthorized: invalid API key in the {name} query parameter")
-        raise ApiError(401, "Unauthorized: no API key (send Authorization: Bearer KEY or ?api_key=KEY)")
+        if placement != "header":
+            for name in KEY_PARAMS:
+                if name in params:
+                    if params[name] in self._keys:
+                        return params[name]
+                    raise ApiError(401, f"Unauthorized: invalid API key in the {name} query parameter")
+        expected = {
+            "any": "send Authorization: Bearer KEY or ?api_key=KEY",
+            "header": "this account takes it as Authorization: Bearer KEY",
+            "query": "this account takes it in the query string, ?api_key=KEY",
+        }[placement]
+        raise ApiError(401, f"Unauthorized: no API key ({expected})")
 
     @staticmethod
     def _route(method: str, path: str) -> tuple[str, str | None]:
