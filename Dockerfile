@@ -4,16 +4,15 @@
 FROM apache/airflow:3.3.2-python3.11
 
 # The project root inside the image: include/, dags/, plugins/, sql/ live under it, as in the repository,
-# so include.letsjobit.config.PROJECT_ROOT and SQL_DIR resolve the same way. plugins/ on the path too
-# (as `make install` does), for `from letsjobit.hooks import LetsJobItHook`.
-ENV PYTHONPATH=/opt/airflow:/opt/airflow/plugins \
-    LETSJOBIT_DATA_DIR=/opt/airflow/data
+# so letsjobit.config.PROJECT_ROOT and SQL_DIR resolve the same way (the package is installed editable).
+ENV LETSJOBIT_DATA_DIR=/opt/airflow/data
 
 # Dependencies first, so code edits do not re-install them. The official image wants pip as `airflow`.
 COPY --chown=airflow:0 requirements.txt /opt/airflow/requirements.txt
 RUN pip install --no-cache-dir -r /opt/airflow/requirements.txt
 
-# The project's distribution metadata: its provider entry point registers the `letsjobit` connection type.
+# The `letsjobit` package (include/letsjobit/), installed editable so that it imports from anywhere and its
+# provider entry point registers the `letsjobit` connection type.
 COPY --chown=airflow:0 pyproject.toml /opt/airflow/pyproject.toml
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 RUN pip install --no-cache-dir --no-deps -e /opt/airflow
@@ -22,8 +21,6 @@ RUN pip install --no-cache-dir --no-deps -e /opt/airflow
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 sql/ /opt/airflow/sql/
-COPY --chown=airflow:0 deploy/ /opt/airflow/deploy/
-COPY --chown=airflow:0 dashboard/ /opt/airflow/dashboard/
 
 # Mount points of the named volumes, created here so that Docker gives them to the airflow user.
 RUN mkdir -p /opt/airflow/data /opt/airflow/auth

@@ -16,19 +16,18 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
+	# The project's own package, editable: `letsjobit` imports from any directory, and its provider entry
+	# point registers the `letsjobit` connection type with Airflow.
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
-	# Puts the project root (for `include.letsjobit`) and plugins/ on sys.path of every tool in the venv.
-	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
-	  printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/plugins" > "$$site/letsjobit_project.pth"
 	touch $(STAMP)
 
 run: install
-	$(BIN)/python -m include.letsjobit.demo
+	$(BIN)/python -m letsjobit.devtools.run
 
 # After `make run`, on the same LETSJOBIT_DATA_DIR: one scheduled-style window run (the DAG's default
 # look-back and look-ahead around the latest daily interval) and what it changed in the lake.
 run-window: install
-	$(BIN)/python -m include.letsjobit.demo --window
+	$(BIN)/python -m letsjobit.devtools.run --window
 
 test: install
 	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile $(PYTEST_ARGS)
@@ -48,7 +47,7 @@ DASHBOARD_ADDRESS ?= 127.0.0.1
 DASHBOARD_PORT ?= 8501
 DASHBOARD_ARGS ?=
 dashboard: install
-	$(BIN)/python -m dashboard --address $(DASHBOARD_ADDRESS) --port $(DASHBOARD_PORT) $(DASHBOARD_ARGS)
+	$(BIN)/python -m letsjobit.dashboard --address $(DASHBOARD_ADDRESS) --port $(DASHBOARD_PORT) $(DASHBOARD_ARGS)
 
 clean:
 	rm -rf .airflow data .pytest_cache
@@ -56,7 +55,7 @@ clean:
 # The pipeline on CeleryExecutor with PostgreSQL and Redis (installed from apt if missing), two workers.
 .PHONY: distributed
 distributed: install
-	$(BIN)/python -m deploy.distributed_run $(DISTRIBUTED_ARGS)
+	$(BIN)/python -m letsjobit.devtools.distributed $(DISTRIBUTED_ARGS)
 
 # The long reliability soak (issue 10): the fuzz tests with many more examples, then 12 DAG runs through
 # faults, drift, SIGKILLs and concurrent readers, checked against the simulator's truth (~10 min).

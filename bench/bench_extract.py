@@ -37,11 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
-
-from include.letsjobit.simulator.process import simulator_process  # noqa: E402
+from letsjobit.simulator.process import simulator_process
 
 KEY = "bench-key-7f3e2d1c0b9a"
 CEILING_VISITS_PER_SECOND = 100 / 10 * 100
@@ -53,9 +49,9 @@ ANCHOR = "2026-11-01"
 
 
 def child_ours(base_url: str, workdir: Path, ids_path: Path | None) -> dict:
-    from include.letsjobit import extract
-    from include.letsjobit.client import ClientSettings, LetsJobItClient
-    from include.letsjobit.config import DataLayout
+    from letsjobit.api.client import ClientSettings, LetsJobItClient
+    from letsjobit.config import DataLayout
+    from letsjobit.lake import extract
 
     layout = DataLayout(workdir / "data")
     # The memory scenario turns the simulator's limit off; the client is then told so too.
@@ -166,7 +162,7 @@ def run_child(tool: str, base_url: str, want_ids: bool = False, env: dict | None
             command += ["--ids", str(ids_path)]
         done = subprocess.run(
             command,
-            cwd=ROOT,
+            cwd=Path(__file__).resolve().parents[1],
             capture_output=True,
             text=True,
             timeout=1800,

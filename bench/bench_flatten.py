@@ -27,9 +27,8 @@ from pathlib import Path
 
 import orjson
 import psutil
-
-from include.letsjobit import lake
-from include.letsjobit.config import DataLayout
+from letsjobit.config import DataLayout
+from letsjobit.lake import store as lake
 
 PAGE_SIZE = 100
 GENERATION_BLOCK = 10_000
@@ -178,7 +177,7 @@ def main() -> None:
     parser.add_argument("--pages-per-batch", type=int, default=lake.PAGES_PER_BATCH)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--anchor", type=date.fromisoformat, default=date(2026, 11, 1))
-    parser.add_argument("--generator", default="include.letsjobit.simulator.data:generate_visits")
+    parser.add_argument("--generator", default="letsjobit.simulator.data:generate_visits")
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/letsjobit-bench"))
     parser.add_argument("--floor", action="store_true", help="also time gunzip + orjson parse alone")
     parser.add_argument("--log", action="store_true", help="show the lake's log lines")

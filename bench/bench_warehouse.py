@@ -20,7 +20,6 @@ import logging
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from datetime import date, timedelta
@@ -28,11 +27,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from include.letsjobit import schema, warehouse  # noqa: E402
-from include.letsjobit.config import DataLayout  # noqa: E402
+from letsjobit.config import DataLayout
+from letsjobit.lake import schema
+from letsjobit.warehouse import build as warehouse
 
 FIRST_DAY = date(2025, 11, 1)
 DAYS = 365

@@ -15,8 +15,7 @@ import time
 
 import psutil
 import requests
-
-from include.letsjobit.simulator.process import simulator_process
+from letsjobit.simulator.process import simulator_process
 
 KEY = "bench-key-not-secret"
 

@@ -65,13 +65,12 @@ from typing import Any
 
 import duckdb
 import requests
-
-from include.letsjobit import config
-from include.letsjobit.airflow_runner import AirflowHome, airflow_bin
-from include.letsjobit.simulator import expectations
-from include.letsjobit.simulator.data import record_key
-from include.letsjobit.simulator.expectations import Expectation, expected_outcome, flag, rating
-from include.letsjobit.simulator.process import simulator_process
+from letsjobit import config
+from letsjobit.devtools.airflow_runner import AirflowHome, airflow_bin
+from letsjobit.simulator import expectations
+from letsjobit.simulator.data import record_key
+from letsjobit.simulator.expectations import Expectation, expected_outcome, flag, rating
+from letsjobit.simulator.process import simulator_process
 
 log = logging.getLogger("soak")
 

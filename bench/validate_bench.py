@@ -23,11 +23,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from include.letsjobit import schema  # noqa: E402
-from include.letsjobit.config import DataLayout  # noqa: E402
+from letsjobit.config import DataLayout
+from letsjobit.lake import schema
 
 RUN_ID = "bench"
 DAYS = 30
@@ -104,7 +101,7 @@ def _cpu_seconds() -> float:
 
 
 def audit_child(root: str, counts: str) -> None:
-    from include.letsjobit import validate
+    from letsjobit.quality import audit as validate
 
     rows = json.loads(counts)
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """LetsJobIt visits: extract -> stage -> audit -> publish the lake -> build the warehouse.
 
-Wiring only: every task calls one function of include.letsjobit.pipeline. Nothing here touches the
+Wiring only: every task calls one function of letsjobit.airflow.tasks. Nothing here touches the
 network, reads secrets or imports heavy libraries at parse time.
 
 Two DAGs:
@@ -11,7 +11,7 @@ Two DAGs:
 
 Every task runs inside ``pipeline.fail_fast()``: an error that waiting cannot heal (the key refused, a
 bad request, a failed gate) fails it at once, without retries. A failed run sends one mail, and a run
-that publishes with data issues one quality mail, when LETSJOBIT_ALERT_EMAILS is set (include/letsjobit/alerts.py).
+that publishes with data issues one quality mail, when LETSJOBIT_ALERT_EMAILS is set (include/letsjobit/airflow/alerts.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
-
-from include.letsjobit import alerts, config, pipeline
+from letsjobit import config
+from letsjobit.airflow import alerts
+from letsjobit.airflow import tasks as pipeline
 
 LAKE = Asset("letsjobit_lake")
 WAREHOUSE = Asset("letsjobit_warehouse")
@@ -81,7 +82,7 @@ def letsjobit_visits():
     # The pool bounds how many chunks call the API at once; the key's rate budget is shared by all of them.
     @task(pool=config.API_POOL, max_active_tis_per_dagrun=4, retries=3)
     def extract(chunk: dict) -> dict:
-        from letsjobit.hooks import LetsJobItHook
+        from letsjobit.airflow.hooks import LetsJobItHook
 
         context = get_current_context()
         with pipeline.fail_fast():

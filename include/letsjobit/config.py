@@ -142,7 +142,7 @@ def conn_extra() -> dict:
 
 def api_connection(url: str | None = None, key: str | None = None, extra: dict | None = None) -> dict:
     """The `letsjobit_default` connection in Airflow's JSON form (``conn_type``, ``host``, ``password``,
-    ``extra``): what AIRFLOW_CONN_LETSJOBIT_DEFAULT holds and what deploy.bootstrap stores.
+    ``extra``): what AIRFLOW_CONN_LETSJOBIT_DEFAULT holds and what letsjobit.devtools.bootstrap stores.
 
     From LETSJOBIT_API_URL, LETSJOBIT_API_KEY and LETSJOBIT_CONN_EXTRA; ``url`` and ``key`` replace the
     variables (a simulator started for the run), ``extra`` is merged over LETSJOBIT_CONN_EXTRA.
@@ -178,7 +178,7 @@ def gate_min_rows() -> int:
     Unset: `suites.DEFAULT_MIN_ROWS`, the one default (imported here, not at module level: the DAG
     imports this module at parse time, and suites imports pyarrow).
     """
-    from include.letsjobit.suites import DEFAULT_MIN_ROWS
+    from letsjobit.quality.suites import DEFAULT_MIN_ROWS
 
     value = os.environ.get("LETSJOBIT_GATE_MIN_ROWS")
     return max(0, int(value)) if value else DEFAULT_MIN_ROWS
@@ -190,6 +190,6 @@ def keep_runs() -> int:
 
 
 def alert_emails() -> list[str]:
-    """Recipients of the pipeline's failure and data-quality mails (include/letsjobit/alerts.py)."""
+    """Recipients of the pipeline's failure and data-quality mails (include/letsjobit/airflow/alerts.py)."""
     raw = os.environ.get("LETSJOBIT_ALERT_EMAILS") or ""
     return [address.strip() for address in raw.replace(";", ",").split(",") if address.strip()]

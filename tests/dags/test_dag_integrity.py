@@ -67,8 +67,7 @@ def test_warehouse_dag_runs_when_the_lake_changes(dagbag):
 
 def test_mapped_extract_keeps_its_retry_delay_through_serialisation(dagbag):
     from airflow.serialization.serialized_objects import DagSerialization
-
-    from include.letsjobit import config
+    from letsjobit import config
 
     serialized = DagSerialization.to_dict(dagbag.dags["letsjobit_visits"])
     tasks = [task.get("__var", task) for task in serialized["dag"]["tasks"]]

@@ -22,9 +22,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from letsjobit.dashboard import server
 from websockets.sync.client import connect as websocket_connect
-
-from dashboard import server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_CHROMIUM = Path(__file__).with_name("install_chromium.sh")

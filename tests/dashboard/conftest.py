@@ -8,11 +8,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from letsjobit import config
 
-from include.letsjobit import config
 from tests.dashboard import fixture_lake
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+APP = Path(__file__).resolve().parents[2] / "include" / "letsjobit" / "dashboard" / "app.py"
 
 
 def pytest_configure(config):

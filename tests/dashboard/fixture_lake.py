@@ -19,8 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from letsjobit import config
+from letsjobit.lake import schema
+from letsjobit.warehouse import build as warehouse
 
-from include.letsjobit import config, schema, warehouse
 from tests.warehouse import lakes
 
 FIRST_DAY = date(2026, 9, 1)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from include.letsjobit import config
+from letsjobit import config
+
 from tests.dashboard import fixture_lake
 
 DATA_SETS = fixture_lake.DATA_SETS

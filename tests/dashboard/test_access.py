@@ -4,9 +4,9 @@ sign-in configured the app shows nothing until an allowed viewer has signed in."
 from __future__ import annotations
 
 import pytest
+from letsjobit.dashboard import access, server
 from streamlit.testing.v1 import AppTest
 
-from dashboard import access, server
 from tests.dashboard.conftest import APP
 
 AUTH = {
@@ -19,7 +19,7 @@ AUTH = {
 
 
 def launch(argv: list[str], monkeypatch, secrets_file) -> list[str]:
-    """What ``python -m dashboard ARGV`` would exec (nothing is executed)."""
+    """What ``python -m letsjobit.dashboard ARGV`` would exec (nothing is executed)."""
     captured: list[str] = []
     monkeypatch.setattr(access, "SECRETS_FILE", secrets_file)
     monkeypatch.setattr(server.os, "execv", lambda path, args: captured.extend(args))
@@ -33,7 +33,7 @@ def write_secrets(path, text: str):
     return path
 
 
-@pytest.mark.parametrize("address", ["0.0.0.0", "192.0.2.10", "::", "dashboard.example.com"])  # noqa: S104
+@pytest.mark.parametrize("address", ["0.0.0.0", "192.0.2.10", "::", "letsjobit.dashboard.example.com"])  # noqa: S104
 def test_the_launcher_refuses_a_non_loopback_address_without_a_sign_in(address, monkeypatch, tmp_path):
     with pytest.raises(access.ExposureRefused, match="without a sign-in"):
         launch(["--address", address], monkeypatch, tmp_path / "missing.toml")

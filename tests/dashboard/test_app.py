@@ -10,10 +10,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
+from letsjobit.dashboard import formatting as fmt
+from letsjobit.dashboard import queries
 from streamlit.testing.v1 import AppTest
 
-from dashboard import formatting as fmt
-from dashboard import queries
 from tests.dashboard import fixture_lake as fl
 from tests.dashboard.conftest import APP
 from tests.dashboard.test_queries import expected

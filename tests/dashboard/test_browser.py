@@ -9,8 +9,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from letsjobit.dashboard import queries
 
-from dashboard import queries
 from tests.dashboard import browser
 from tests.dashboard.test_app import DEFAULT, expected_tiles
 

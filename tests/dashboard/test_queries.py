@@ -7,10 +7,11 @@ from datetime import date, timedelta
 
 import duckdb
 import pytest
+from letsjobit import config
+from letsjobit.dashboard import formatting as fmt
+from letsjobit.dashboard import queries
+from letsjobit.warehouse import build as warehouse
 
-from dashboard import formatting as fmt
-from dashboard import queries
-from include.letsjobit import config, warehouse
 from tests.dashboard import fixture_lake as fl
 
 FULL = queries.Filters(fl.FIRST_DAY, fl.LAST_DAY)

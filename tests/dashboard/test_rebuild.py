@@ -10,11 +10,11 @@ import threading
 import time
 
 import duckdb
+from letsjobit import config
+from letsjobit.dashboard import queries
+from letsjobit.warehouse.build import build
 
-from dashboard import queries
-from include.letsjobit.warehouse import build
 from tests.dashboard import fixture_lake as fl
-from tests.dashboard.conftest import APP
 from tests.dashboard.test_app import DEFAULT, assert_ran_cleanly, expected_tiles, open_app, tiles
 
 MIN_BUILDS_DURING_READS = 2
@@ -36,7 +36,7 @@ def test_every_page_load_during_rebuilds_shows_one_whole_build(
     stop = tmp_path / "stop"
     builder = subprocess.Popen(
         [sys.executable, "-m", "tests.dashboard.rebuild_loop", str(data_dir.root), str(stop)],
-        cwd=APP.parents[1],
+        cwd=config.PROJECT_ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -6,8 +6,8 @@ import re
 from datetime import date
 
 import pytest
+from letsjobit.dashboard import queries, report
 
-from dashboard import queries, report
 from tests.dashboard.test_app import DEFAULT, expected_tiles
 
 

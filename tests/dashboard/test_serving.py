@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboard import server
+from letsjobit.dashboard import server
 
 
 def streamlit_options(argv: list[str]) -> dict[str, str]:

@@ -9,9 +9,9 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+from letsjobit.devtools.airflow_runner import AirflowHome
+from letsjobit.simulator.expectations import KPI_COLUMNS, KPI_TABLES, expected_kpis
 
-from include.letsjobit.airflow_runner import AirflowHome
-from include.letsjobit.simulator.expectations import KPI_COLUMNS, KPI_TABLES, expected_kpis
 from tests.conftest import TEST_API_KEY
 
 

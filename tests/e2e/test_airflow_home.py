@@ -7,9 +7,8 @@ import json
 import subprocess
 
 import pytest
-
-from include.letsjobit import config
-from include.letsjobit.airflow_runner import AirflowHome, airflow_bin
+from letsjobit import config
+from letsjobit.devtools.airflow_runner import AirflowHome, airflow_bin
 
 pytestmark = pytest.mark.airflow
 

@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
+from letsjobit import config
+from letsjobit.devtools.airflow_runner import AirflowHome
+from letsjobit.lake import schema
+from letsjobit.simulator import SimulatorConfig, SimulatorServer
 
-from include.letsjobit import config, schema
-from include.letsjobit.airflow_runner import AirflowHome
-from include.letsjobit.simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import TEST_ANCHOR_DATE, TEST_API_KEY
 
 pytestmark = pytest.mark.airflow

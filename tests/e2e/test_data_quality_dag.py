@@ -18,16 +18,16 @@ from datetime import date, timedelta
 
 import duckdb
 import pytest
-
-from include.letsjobit import config
-from include.letsjobit.airflow_runner import AirflowHome
-from include.letsjobit.simulator import SimulatorConfig, SimulatorServer, data
-from include.letsjobit.simulator.expectations import (
+from letsjobit import config
+from letsjobit.devtools.airflow_runner import AirflowHome
+from letsjobit.simulator import SimulatorConfig, SimulatorServer, data
+from letsjobit.simulator.expectations import (
     ISSUE_COLUMNS,
     Expectation,
     expected_outcome,
     issue_sort_key,
 )
+
 from tests.conftest import TEST_ANCHOR_DATE, TEST_API_KEY
 from tests.e2e.helpers import dags_test, kpi_mismatches
 

@@ -1,4 +1,4 @@
-"""`make run` and `make run-window` end to end: what the Makefile runs (``python -m include.letsjobit.demo``),
+"""`make run` and `make run-window` end to end: what the Makefile runs (``python -m letsjobit.devtools.run``),
 a simulator, a throw-away Airflow home, real DAG runs and their summaries.
 
 One `make run` on the embedded simulator is shared by the summary test and the window test after it.
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from include.letsjobit import config, demo
-from include.letsjobit.simulator import SimulatorConfig, SimulatorServer, data
-from include.letsjobit.simulator.expectations import expected_outcome
+from letsjobit import config
+from letsjobit.devtools import run as demo
+from letsjobit.simulator import SimulatorConfig, SimulatorServer, data
+from letsjobit.simulator.expectations import expected_outcome
 
 pytestmark = pytest.mark.airflow
 
@@ -34,7 +34,7 @@ def clean_environment(root: Path, **variables: str) -> dict[str, str]:
 
 def make_run(root: Path, env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "include.letsjobit.demo", *arguments, "--airflow-home", str(root / "airflow")],
+        [sys.executable, "-m", "letsjobit.devtools.run", *arguments, "--airflow-home", str(root / "airflow")],
         cwd=config.PROJECT_ROOT,
         env=env,
         capture_output=True,

@@ -13,10 +13,10 @@ from datetime import date, timedelta
 
 import duckdb
 import pytest
+from letsjobit import config
+from letsjobit.devtools.airflow_runner import AirflowHome
+from letsjobit.simulator import SimulatorConfig, SimulatorServer
 
-from include.letsjobit import config
-from include.letsjobit.airflow_runner import AirflowHome
-from include.letsjobit.simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import TEST_ANCHOR_DATE, TEST_API_KEY
 from tests.e2e.helpers import dags_test, kpi_mismatches
 

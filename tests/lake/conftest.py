@@ -10,8 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-
-from include.letsjobit.config import DataLayout
+from letsjobit.config import DataLayout
 
 # The visit of the reference's "Get All Visits" example, verbatim (signature shortened as it is there).
 REFERENCE_VISIT: dict[str, Any] = {

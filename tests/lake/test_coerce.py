@@ -8,10 +8,9 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from include.letsjobit import coerce, schema
-from include.letsjobit.coerce import CoercionError
-from include.letsjobit.schema import Field, Kind
+from letsjobit.lake import coerce, schema
+from letsjobit.lake.coerce import CoercionError
+from letsjobit.lake.schema import Field, Kind
 
 REJECTED = object()
 

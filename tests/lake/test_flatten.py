@@ -10,8 +10,9 @@ from datetime import date, datetime
 
 import orjson
 import pytest
+from letsjobit.lake import coerce, flatten, schema
+from letsjobit.quality import suites
 
-from include.letsjobit import coerce, flatten, schema, suites
 from tests.lake.conftest import FETCHED_AT, REFERENCE_LINE, raw_page, reference_visit
 
 

@@ -16,9 +16,11 @@ import duckdb
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from letsjobit.config import DataLayout
+from letsjobit.lake import flatten, schema
+from letsjobit.lake import store as lake
+from letsjobit.quality import audit as validate
 
-from include.letsjobit import flatten, lake, schema, validate
-from include.letsjobit.config import DataLayout
 from tests.lake.conftest import FETCHED_AT, raw_page, reference_visit, visits_over_days, write_raw_part
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -299,8 +301,8 @@ CRASH_SCRIPT = """
 import os, sys
 from datetime import date
 from pathlib import Path
-from include.letsjobit import lake
-from include.letsjobit.config import DataLayout
+from letsjobit.lake import store as lake
+from letsjobit.config import DataLayout
 
 layout = DataLayout(Path(sys.argv[1]))
 mode = sys.argv[2]

@@ -18,8 +18,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-
-from include.letsjobit import schema
+from letsjobit.lake import schema
 
 # Bounded by default so the whole fuzz suite stays within seconds; `make soak` raises it.
 EXPLORE = "LETSJOBIT_FUZZ_EXAMPLES" in os.environ

@@ -22,11 +22,8 @@ import pytest
 import requests
 from hypothesis import given
 from hypothesis import strategies as st
-from requests.structures import CaseInsensitiveDict
-
-from include.letsjobit import client as client_module
-from include.letsjobit import coerce
-from include.letsjobit.client import (
+from letsjobit.api import client as client_module
+from letsjobit.api.client import (
     ClientSettings,
     LetsJobItClient,
     LetsJobItMalformedPage,
@@ -34,7 +31,10 @@ from include.letsjobit.client import (
     ScanStats,
     validate_page,
 )
-from include.letsjobit.ratelimit import MAX_SERVER_PAUSE_SECONDS, parse_rate_headers
+from letsjobit.api.ratelimit import MAX_SERVER_PAUSE_SECONDS, parse_rate_headers
+from letsjobit.lake import coerce
+from requests.structures import CaseInsensitiveDict
+
 from tests.lake.conftest import REFERENCE_VISIT
 from tests.reliability.hostile import FUZZ, HOSTILE, HOSTILE_META_NUMBER, JSON, SCALARS, TEXT, hostile_meta
 

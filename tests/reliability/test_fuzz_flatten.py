@@ -26,9 +26,11 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from letsjobit.config import DataLayout
+from letsjobit.lake import coerce, flatten, schema
+from letsjobit.lake import store as lake
+from letsjobit.quality import suites
 
-from include.letsjobit import coerce, flatten, lake, schema, suites
-from include.letsjobit.config import DataLayout
 from tests.lake.conftest import FETCHED_AT, raw_page, reference_visit
 from tests.reliability.hostile import FUZZ, HOSTILE, JSON, SCALARS, hostile_meta, hostile_visit, nested
 

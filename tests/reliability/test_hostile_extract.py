@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from letsjobit.api.client import Page
+from letsjobit.config import DataLayout
+from letsjobit.lake import extract
+from letsjobit.lake import store as lake
 
-from include.letsjobit import extract, lake
-from include.letsjobit.client import Page
-from include.letsjobit.config import DataLayout
 from tests.lake.conftest import reference_visit
 from tests.reliability.hostile import nested
 

@@ -8,10 +8,10 @@ import time
 from datetime import date
 
 import duckdb
+from letsjobit.config import DataLayout
+from letsjobit.simulator import data
 
 from bench import soak
-from include.letsjobit.config import DataLayout
-from include.letsjobit.simulator import data
 
 DAY = date(2026, 11, 2)
 OTHER_DAY = date(2026, 11, 20)

@@ -263,7 +263,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(simulator):
 
 
 def test_the_key_never_reaches_the_simulator_log(simulator, caplog):
-    caplog.set_level(logging.DEBUG, logger="include.letsjobit.simulator")
+    caplog.set_level(logging.DEBUG, logger="letsjobit.simulator")
     key = simulator.api_key
     for param in ("api_key", "API_KEY", "apiKey", "key"):
         requests.get(simulator.base_url + "/visits", params={param: key, "pagination": "x"}, timeout=10)

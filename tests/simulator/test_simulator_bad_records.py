@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 import requests
+from letsjobit.simulator import SimulatorConfig, data
+from letsjobit.simulator.data import BAD_RECORD_KINDS, MISSING, UNKNOWN_FIELDS, generate_visits
 
-from include.letsjobit.simulator import SimulatorConfig, data
-from include.letsjobit.simulator.data import BAD_RECORD_KINDS, MISSING, UNKNOWN_FIELDS, generate_visits
 from tests.conftest import TEST_ANCHOR_DATE
 from tests.simulator.helpers import fetch_all, get
 

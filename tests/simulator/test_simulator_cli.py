@@ -6,9 +6,8 @@ import subprocess
 
 import pytest
 import requests
-
-from include.letsjobit.simulator.__main__ import parse_args
-from include.letsjobit.simulator.process import simulator_process
+from letsjobit.simulator.__main__ import parse_args
+from letsjobit.simulator.process import simulator_process
 
 
 def test_cli_prints_listening_serves_and_stops_on_sigterm_without_logging_the_key():

@@ -7,8 +7,8 @@ from collections import Counter
 from datetime import date, timedelta
 
 import pytest
+from letsjobit.simulator.data import BAD_RECORD_KINDS, generate_visits, iter_visit_chunks, record_key
 
-from include.letsjobit.simulator.data import BAD_RECORD_KINDS, generate_visits, iter_visit_chunks, record_key
 from tests.simulator.helpers import is_true
 
 ANCHOR = date(2026, 11, 1)

@@ -7,9 +7,8 @@ from datetime import date
 
 import pytest
 import requests
-
-from include.letsjobit.simulator import data
-from include.letsjobit.simulator.expectations import (
+from letsjobit.simulator import data
+from letsjobit.simulator.expectations import (
     StaleGroundTruth,
     expected_kpis,
     expected_outcome,

@@ -8,8 +8,8 @@ import time
 import orjson
 import pytest
 import requests
+from letsjobit.simulator import FaultConfig
 
-from include.letsjobit.simulator import FaultConfig
 from tests.simulator.helpers import fetch_all, get
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 import requests
+from letsjobit.simulator.ratelimit import RateLimiter
 
-from include.letsjobit.simulator.ratelimit import RateLimiter
 from tests.simulator.helpers import get
 
 

@@ -213,7 +213,7 @@ def test_admin_changes_list_every_version_a_visit_took_since_a_store_version(sim
 
 
 def test_changes_refuse_a_version_the_history_no_longer_reaches(monkeypatch, simulator):
-    from include.letsjobit.simulator import store as store_module
+    from letsjobit.simulator import store as store_module
 
     monkeypatch.setattr(store_module, "CHANGE_HISTORY", 2)
     store = store_module.VisitStore(simulator.store.snapshot()[:5])

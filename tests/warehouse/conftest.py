@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-
-from include.letsjobit import config
+from letsjobit import config
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from itertools import count
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from include.letsjobit import schema
+from letsjobit.lake import schema
 
 # The lake's issues table and its schema (the lake owns both).
 ISSUES_TABLE = schema.DATA_ISSUES_TABLE

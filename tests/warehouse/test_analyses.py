@@ -9,9 +9,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from letsjobit import config
+from letsjobit.warehouse import build as warehouse
+from letsjobit.warehouse.models import load_analyses
 
-from include.letsjobit import config, warehouse
-from include.letsjobit.models import load_analyses
 from tests.warehouse import lakes
 
 ANALYSES = load_analyses(config.SQL_DIR)

@@ -6,7 +6,8 @@ import json
 from collections import defaultdict
 from datetime import date
 
-from include.letsjobit import warehouse
+from letsjobit.warehouse import build as warehouse
+
 from tests.warehouse import lakes
 from tests.warehouse.conftest import query, query_dicts
 

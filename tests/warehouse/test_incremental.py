@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pytest
+from letsjobit import config
+from letsjobit.warehouse import build as warehouse
 
-from include.letsjobit import config, warehouse
 from tests.warehouse import lakes
 from tests.warehouse.conftest import query, query_dicts
 

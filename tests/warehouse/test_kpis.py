@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from letsjobit import config
+from letsjobit.warehouse import build as warehouse
 
-from include.letsjobit import config, warehouse
 from tests.warehouse import lakes
 from tests.warehouse.conftest import query, query_dicts
 

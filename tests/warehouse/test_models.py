@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from letsjobit import config
+from letsjobit.warehouse import build as warehouse
+from letsjobit.warehouse.models import ModelError, column_docs, load_models, parse_model
 
-from include.letsjobit import config, warehouse
-from include.letsjobit.models import ModelError, column_docs, load_models, parse_model
 from tests.warehouse import lakes
 
 MODELS = load_models(config.SQL_DIR)
@@ -49,7 +50,7 @@ def test_the_data_dictionary_is_generated_from_the_current_models():
     expected = warehouse.render_data_dictionary()
 
     assert warehouse.DATA_DICTIONARY.read_text() == expected, (
-        "docs/data_dictionary.md is stale: run `python -m include.letsjobit.warehouse dictionary`"
+        "docs/data_dictionary.md is stale: run `python -m letsjobit.warehouse.build dictionary`"
     )
 
 

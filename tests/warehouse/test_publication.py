@@ -12,8 +12,8 @@ from datetime import date, timedelta
 
 import duckdb
 import pytest
+from letsjobit.warehouse import build as warehouse
 
-from include.letsjobit import warehouse
 from tests.warehouse import lakes
 from tests.warehouse.conftest import query, query_dicts
 
@@ -198,7 +198,7 @@ def _one_publication(layout, generation: int, days: list[date]) -> int:
 def test_a_build_reads_one_publication_whole_while_the_next_lands(layout):
     """The build links the lake's files under the publish lock: a publication in progress makes it wait,
     and one that lands after the snapshot neither mixes into the build nor pulls files from under it."""
-    from include.letsjobit import lake
+    from letsjobit.lake import store as lake
 
     days = [date(2026, 10, 1) + timedelta(days=n) for n in range(5)]
     _one_publication(layout, 1, days)

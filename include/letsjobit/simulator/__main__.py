@@ -1,4 +1,4 @@
-"""Command line: ``python -m include.letsjobit.simulator --port 0 --visits N --seed S ...``.
+"""Command line: ``python -m letsjobit.simulator --port 0 --visits N --seed S ...``.
 
 Prints exactly one line ``LISTENING <base_url>`` on stdout once it accepts connections, then serves until
 SIGTERM or SIGINT. The API key comes from ``LETSJOBIT_API_KEY`` (or the simulator's default key), so it
@@ -16,7 +16,7 @@ import threading
 from datetime import date
 from pathlib import Path
 
-from include.letsjobit import config as project_config
+from letsjobit import config as project_config
 
 from . import data
 from .faults import FaultConfig
@@ -36,7 +36,7 @@ def _kind_names(text: str) -> tuple[str, ...]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = SimulatorConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m include.letsjobit.simulator",
+        prog="python -m letsjobit.simulator",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from include.letsjobit import config
+from letsjobit import config
 
 LISTENING = "LISTENING "
 
@@ -41,11 +41,11 @@ def simulator_process(
     stderr=None,
     stop_timeout: float = 10.0,
 ) -> Iterator[SimulatorProcess]:
-    """Start ``python -m include.letsjobit.simulator --port 0 *args``; yields once it accepts connections."""
+    """Start ``python -m letsjobit.simulator --port 0 *args``; yields once it accepts connections."""
     env = dict(os.environ)
     if api_key is not None:
         env["LETSJOBIT_API_KEY"] = api_key
-    command = [sys.executable, "-m", "include.letsjobit.simulator", "--port", "0", *args]
+    command = [sys.executable, "-m", "letsjobit.simulator", "--port", "0", *args]
     process = subprocess.Popen(
         command, cwd=config.PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
     )

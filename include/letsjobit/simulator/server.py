@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import orjson
 
-from include.letsjobit import config as project_config
+from letsjobit import config as project_config
 
 from . import data
 from .faults import FaultConfig, FaultInjector

@@ -1,0 +1,836 @@
+"""Run a DAG on Airflow's distributed engine on this machine and check where its tasks ran.
+
+What a docker-compose deployment runs in containers, this runs as separate processes on one host:
+PostgreSQL (metadata DB and Celery result backend) and Redis (Celery broker) from the system packages,
+``airflow db migrate`` and ``letsjobit.devtools.bootstrap``, then the scheduler, the dag-processor, the API server
+and N ``airflow celery worker`` processes, each with its own hostname, plus the LetsJobIt simulator.
+It triggers the DAG through the REST API, waits for the run to end, reads from the metadata DB which
+worker ran each task instance, reads the simulator's counters, and stops everything it started by
+process group, whatever happened. Logs go to a temporary directory; their tails are printed on failure.
+
+    python -m letsjobit.devtools.distributed                  # letsjobit_visits, full refresh, on the simulator
+    python -m letsjobit.devtools.distributed --conf '{"full_refresh": false}' --logical-date 2026-11-24T00:00:00Z
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from letsjobit import config
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = config.PROJECT_ROOT
+SYSTEM_PACKAGES = ("postgresql", "redis-server")
+DB_USER = "airflow"
+DB_NAME = "airflow"
+ADMIN_USER = "admin"
+LOG_TAIL_LINES = 40
+STOP_GRACE_SECONDS = 15.0
+# How long a component may take to come up; generous, because CI machines are shared and slow at times.
+START_TIMEOUT_SECONDS = 240.0
+
+
+class DistributedRunError(RuntimeError):
+    """The distributed run could not start, or the DAG run did not succeed; the message says which."""
+
+
+# --- system packages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerBinaries:
+    postgres_bin: Path  # holds initdb, postgres
+    redis_server: Path
+
+
+def find_server_binaries() -> ServerBinaries | None:
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(Path(path).parts[4])
+    )
+    redis_server = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+    if not candidates or not redis_server:
+        return None
+    return ServerBinaries(postgres_bin=Path(candidates[-1]).parent, redis_server=Path(redis_server))
+
+
+def ensure_server_binaries() -> ServerBinaries:
+    """PostgreSQL and Redis from Debian's packages, installed with apt-get when missing (needs root)."""
+    binaries = find_server_binaries()
+    if binaries:
+        return binaries
+    if os.geteuid() != 0:
+        raise DistributedRunError(
+            f"PostgreSQL or Redis is missing and this is not root: apt-get install {' '.join(SYSTEM_PACKAGES)}"
+        )
+    log.info("installing %s with apt-get", ", ".join(SYSTEM_PACKAGES))
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with _services_not_started_by_apt():
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=environment)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *SYSTEM_PACKAGES],
+            check=True,
+            env=environment,
+        )
+    binaries = find_server_binaries()
+    if not binaries:
+        raise DistributedRunError(
+            f"apt-get installed {SYSTEM_PACKAGES} but initdb or redis-server is not found"
+        )
+    return binaries
+
+
+@contextlib.contextmanager
+def _services_not_started_by_apt() -> Iterator[None]:
+    """Debian's policy-rc.d hook: the packages' own system services stay stopped; we start private ones."""
+    policy = Path("/usr/sbin/policy-rc.d")
+    if policy.exists():
+        yield
+        return
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    try:
+        yield
+    finally:
+        policy.unlink(missing_ok=True)
+
+
+# --- processes ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Started:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    stop_signal: int
+
+
+class Processes:
+    """Long-running processes, each the leader of its own process group, logging to one file each."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[Started] = []
+
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        user: str | None = None,
+        stop_signal: int = signal.SIGTERM,
+    ) -> Started:
+        log_path = self.log_dir / f"{name}.log"
+        with open(log_path, "ab") as log_file:
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                user=user,
+            )
+        started = Started(name, process, log_path, stop_signal)
+        self.started.append(started)
+        log.info("started %s (pid %d)", name, process.pid)
+        return started
+
+    def check_alive(self) -> None:
+        for started in self.started:
+            if started.process.poll() is not None:
+                raise DistributedRunError(
+                    f"{started.name} (pid {started.process.pid}) exited with code {started.process.returncode}"
+                )
+
+    def stop(self, names: list[str] | None = None) -> None:
+        """Signal each group, wait up to the grace period, then SIGKILL whatever is left of the group."""
+        chosen = [started for started in self.started if names is None or started.name in names]
+        for started in chosen:
+            _signal_group(started.process.pid, started.stop_signal)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for started in chosen:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                started.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for started in chosen:
+            # The group can outlive its leader (Celery pool children, task processes): kill it whole.
+            _signal_group(started.process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                started.process.wait(timeout=5)
+            log.info(
+                "stopped %s (pid %d, exit %s)", started.name, started.process.pid, started.process.returncode
+            )
+        self.started = [started for started in self.started if started not in chosen]
+
+    def tails(self, lines: int = LOG_TAIL_LINES) -> str:
+        return "\n".join(_tail(path, lines) for path in sorted(self.log_dir.glob("*.log")))
+
+
+def _signal_group(pid: int, signal_number: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal_number)
+
+
+def _tail(path: Path, lines: int, width: int = 500) -> str:
+    text = [line[:width] for line in path.read_text(errors="replace").splitlines()[-lines:]]
+    return f"----- {path.name} (last {len(text)} lines) -----\n" + "\n".join(text)
+
+
+def _failed_task_log_tails(airflow_home: Path, lines: int = 8) -> str:
+    """The ends of the task attempt logs that recorded an error (JSON lines, one event each)."""
+    failed = [
+        path
+        for path in sorted((airflow_home / "logs").glob("dag_id=*/**/*.log"))
+        if '"level":"error"' in path.read_text(errors="replace")
+    ]
+    return "\n".join(f"{path.relative_to(airflow_home)}\n{_tail(path, lines)}" for path in failed)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(
+    what: str, check: Callable[[], Any], timeout: float, processes: Processes, interval: float = 0.5
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail early if a started process died."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        processes.check_alive()
+        try:
+            result = check()
+        except (OSError, requests.RequestException) as error:
+            last_error, result = error, None
+        if result:
+            return result
+        time.sleep(interval)
+    raise DistributedRunError(
+        f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})"
+    )
+
+
+# --- servers ------------------------------------------------------------------------------------------
+
+
+def start_postgres(processes: Processes, binaries: ServerBinaries, base: Path) -> int:
+    """A private cluster on a free loopback port, trusted local logins, durability off (throw-away)."""
+    user = None
+    pg_dir = base / "postgres"
+    pg_dir.mkdir()
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        user = _postgres_system_user()
+        shutil.chown(pg_dir, user=user, group=user)
+    data = pg_dir / "data"
+    port = free_port()
+    subprocess.run(
+        [
+            str(binaries.postgres_bin / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            DB_USER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        user=user,
+        cwd=pg_dir,
+        stdout=subprocess.DEVNULL,
+        env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8"},
+    )
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "port": str(port),
+        "unix_socket_directories": str(pg_dir),
+        "max_connections": "200",
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+    }
+    argv = [str(binaries.postgres_bin / "postgres"), "-D", str(data)]
+    for name, value in settings.items():
+        argv += ["-c", f"{name}={value}"]
+    # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to disconnect.
+    processes.start(
+        "postgres",
+        argv,
+        env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8"},
+        user=user,
+        stop_signal=signal.SIGINT,
+    )
+
+    import psycopg2
+
+    def create_database() -> bool:
+        with contextlib.closing(
+            psycopg2.connect(host="127.0.0.1", port=port, user=DB_USER, dbname="postgres")
+        ) as connection:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f"create database {DB_NAME}")
+        return True
+
+    wait_until(
+        "PostgreSQL to accept connections",
+        lambda: _swallow(psycopg2.OperationalError, create_database),
+        30,
+        processes,
+    )
+    return port
+
+
+def _swallow(error_type: type[Exception], function: Callable[[], Any]) -> Any:
+    try:
+        return function()
+    except error_type:
+        return None
+
+
+def _postgres_system_user() -> str:
+    import pwd
+
+    for name in ("postgres", "letsjobit-pg"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    subprocess.run(["useradd", "--system", "--no-create-home", "letsjobit-pg"], check=True)
+    return "letsjobit-pg"
+
+
+def start_redis(processes: Processes, binaries: ServerBinaries, base: Path) -> int:
+    import redis
+
+    port = free_port()
+    redis_dir = base / "redis"
+    redis_dir.mkdir()
+    argv = [
+        str(binaries.redis_server),
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--dir", str(redis_dir),
+        "--save", "",
+        "--appendonly", "no",
+        "--daemonize", "no",
+    ]  # fmt: skip
+    processes.start("redis", argv, env={"PATH": os.environ.get("PATH", "")})
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    wait_until("Redis to answer PING", lambda: _swallow(redis.ConnectionError, client.ping), 20, processes)
+    return port
+
+
+def start_simulator(processes: Processes, env: dict[str, str], arguments: list[str]) -> Started:
+    return processes.start(
+        "simulator",
+        [sys.executable, "-m", "letsjobit.simulator", "--port", "0", *arguments],
+        env=env,
+    )
+
+
+def simulator_base_url(processes: Processes, simulator: Started) -> str:
+    """The base URL the simulator prints on its ``LISTENING`` line once it serves."""
+
+    def listening_url() -> str | None:
+        for line in simulator.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("LISTENING "):
+                return line.split(" ", 1)[1].strip()
+        return None
+
+    return wait_until("the simulator to print LISTENING", listening_url, START_TIMEOUT_SECONDS, processes)
+
+
+# --- Airflow ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    """Addresses and secrets of one distributed run."""
+
+    base: Path
+    pg_port: int
+    redis_port: int
+    api_port: int
+    admin_password: str = field(repr=False)
+    data_dir: Path
+    dags_folder: Path
+
+    @property
+    def home(self) -> Path:
+        return self.base / "airflow"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def db_dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.pg_port} user={DB_USER} dbname={DB_NAME}"
+
+
+def airflow_environment(cluster: Cluster, worker_concurrency: int) -> dict[str, str]:
+    """One configuration for every Airflow process, as environment variables (as the compose file does)."""
+    from cryptography.fernet import Fernet
+
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AIRFLOW", "LETSJOBIT_", "_AIRFLOW")) and name != "PYTHONPATH"
+    }
+    database = f"127.0.0.1:{cluster.pg_port}/{DB_NAME}"
+    return {
+        **inherited,
+        "AIRFLOW_HOME": str(cluster.home),
+        "LETSJOBIT_DATA_DIR": str(cluster.data_dir),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(cluster.dags_folder),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{cluster.api_url}/execution/",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "letsjobit.devtools.worker_identity.hostname",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(cluster.home / "passwords.json"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{DB_USER}@{database}",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{cluster.redis_port}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{DB_USER}@{database}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(worker_concurrency),
+        "AIRFLOW__API__BASE_URL": cluster.api_url,
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(cluster.home / "logs"),
+        # Only the run we trigger: a scheduled run of the DAG would compete for the API budget.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        # A failed try is retried after seconds, not the default 5 minutes, so a run fits a test's time.
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
+    }
+
+
+def airflow_command(*arguments: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("airflow")), *arguments]
+
+
+class OneShot:
+    """A command that must finish successfully, started now and waited for later."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait(self, timeout: float) -> None:
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise DistributedRunError(f"{self.name} did not finish within {timeout:.0f} s") from None
+        if code != 0:
+            raise DistributedRunError(
+                f"{self.name} exited with code {code}\n{_tail(self.log_path, LOG_TAIL_LINES)}"
+            )
+
+
+def run_once(name: str, argv: list[str], env: dict[str, str], log_dir: Path, timeout: float) -> None:
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "ab") as log_file:
+        result = subprocess.run(
+            argv,
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise DistributedRunError(
+            f"{name} exited with code {result.returncode}\n{_tail(log_path, LOG_TAIL_LINES)}"
+        )
+
+
+class RestClient:
+    """Airflow's public REST API (v2) with a token from the simple auth manager."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        response = self.session.post(
+            f"{base_url}/auth/token", json={"username": username, "password": password}, timeout=30
+        )
+        response.raise_for_status()
+        self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def get(self, path: str) -> requests.Response:
+        return self.session.get(f"{self.base_url}/api/v2{path}", timeout=30)
+
+    def send(self, method: str, path: str, body: dict) -> dict:
+        response = self.session.request(method, f"{self.base_url}/api/v2{path}", json=body, timeout=30)
+        if response.status_code >= 400:
+            raise DistributedRunError(
+                f"{method} {path} answered {response.status_code}: {response.text[:500]}"
+            )
+        return response.json()
+
+
+def api_server_healthy(cluster: Cluster) -> bool:
+    return requests.get(f"{cluster.api_url}/api/v2/monitor/health", timeout=5).status_code == 200
+
+
+def worker_ready(started: Started) -> bool:
+    return " ready." in started.log_path.read_text(errors="replace")
+
+
+def dag_parsed(client: RestClient, dag_id: str) -> bool:
+    if client.get(f"/dags/{dag_id}").status_code == 200:
+        return True
+    errors = client.get("/importErrors").json().get("import_errors", [])
+    if errors:
+        raise DistributedRunError(
+            "the DAG folder has import errors:\n" + "\n".join(error["stack_trace"] for error in errors)
+        )
+    return False
+
+
+def task_instances(cluster: Cluster, dag_id: str, run_id: str) -> list[dict]:
+    """Every task instance of the run, from the metadata DB (hostname is the worker that ran it)."""
+    import psycopg2
+    import psycopg2.extras
+
+    with (
+        contextlib.closing(psycopg2.connect(cluster.db_dsn)) as connection,
+        connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor,
+    ):
+        cursor.execute(
+            "select task_id, map_index, state, hostname, queue, pool, try_number, start_date, end_date"
+            " from task_instance where dag_id = %s and run_id = %s order by task_id, map_index",
+            (dag_id, run_id),
+        )
+        return [dict(row) for row in cursor.fetchall()]
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunOptions:
+    dag_id: str = config.DAG_ID
+    dags_folder: Path = PROJECT_ROOT / "dags"
+    conf: dict = field(default_factory=dict)
+    # ISO timestamp of the run's logical date; None triggers it "now" with no logical date (Airflow 3's default).
+    logical_date: str | None = None
+    workers: int = 2
+    worker_concurrency: int = 2
+    pool_slots: int = 4
+    # None: a simulator unless LETSJOBIT_API_URL names an API (as `make run` decides).
+    simulator: bool | None = None
+    simulator_arguments: list[str] = field(default_factory=lambda: ["--visits", "2000", "--seed", "7"])
+    # Merged over LETSJOBIT_CONN_EXTRA (config.api_connection).
+    conn_extra: dict = field(default_factory=dict)
+    run_timeout: float = 180.0
+    keep: bool = False
+
+
+@dataclass
+class RunReport:
+    dag_id: str
+    run_id: str
+    state: str
+    task_instances: list[dict]
+    data_dir: Path
+    log_dir: Path
+    seconds: dict[str, float]
+    # Every long-running process started, by name: each pid is also its process group's id.
+    pids: dict[str, int] = field(default_factory=dict)
+    simulator_url: str | None = None
+    simulator_counters: dict | None = None
+    # Signed in to the API server; usable by ``inspect`` only (the cluster stops when run() returns).
+    rest: RestClient | None = field(default=None, repr=False)
+
+    @property
+    def hostnames(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for ti in self.task_instances:
+            counts[ti["hostname"]] = counts.get(ti["hostname"], 0) + 1
+        return counts
+
+
+def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None) -> RunReport:
+    """Start the cluster, run the DAG once, stop the cluster. ``inspect`` runs while the data still exists.
+
+    Raises DistributedRunError (with the tails of every log) when anything fails; stops every process
+    it started in any case. The temporary directory is removed after a successful run unless ``keep``.
+    """
+    seconds: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        seconds[phase] = round(now - clock, 1)
+        clock = now
+
+    binaries = ensure_server_binaries()
+    lap("install")
+    base = Path(tempfile.mkdtemp(prefix="letsjobit-distributed-"))
+    base.chmod(0o711)  # the PostgreSQL user must reach its own directory below
+    log_dir = base / "logs"
+    log_dir.mkdir()
+    processes = Processes(log_dir)
+    bootstrapping: OneShot | None = None
+    succeeded = False
+    try:
+        pg_port = start_postgres(processes, binaries, base)
+        redis_port = start_redis(processes, binaries, base)
+        cluster = Cluster(
+            base=base,
+            pg_port=pg_port,
+            redis_port=redis_port,
+            api_port=free_port(),
+            admin_password=secrets.token_urlsafe(16),
+            data_dir=base / "data",
+            dags_folder=Path(options.dags_folder).resolve(),
+        )
+        cluster.home.mkdir()
+        env = airflow_environment(cluster, options.worker_concurrency)
+        lap("postgres_redis")
+
+        use_simulator = options.simulator if options.simulator is not None else not config.api_url()
+        simulator = (
+            start_simulator(
+                processes, {**env, "LETSJOBIT_API_KEY": config.api_key()}, options.simulator_arguments
+            )
+            if use_simulator
+            else None
+        )
+        run_once("db-migrate", airflow_command("db", "migrate"), env, log_dir, timeout=300)
+        lap("db_migrate")
+        simulator_url = simulator_base_url(processes, simulator) if simulator else None
+        # Neither a simulator nor LETSJOBIT_API_URL: a placeholder keeps the connection valid; the DAG
+        # must not call it.
+        connection = config.api_connection(
+            url=simulator_url or config.api_url() or "http://127.0.0.1:9/api/v2", extra=options.conn_extra
+        )
+        bootstrap_env = {
+            **env,
+            "_AIRFLOW_WWW_USER_PASSWORD": cluster.admin_password,
+            # letsjobit.devtools.bootstrap reads the connection back from these, as compose's airflow-init does.
+            "LETSJOBIT_API_URL": connection["host"],
+            "LETSJOBIT_API_KEY": connection["password"],
+            "LETSJOBIT_CONN_EXTRA": json.dumps(connection["extra"]),
+        }
+        bootstrap = [
+            sys.executable,
+            "-m",
+            "letsjobit.devtools.bootstrap",
+            "--admin-username",
+            ADMIN_USER,
+            "--pool-slots",
+            str(options.pool_slots),
+        ]
+        # Bootstrap beside the components' slow start; only the API server needs its passwords file first.
+        bootstrapping = OneShot("bootstrap", bootstrap, bootstrap_env, log_dir)
+        processes.start("scheduler", airflow_command("scheduler"), env=env)
+        processes.start("dag-processor", airflow_command("dag-processor"), env=env)
+        workers = []
+        for number in range(1, options.workers + 1):
+            name = f"airflow-worker-{number}"
+            worker_env = {
+                **env,
+                "AIRFLOW_WORKER_NAME": name,
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            }
+            workers.append(
+                processes.start(
+                    name,
+                    airflow_command("celery", "worker", "--celery-hostname", f"{name}@%h"),
+                    env=worker_env,
+                )
+            )
+        bootstrapping.wait(timeout=180)
+        lap("bootstrap")
+        processes.start(
+            "api-server",
+            airflow_command(
+                "api-server", "--host", "127.0.0.1", "--port", str(cluster.api_port), "--workers", "1"
+            ),
+            env=env,
+        )
+        wait_until(
+            "the API server to be healthy",
+            lambda: api_server_healthy(cluster),
+            START_TIMEOUT_SECONDS,
+            processes,
+        )
+        client = RestClient(cluster.api_url, ADMIN_USER, cluster.admin_password)
+        for worker in workers:
+            wait_until(
+                f"{worker.name} to be ready",
+                lambda worker=worker: worker_ready(worker),
+                START_TIMEOUT_SECONDS,
+                processes,
+            )
+        wait_until(
+            f"the DAG {options.dag_id} to be parsed",
+            lambda: dag_parsed(client, options.dag_id),
+            START_TIMEOUT_SECONDS,
+            processes,
+        )
+        lap("services_ready")
+
+        client.send("PATCH", f"/dags/{options.dag_id}", {"is_paused": False})
+        run_id = f"distributed__{time.strftime('%Y%m%dT%H%M%S')}"
+        client.send(
+            "POST",
+            f"/dags/{options.dag_id}/dagRuns",
+            {"dag_run_id": run_id, "logical_date": options.logical_date, "conf": options.conf},
+        )
+
+        def finished() -> str | None:
+            state = client.get(f"/dags/{options.dag_id}/dagRuns/{run_id}").json()["state"]
+            return state if state in ("success", "failed") else None
+
+        state = wait_until(f"run {run_id} to finish", finished, options.run_timeout, processes, interval=1.0)
+        lap("dag_run")
+        log.info("run %s ended %s; seconds per phase: %s", run_id, state, seconds)
+        report = RunReport(
+            dag_id=options.dag_id,
+            run_id=run_id,
+            state=state,
+            task_instances=task_instances(cluster, options.dag_id, run_id),
+            data_dir=cluster.data_dir,
+            log_dir=log_dir,
+            seconds=seconds,
+            pids={started.name: started.process.pid for started in processes.started},
+            simulator_url=simulator_url,
+            rest=client,
+        )
+        if simulator_url:
+            origin = simulator_url.split("/api/", 1)[0]
+            report.simulator_counters = requests.get(f"{origin}/_sim/counters", timeout=10).json()
+        if state != "success":
+            raise DistributedRunError(f"run {run_id} ended {state}: {_describe(report.task_instances)}")
+        if inspect:
+            inspect(report)
+        succeeded = True
+        return report
+    except BaseException as error:
+        log.error(
+            "distributed run failed: %s\n%s\n%s",
+            error,
+            processes.tails(),
+            _failed_task_log_tails(base / "airflow"),
+        )
+        raise
+    finally:
+        stop_clock = time.monotonic()
+        if bootstrapping and bootstrapping.process.poll() is None:
+            bootstrapping.process.kill()
+            bootstrapping.process.wait()
+        processes.stop([s.name for s in processes.started if s.name not in ("postgres", "redis")])
+        processes.stop()
+        seconds["stop"] = round(time.monotonic() - stop_clock, 1)
+        if succeeded and not options.keep:
+            shutil.rmtree(base, ignore_errors=True)
+        else:
+            log.info("logs and data kept in %s", base)
+
+
+def _describe(tis: list[dict]) -> str:
+    return ", ".join(f"{ti['task_id']}[{ti['map_index']}]={ti['state']}@{ti['hostname']}" for ti in tis)
+
+
+def parse_args(argv: list[str] | None) -> RunOptions:
+    parser = argparse.ArgumentParser(
+        description="Run a DAG on CeleryExecutor with PostgreSQL and Redis on this machine."
+    )
+    parser.add_argument("--dag-id", default=config.DAG_ID)
+    parser.add_argument("--dags-folder", type=Path, default=PROJECT_ROOT / "dags")
+    parser.add_argument("--conf", default='{"full_refresh": true}', help="JSON conf of the DAG run")
+    parser.add_argument("--logical-date", default=None, help="ISO timestamp (default: none, as a manual run)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--pool-slots", type=int, default=4)
+    parser.add_argument(
+        "--no-simulator",
+        dest="simulator",
+        action="store_false",
+        default=None,
+        help="no simulator (default: one unless LETSJOBIT_API_URL is set)",
+    )
+    parser.add_argument("--simulator-args", default="--visits 2000 --seed 7")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds the DAG run may take")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    return RunOptions(
+        dag_id=args.dag_id,
+        dags_folder=args.dags_folder,
+        conf=json.loads(args.conf),
+        logical_date=args.logical_date,
+        workers=args.workers,
+        worker_concurrency=args.worker_concurrency,
+        pool_slots=args.pool_slots,
+        simulator=args.simulator,
+        simulator_arguments=args.simulator_args.split(),
+        run_timeout=args.timeout,
+        keep=args.keep,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    options = parse_args(argv)
+    try:
+        report = run(options)
+    except DistributedRunError as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 1
+    print(f"{report.dag_id} {report.run_id}: {report.state}")
+    print(f"task instances per worker: {report.hostnames}")
+    print(f"seconds: {report.seconds}")
+    if report.simulator_counters is not None:
+        print(f"simulator counters: {report.simulator_counters}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

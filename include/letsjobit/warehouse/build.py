@@ -1,0 +1,734 @@
+"""Build the DuckDB warehouse from the SQL models in ``sql/`` and publish it without disturbing readers.
+
+``build(layout, changed_dates=None, run_id=None, validation=None)`` runs every model (see
+``models.py`` for the file conventions) over the published parquet lake, tests each model's key,
+and publishes the result as ``layout.warehouse``.
+
+Publication. DuckDB lets one process write a database file, or many processes read it, not both.
+So a build never opens the published file for writing: it builds a new file in a private folder
+beside it, closes it, and ``os.replace``s it over ``warehouse.duckdb``. A reader that opened the old
+file keeps reading the old (complete) build; a reader that opens the path afterwards gets the new
+one; no reader can block the build or see half of it. The staging views over the lake are
+build-time only and are dropped before publishing, so the published file never reads the lake live.
+
+Incremental builds. With ``changed_dates`` the build starts from a copy of the current warehouse and
+reads only the lake partitions that changed: those named, plus any whose files differ from what the
+previous build saw (so a build that failed is caught up). Each visit's latest version is chosen
+over all partitions from ``intermediate.int_visit_versions``, a narrow key table kept between
+builds; fact tables replace only the rows of the visits touched; KPI and dimension tables are
+rebuilt from the fact tables inside DuckDB, which is fast. The data issue marts are rebuilt from the
+lake's (small) issues table every time. Without ``changed_dates`` (or when the previous file was
+built by other SQL) everything is rebuilt from the lake.
+
+Macros. ``sql/macros/*.sql`` create the KPI formulas and labelling rules as DuckDB macros in schema
+``marts`` before the models run; they are stored in the published file, so a read-only reader calls
+``marts.nps(...)`` exactly as the models do.
+
+Files are written with DuckDB storage version ``STORAGE_VERSION`` so that the pinned ``duckdb`` CLI
+(and BI drivers, which lag behind the Python package) can open them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+from filelock import FileLock
+
+from letsjobit import config
+from letsjobit.lake import schema
+from letsjobit.warehouse.models import (
+    BUILD_RELATIONS,
+    Model,
+    column_docs,
+    load_analyses,
+    load_macros,
+    load_models,
+    models_digest,
+)
+
+log = logging.getLogger(__name__)
+
+# Bump when the runner's own behaviour changes in a way that makes old files unfit for incremental builds.
+RUNNER_VERSION = 1
+# Readable by DuckDB >= 1.5 (the duckdb-cli pinned in requirements-dev.in), not only by the 2.x package.
+STORAGE_VERSION = "v1.5.0"
+# Deletes and inserts leave free blocks behind; a full rebuild now and then keeps the file compact.
+FULL_REBUILD_EVERY = 50
+BUILD_DIR_PREFIX = ".warehouse-build-"
+# Relations a reader must never see: they read the lake live or only make sense during a build.
+BUILD_ONLY_RELATIONS = ("build.previous_visits",)
+# Schemas the build creates before the macros and models run.
+SCHEMAS = ("build", "staging", "intermediate", "marts")
+
+
+class WarehouseError(RuntimeError):
+    """A build failed; the message names the model (and the key values) at fault."""
+
+
+@dataclass(frozen=True)
+class ValidationInfo:
+    """What the validation gate said about the data being published, for marts.build_info."""
+
+    verdict: str | None = None
+    report_path: str | None = None
+
+    @classmethod
+    def of(cls, value: ValidationInfo | Mapping[str, Any] | None) -> ValidationInfo:
+        """Accepts the dataclass itself or a mapping (an XCom) with ``verdict`` and a report path under
+        ``report_path``, ``report_html`` or ``report_json`` (the first one present)."""
+        if value is None:
+            return cls()
+        if isinstance(value, ValidationInfo):
+            return value
+        report = value.get("report_path") or value.get("report_html") or value.get("report_json")
+        return cls(verdict=value.get("verdict"), report_path=str(report) if report else None)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build did; ``as_dict()`` is what a task returns as its XCom."""
+
+    path: Path
+    run_id: str
+    mode: str
+    reason: str
+    changed_partitions: tuple[date, ...]
+    model_seconds: dict[str, float]
+    row_counts: dict[str, int]
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "reason": self.reason,
+            "changed_partitions": [day.isoformat() for day in self.changed_partitions],
+            "model_seconds": self.model_seconds,
+            "row_counts": self.row_counts,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class _Plan:
+    mode: str
+    reason: str
+    changed: set[date] = field(default_factory=set)
+    builds_since_full: int = 0
+
+
+def build(
+    layout: config.DataLayout,
+    changed_dates: Iterable[date | str] | None = None,
+    run_id: str | None = None,
+    validation: ValidationInfo | Mapping[str, Any] | None = None,
+    *,
+    sql_dir: Path = config.SQL_DIR,
+) -> BuildResult:
+    """Build the warehouse and publish it atomically as ``layout.warehouse``.
+
+    ``changed_dates=None`` rebuilds everything from the lake. A list (even empty) asks for an
+    incremental build that reads those visit_date partitions plus any the previous build saw
+    differently; it falls back to a full build when there is no usable previous warehouse.
+    Builds are serialised with a lock file under ``layout.state``; readers are never locked out.
+    """
+    started = time.monotonic()
+    run_id = run_id or "manual"
+    validation_info = ValidationInfo.of(validation)
+    models = load_models(sql_dir)
+    digest = models_digest(sql_dir, RUNNER_VERSION)
+    layout.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    layout.state.mkdir(parents=True, exist_ok=True)
+
+    with FileLock(str(layout.state / "warehouse.lock")):
+        _remove_abandoned_build_dirs(layout)
+        workdir = Path(tempfile.mkdtemp(prefix=BUILD_DIR_PREFIX, dir=layout.warehouse.parent))
+        try:
+            build_path = workdir / layout.warehouse.name
+            # The build reads a snapshot, so a publication landing meanwhile is not half seen.
+            lake_snapshot = snapshot_lake(layout, workdir / "lake_snapshot")
+            partitions = lake_partitions(lake_snapshot)
+            requested = None if changed_dates is None else {_as_date(day) for day in changed_dates}
+            plan = _plan(layout, build_path, requested, digest, partitions)
+            log.info(
+                "warehouse build %s: %s (%s), %d partitions to read",
+                run_id,
+                plan.mode,
+                plan.reason,
+                len(plan.changed),
+            )
+            connection = _connect(build_path, workdir)
+            try:
+                create_macros(connection, sql_dir)
+                _prepare_build_relations(connection, plan, partitions, run_id, validation_info, digest)
+                sources = _source_sql(lake_snapshot, workdir)
+                model_seconds = _run_models(connection, models, sources, plan.mode)
+                row_counts = _row_counts(connection)
+                _drop_build_only(connection, models)
+                connection.execute("checkpoint")
+            finally:
+                connection.close()
+            _publish(build_path, layout.warehouse)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    result = BuildResult(
+        path=layout.warehouse,
+        run_id=run_id,
+        mode=plan.mode,
+        reason=plan.reason,
+        changed_partitions=tuple(sorted(plan.changed)),
+        model_seconds=model_seconds,
+        row_counts=row_counts,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    log.info(
+        "warehouse %s published (%s build, %.2fs): %s",
+        layout.warehouse,
+        plan.mode,
+        result.seconds,
+        ", ".join(f"{name}={rows}" for name, rows in row_counts.items()),
+    )
+    return result
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+
+def snapshot_lake(layout: config.DataLayout, root: Path) -> config.DataLayout:
+    """The published lake tables as hard links under ``root``, taken under the lake's publish lock.
+
+    A publication replaces partition folders one after another and deletes the old files; a build
+    reading the lake itself meanwhile could see new visits with old lines, or lose a file it listed.
+    Links are taken in milliseconds and keep the files of one publication alive for the whole build,
+    while the next publication goes ahead. (Copies if the lake is on another file system.)
+    """
+    from letsjobit.lake.store import publish_lock
+
+    snapshot = config.DataLayout(root)
+    linked = 0
+    with publish_lock(layout):
+        for table in schema.LAKE_TABLES:
+            for source in sorted(layout.table(table).glob(f"{schema.PARTITION_COLUMN}=*/*.parquet")):
+                target = snapshot.table(table) / source.parent.name / source.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copy2(source, target)
+                linked += 1
+    log.info("warehouse build reads a snapshot of the lake: %d files at %s", linked, root)
+    return snapshot
+
+
+def lake_partitions(layout: config.DataLayout) -> dict[tuple[str, date], str]:
+    """Fingerprint of each (lake table, visit_date) partition: its file names, sizes and mtimes.
+
+    Only the keyed tables: the data issue marts are rebuilt from the whole issues table every build,
+    so a change there needs no partition of visits reloaded."""
+    fingerprints: dict[tuple[str, date], str] = {}
+    for table in schema.TABLES:
+        root = layout.table(table)
+        if not root.is_dir():
+            continue
+        for folder in sorted(root.glob(f"{schema.PARTITION_COLUMN}=*")):
+            day = _partition_date(folder)
+            files = sorted(folder.glob("*.parquet"))
+            if day is None or not files:
+                continue
+            digest = hashlib.sha256()
+            for path in files:
+                stat = path.stat()
+                digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+            fingerprints[(table, day)] = digest.hexdigest()[:16]
+    return fingerprints
+
+
+def _partition_date(folder: Path) -> date | None:
+    value = folder.name.split("=", 1)[1]
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        log.warning("lake folder %s is not a visit_date partition; the build reads it anyway", folder)
+        return None
+
+
+def _plan(
+    layout: config.DataLayout,
+    build_path: Path,
+    requested: set[date] | None,
+    digest: str,
+    partitions: dict[tuple[str, date], str],
+) -> _Plan:
+    every_partition = {day for _, day in partitions}
+    if requested is None:
+        return _Plan("full", "full rebuild requested", every_partition)
+    if not layout.warehouse.exists():
+        return _Plan("full", "no previous warehouse", every_partition)
+
+    shutil.copyfile(layout.warehouse, build_path)
+    previous = _previous_state(build_path)
+    reason = None
+    if previous is None:
+        reason = "previous warehouse has no build state"
+    elif previous["models_digest"] != digest:
+        reason = f"SQL models changed since the previous build ({previous['models_digest']} -> {digest})"
+    elif previous["builds_since_full"] + 1 >= FULL_REBUILD_EVERY:
+        reason = f"{FULL_REBUILD_EVERY} builds since the last full build: compacting"
+    if reason is not None:
+        build_path.unlink()
+        return _Plan("full", reason, every_partition)
+
+    seen_before: dict[tuple[str, date], str] = previous["partitions"]
+    drifted = {
+        day
+        for (table, day) in seen_before.keys() | partitions.keys()
+        if seen_before.get((table, day)) != partitions.get((table, day))
+    }
+    unannounced = drifted - requested
+    if unannounced:
+        log.warning(
+            "lake partitions changed since the previous build without being named; reloading them too: %s",
+            ", ".join(day.isoformat() for day in sorted(unannounced)),
+        )
+    return _Plan(
+        "incremental",
+        f"{len(requested)} partitions named, {len(unannounced)} more changed on disk",
+        requested | drifted,
+        previous["builds_since_full"] + 1,
+    )
+
+
+def _previous_state(path: Path) -> dict[str, Any] | None:
+    """models_digest, builds_since_full and lake partitions the file at ``path`` was built with."""
+    connection = duckdb.connect(str(path))
+    try:
+        tables = {
+            row[0]
+            for row in connection.execute(
+                "select schema_name || '.' || table_name from duckdb_tables() where schema_name = 'build'"
+            ).fetchall()
+        }
+        if not {"build.parameters", "build.lake_partitions"} <= tables:
+            return None
+        digest, builds_since_full = connection.execute(
+            "select models_digest, builds_since_full from build.parameters"
+        ).fetchone()
+        partitions = {
+            (table, day): fingerprint
+            for table, day, fingerprint in connection.execute(
+                "select table_name, visit_date, fingerprint from build.lake_partitions"
+            ).fetchall()
+        }
+        return {"models_digest": digest, "builds_since_full": builds_since_full, "partitions": partitions}
+    finally:
+        connection.close()
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def _connect(path: Path, workdir: Path) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect(config={"temp_directory": str(workdir / "spill")})
+    connection.execute(f"attach {_quote(path)} as warehouse (storage_version '{STORAGE_VERSION}')")
+    connection.execute("use warehouse")
+    # Row order in a table is no contract here, and not keeping it makes large builds faster.
+    connection.execute("set preserve_insertion_order = false")
+    # Every model reading the lake binds the same parquet footers again; read each one once.
+    connection.execute("set parquet_metadata_cache = true")
+    return connection
+
+
+def create_macros(connection: duckdb.DuckDBPyConnection, sql_dir: Path = config.SQL_DIR) -> None:
+    """The schemas, then every macro of ``sql/macros/`` (they live in ``marts``), on ``connection``."""
+    for layer in SCHEMAS:
+        connection.execute(f"create schema if not exists {layer}")
+    for path in load_macros(sql_dir):
+        try:
+            connection.execute(path.read_text())
+        except duckdb.Error as error:
+            raise WarehouseError(f"macros {path} failed: {error}") from error
+
+
+def _prepare_build_relations(
+    connection: duckdb.DuckDBPyConnection,
+    plan: _Plan,
+    partitions: dict[tuple[str, date], str],
+    run_id: str,
+    validation: ValidationInfo,
+    digest: str,
+) -> None:
+    """The build.* relations the models read (documented in models.BUILD_RELATIONS)."""
+    connection.execute(
+        """
+        create or replace table build.parameters as
+        select
+            cast($built_at as timestamptz) as built_at,
+            cast($run_id as varchar) as run_id,
+            cast($build_mode as varchar) as build_mode,
+            cast($changed_partitions as integer) as changed_partitions,
+            cast($validation_verdict as varchar) as validation_verdict,
+            cast($validation_report as varchar) as validation_report,
+            cast($models_digest as varchar) as models_digest,
+            cast($builds_since_full as integer) as builds_since_full
+        """,
+        {
+            "built_at": datetime.now(UTC),
+            "run_id": run_id,
+            "build_mode": plan.mode,
+            "changed_partitions": len(plan.changed),
+            "validation_verdict": validation.verdict,
+            "validation_report": validation.report_path,
+            "models_digest": digest,
+            "builds_since_full": plan.builds_since_full,
+        },
+    )
+    connection.execute(
+        "create or replace table build.changed_partitions as "
+        "select unnest(cast($days as date[])) as visit_date",
+        {"days": sorted(plan.changed)},
+    )
+    if plan.mode == "incremental":
+        connection.execute(
+            """
+            create or replace table build.previous_visits as
+            select visit_id, visit_date from marts.fct_visits
+            where visit_date in (select visit_date from build.changed_partitions)
+            """
+        )
+    else:
+        connection.execute(
+            "create or replace table build.previous_visits (visit_id varchar, visit_date date)"
+        )
+    ordered = sorted(partitions.items())
+    connection.execute(
+        """
+        create or replace table build.lake_partitions as
+        select
+            unnest(cast($tables as varchar[])) as table_name,
+            unnest(cast($days as date[])) as visit_date,
+            unnest(cast($fingerprints as varchar[])) as fingerprint
+        """,
+        {
+            "tables": [table for (table, _), _ in ordered],
+            "days": [day for (_, day), _ in ordered],
+            "fingerprints": [fingerprint for _, fingerprint in ordered],
+        },
+    )
+
+
+def _source_sql(layout: config.DataLayout, workdir: Path) -> dict[str, str]:
+    """``read_parquet(...)`` of each lake table, always with every column of its schema.
+
+    An empty file with the table's schema is read along with the lake, so a column no lake file has
+    yet (or a table with no file at all, such as the issues of a lake published before they were
+    kept) still exists with its contract type.
+    """
+    sources = {}
+    for table, table_schema in schema.LAKE_TABLES.items():
+        empty = workdir / "schema" / table / f"{schema.PARTITION_COLUMN}=1970-01-01" / "empty.parquet"
+        empty.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table_schema.empty_table(), empty)
+        files = [_quote(empty)]
+        pattern = layout.table(table) / f"{schema.PARTITION_COLUMN}=*" / "*.parquet"
+        if any(layout.table(table).glob(f"{schema.PARTITION_COLUMN}=*/*.parquet")):
+            files.append(_quote(pattern))
+        sources[table] = (
+            f"read_parquet([{', '.join(files)}], hive_partitioning = true, union_by_name = true, "
+            f"hive_types = {{'{schema.PARTITION_COLUMN}': date}})"
+        )
+    return sources
+
+
+def _run_models(
+    connection: duckdb.DuckDBPyConnection, models: list[Model], sources: dict[str, str], mode: str
+) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    for model in models:
+        started = time.monotonic()
+        sql = model.render(sources)
+        try:
+            if model.materialized == "view":
+                connection.execute(f"create or replace view {model.relation} as\n{sql}")
+            elif model.materialized == "table" or mode == "full":
+                connection.execute(f"create or replace table {model.relation} as\n{sql}")
+            else:
+                connection.execute("begin transaction")
+                connection.execute(f"delete from {model.relation} where {model.replace_where}")
+                connection.execute(f"insert into {model.relation} by name\n{sql}")
+                connection.execute("commit")
+        except duckdb.Error as error:
+            raise WarehouseError(f"model {model.relation} ({model.path}) failed: {error}") from error
+        if model.materialized != "view":
+            # A view's key is tested where it is materialized (int_visit_versions has stg_visits's
+            # grain, the fact tables that of the chosen version's lines, int_kpi_measures reads
+            # fct_equipment_visits): testing it here would compute the view once more.
+            _test_key(connection, model)
+        seconds[model.relation] = round(time.monotonic() - started, 3)
+        log.info("model %s (%s) built in %.2fs", model.relation, model.materialized, seconds[model.relation])
+    return seconds
+
+
+def _test_key(connection: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """Fail the build when the model's declared key has a null (unless declared nullable) or a
+    duplicate (nulls compare equal)."""
+    key = ", ".join(model.key)
+    required = [column for column in model.key if column not in model.key_nullable]
+    null_rows = 0
+    if required:
+        null_rows = connection.execute(
+            f"select count(*) from {model.relation} where {' or '.join(f'{c} is null' for c in required)}"
+        ).fetchone()[0]
+    if null_rows:
+        raise WarehouseError(f"model {model.relation}: {null_rows} rows have a null in key ({key})")
+    duplicates = connection.execute(
+        f"select {key}, count(*) as copies from {model.relation} group by all having count(*) > 1 limit 5"
+    ).fetchall()
+    if duplicates:
+        raise WarehouseError(f"model {model.relation}: key ({key}) is not unique, e.g. {duplicates}")
+
+
+def _row_counts(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    row = connection.execute("select * from marts.build_info").fetchone()
+    names = [column[0] for column in connection.description]
+    return {
+        name.removesuffix("_rows"): value
+        for name, value in zip(names, row, strict=True)
+        if name.endswith("_rows")
+    }
+
+
+def _drop_build_only(connection: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
+    """Drop what must not outlive the build: staging views (they read the lake) and build scratch tables.
+
+    Views in the other layers read only tables of the warehouse file itself, so they stay."""
+    for model in reversed(models):
+        if model.materialized == "view" and model.layer == "staging":
+            connection.execute(f"drop view if exists {model.relation}")
+    for relation in BUILD_ONLY_RELATIONS:
+        connection.execute(f"drop table if exists {relation}")
+    connection.execute("drop schema if exists staging")
+
+
+def _publish(build_path: Path, target: Path) -> None:
+    """Atomically put the finished file in place; readers of the old file keep their snapshot."""
+    leftovers = [path for path in build_path.parent.glob(build_path.name + ".wal")]
+    if leftovers:
+        raise WarehouseError(f"{build_path}: a write-ahead log is left after closing; not publishing")
+    with open(build_path, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(build_path, target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _remove_abandoned_build_dirs(layout: config.DataLayout) -> None:
+    """Folders of builds that crashed; safe to remove because we hold the build lock."""
+    for folder in layout.warehouse.parent.glob(f"{BUILD_DIR_PREFIX}*"):
+        log.warning("removing abandoned warehouse build folder %s", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _quote(value: Path | str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+# --- reading and documenting ----------------------------------------------------------------------
+
+
+def connect_read_only(path: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published warehouse. Open one per unit of work and close it: a
+    connection keeps reading the build it opened, so a new build shows up at the next connect."""
+    return duckdb.connect(str(path or config.layout().warehouse), read_only=True)
+
+
+def built_run_id(layout: config.DataLayout) -> str | None:
+    """The run_id of the published build (marts.build_info), or None when there is no usable warehouse."""
+    if not layout.warehouse.exists():
+        return None
+    try:
+        connection = connect_read_only(layout.warehouse)
+    except duckdb.Error as error:
+        log.warning("cannot open the warehouse %s read-only: %s", layout.warehouse, error)
+        return None
+    try:
+        return connection.execute("select run_id from marts.build_info").fetchone()[0]
+    except duckdb.Error as error:
+        log.warning("the warehouse %s has no readable marts.build_info: %s", layout.warehouse, error)
+        return None
+    finally:
+        connection.close()
+
+
+def analysis_sql(path: Path) -> str:
+    """An analysis file's query, without its leading comment block."""
+    lines = path.read_text().splitlines()
+    while lines and (lines[0].startswith("--") or not lines[0].strip()):
+        lines.pop(0)
+    return "\n".join(lines).strip()
+
+
+def analysis_question(path: Path) -> str:
+    """An analysis file's leading comment: the question it answers."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line.removeprefix("--").strip())
+    return " ".join(lines)
+
+
+def render_data_dictionary(sql_dir: Path = config.SQL_DIR) -> str:
+    """docs/data_dictionary.md: every relation and column, generated from the model headers."""
+    models = load_models(sql_dir)
+    out = [
+        "# Data dictionary",
+        "",
+        "Generated from the headers of the SQL models in `sql/` by "
+        "`python -m letsjobit.warehouse.build dictionary`; do not edit by hand "
+        "(a test fails when this file is stale).",
+        "",
+        "Readers of `warehouse.duckdb` see `marts` (for analysis), `intermediate` (kept for incremental "
+        "builds and debugging) and `build` (the runner's state). `staging` views read the lake and exist "
+        "only during a build.",
+        "",
+    ]
+    for layer in ("marts", "intermediate", "staging"):
+        out += [f"## {layer}", ""]
+        for model in sorted((m for m in models if m.layer == layer), key=lambda m: m.name):
+            docs = column_docs(model, models)
+            out += [
+                f"### {model.relation}",
+                "",
+                model.summary[:1].upper() + model.summary[1:],
+                "",
+                f"- grain: {model.grain}",
+                f"- key: `{', '.join(model.key)}`"
+                + "".join(f" (`{column}` may be null)" for column in model.key_nullable),
+                f"- materialized: {model.materialized}"
+                + (f" (replaces `{model.replace_where}`)" if model.replace_where else ""),
+                f"- source: `{model.path.relative_to(sql_dir.parent)}`",
+                "",
+            ]
+            if model.description:
+                out += [_unwrap(model.description), ""]
+            out += ["| column | description |", "|---|---|"]
+            out += [f"| `{column}` | {text} |" for column, text in docs.items()]
+            out.append("")
+    out += [
+        "## macros",
+        "",
+        "Created in schema `marts` of the warehouse file by `sql/macros/*.sql`; call them like "
+        "functions, e.g. `marts.nps(sum(promoters), sum(detractors), sum(rated_visits))` over "
+        "`marts.kpi_daily` or `marts.fct_visit_measures`.",
+        "",
+        "| macro | definition | source |",
+        "|---|---|---|",
+    ]
+    for path in load_macros(sql_dir):
+        for signature, text in macro_docs(path):
+            out.append(f"| `{signature}` | {text} | `{path.relative_to(sql_dir.parent)}` |")
+    out += ["", "## build", ""]
+    for relation, (summary, columns) in BUILD_RELATIONS.items():
+        out += [f"### {relation}", "", summary, "", "| column | description |", "|---|---|"]
+        out += [f"| `{column}` | {text} |" for column, text in columns.items()]
+        out.append("")
+    out += ["## analyses", ""]
+    for path in load_analyses(sql_dir):
+        out += [f"- `{path.relative_to(sql_dir.parent)}`: {analysis_question(path)}"]
+    out.append("")
+    return "\n".join(out)
+
+
+_MACRO = re.compile(r"^create or replace macro ([a-z_]+\.[a-z_]+\([^)]*\))", re.MULTILINE)
+
+
+def macro_docs(path: Path) -> list[tuple[str, str]]:
+    """(signature, description) of each macro in a macro file: the comment block just above its
+    ``create or replace macro``, without the leading ``name(...):`` that repeats the signature."""
+    lines = path.read_text().splitlines()
+    docs = []
+    for number, line in enumerate(lines):
+        match = _MACRO.match(line)
+        if not match:
+            continue
+        comment: list[str] = []
+        above = number - 1
+        while above >= 0 and lines[above].startswith("--"):
+            comment.insert(0, lines[above].removeprefix("--").strip())
+            above -= 1
+        text = " ".join(comment)
+        signature = match.group(1)
+        if ":" in text and text.split(":", 1)[0].replace(" ", "") == signature.replace(" ", ""):
+            text = text.split(":", 1)[1].strip()
+        if not text:
+            raise WarehouseError(f"{path}: macro {signature} has no comment saying what it computes")
+        docs.append((signature, text))
+    return docs
+
+
+def _unwrap(text: str) -> str:
+    """Join a comment's wrapped lines into paragraphs (and keep '- ' list items on their own lines)."""
+    paragraphs: list[str] = []
+    for block in re.split(r"\n\s*\n", text):
+        lines: list[str] = []
+        for line in block.splitlines():
+            if line.startswith("- ") or not lines:
+                lines.append(line.strip())
+            else:
+                lines[-1] += " " + line.strip()
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+DATA_DICTIONARY = config.PROJECT_ROOT / "docs" / "data_dictionary.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m letsjobit.warehouse.build", description=__doc__.split("\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_command = commands.add_parser("build", help="build and publish the warehouse from the lake")
+    build_command.add_argument(
+        "--changed", nargs="*", metavar="YYYY-MM-DD", help="incremental: changed partitions"
+    )
+    build_command.add_argument("--run-id", default=None)
+    commands.add_parser("dictionary", help=f"write {DATA_DICTIONARY.relative_to(config.PROJECT_ROOT)}")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if arguments.command == "build":
+        build(config.layout(), changed_dates=arguments.changed, run_id=arguments.run_id)
+    else:
+        DATA_DICTIONARY.parent.mkdir(parents=True, exist_ok=True)
+        temporary = DATA_DICTIONARY.with_suffix(".md.tmp")
+        temporary.write_text(render_data_dictionary())
+        os.replace(temporary, DATA_DICTIONARY)
+        log.info("wrote %s", DATA_DICTIONARY)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

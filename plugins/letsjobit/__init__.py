@@ -1,1 +1,0 @@
-"""Airflow-side pieces of the LetsJobIt pipeline (the hook); importable as ``letsjobit``."""
