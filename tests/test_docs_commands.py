@@ -575,3 +575,13 @@ def test_the_generated_data_dictionary_names_no_old_layout_on_the_new_layout():
     text = GENERATED.read_text()
 
     assert [what for what in ("include.letsjobit", "plugins/letsjobit") if what in text] == []
+
+
+def test_the_warehouse_doc_links_every_example_analysis():
+    """The analyses live in sql/analyses/ only; docs/warehouse.md links each instead of copying its SQL."""
+    doc = ROOT / "docs" / "warehouse.md"
+    linked = {(doc.parent / target).resolve() for _, target in links(doc)}
+    analyses = sorted((ROOT / "sql" / "analyses").glob("*.sql"))
+
+    assert analyses, "no analysis in sql/analyses/"
+    assert [path.name for path in analyses if path.resolve() not in linked] == []
