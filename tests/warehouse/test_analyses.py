@@ -41,13 +41,6 @@ def test_each_analysis_runs_and_answers(sample_warehouse, path):
     assert rows, f"{path.name} returned nothing on the sample warehouse"
 
 
-@pytest.mark.parametrize("path", ANALYSES, ids=[path.stem for path in ANALYSES])
-def test_the_readme_shows_each_analysis_as_it_is_in_sql_analyses(path):
-    readme = (config.PROJECT_ROOT / "README.md").read_text()
-
-    assert warehouse.analysis_sql(path) in readme, f"README's copy of {path.name} differs from the file"
-
-
 def _duckdb_cli() -> str | None:
     local = Path(sys.executable).parent / "duckdb"
     return str(local) if local.exists() else shutil.which("duckdb")
