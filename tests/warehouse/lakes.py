@@ -145,10 +145,15 @@ def publish(layout, visits=(), lines=(), extra_data=(), dates=None, issues=()) -
     return {day for day in replaced if day is not None}
 
 
+SAMPLE_CUSTOMERS = ("The Green Sleeve", "Harbour Bar", "Kirk Cafe", "Old Mill")
+SAMPLE_CITIES = ("Aberdeen", "Edinburgh", "Glasgow")
+
+
 def sample(visits: int = 300, days: int = 40, seed: int = 7) -> dict[str, list[dict]]:
-    """A seeded, varied lake's rows by table: drivers, territories, sites with repeat equipment,
-    ratings, skips, windows, the contradictions the lake keeps as sent (closed and skipped, closed
-    without a close date), and their data issues (with one record quarantined for lack of a date)."""
+    """A seeded, varied lake's rows by table: drivers, territories, sites (each with its customer and
+    city) with repeat equipment, ratings, skips, windows, the contradictions the lake keeps as sent
+    (closed and skipped, closed without a close date), and their data issues (with one record
+    quarantined for lack of a date)."""
     import random
 
     rng = random.Random(seed)
@@ -178,6 +183,10 @@ def sample(visits: int = 300, days: int = 40, seed: int = 7) -> dict[str, list[d
             time_windows=[{"earliest": 30_600, "latest": 64_800}] if rng.random() < 0.8 else [],
             line_count=2,
         )
+        # A site's customer and city follow from the site, several sites to a customer and a city.
+        site_number = int(row["site_id"].removeprefix("site-"))
+        row["customer"] = SAMPLE_CUSTOMERS[site_number % len(SAMPLE_CUSTOMERS)]
+        row["city"] = SAMPLE_CITIES[site_number % len(SAMPLE_CITIES)]
         visit_rows.append(row)
         job = line(row, 0, serial_nr=f"SN-{row['site_id']}-{rng.randrange(2)}")
         material = line(row, 1, action_item=False, description="Filter")

@@ -12,7 +12,7 @@ import pytest
 from letsjobit import config
 from letsjobit.warehouse import build as warehouse
 
-from tests.warehouse import lakes
+from tests.warehouse import lakes, recompute
 from tests.warehouse.conftest import query, query_dicts
 
 DAY = date(2026, 11, 2)
@@ -362,24 +362,8 @@ def sample_lake(tmp_path_factory):
 
 def _recomputed_kpis(rows: dict, key) -> dict[tuple, dict]:
     """The KPI contract in plain Python over the lake's rows, grouped by ``key(visit)``."""
-    jobs = {}
-    serials: dict[str, set[str]] = {}
-    for line_row in rows["lines"]:
-        jobs[line_row["visit_id"]] = jobs.get(line_row["visit_id"], 0) + bool(line_row["action_item"])
-        if (line_row.get("serial_nr") or "").strip():
-            serials.setdefault(line_row["visit_id"], set()).add(line_row["serial_nr"].strip())
-    repeats: dict[str, bool] = {}
-    history: dict[tuple[str, str], list[dict]] = {}
-    for visit_row in rows["visits"]:
-        if visit_row["closed"] and visit_row.get("site_id"):
-            for serial in serials.get(visit_row["visit_id"], ()):
-                history.setdefault((visit_row["site_id"], serial), []).append(visit_row)
-    for visits_of_equipment in history.values():
-        visits_of_equipment.sort(key=lambda v: (v["visit_date"], v["created_at"], v["visit_id"]))
-        for before, after in zip([None, *visits_of_equipment], visits_of_equipment, strict=False):
-            repeat = before is not None and (after["visit_date"] - before["visit_date"]).days <= 30
-            repeats[after["visit_id"]] = repeats.get(after["visit_id"], False) or repeat
-
+    jobs = recompute.job_counts(rows["lines"])
+    repeats = recompute.repeat_visits(rows)
     groups: dict[tuple, list[dict]] = {}
     for visit_row in rows["visits"]:
         groups.setdefault(key(visit_row), []).append(visit_row)
@@ -387,22 +371,8 @@ def _recomputed_kpis(rows: dict, key) -> dict[tuple, dict]:
     for group, members in groups.items():
         ratings = [v["signee_rating"] for v in members if v["signee_rating"] is not None]
         closed = [v for v in members if v["closed"]]
-        timed = [
-            (v["close_date"] - v["created_at"]).total_seconds() / 3600
-            for v in closed
-            if v["close_date"] and v["close_date"] >= v["created_at"]
-        ]
-        windowed = [v for v in closed if v["close_date"] and v["time_windows"]]
-        within = [
-            v
-            for v in windowed
-            if any(
-                w["earliest"]
-                <= (v["close_date"] - v["close_date"].replace(hour=0, minute=0, second=0)).seconds
-                <= w["latest"]
-                for w in v["time_windows"]
-            )
-        ]
+        timed = [hours for hours in map(recompute.hours_to_close, members) if hours is not None]
+        windows = [window for window in map(recompute.closed_within_window, members) if window is not None]
         equipment = [v for v in members if v["visit_id"] in repeats]
         promoters, passives = ratings.count(5), ratings.count(4)
         detractors = len(ratings) - promoters - passives
@@ -417,7 +387,7 @@ def _recomputed_kpis(rows: dict, key) -> dict[tuple, dict]:
             "avg_rating": sum(ratings) / len(ratings) if ratings else None,
             "csat": (promoters + passives) / len(ratings) if ratings else None,
             "jobs_per_visit": sum(jobs.get(v["visit_id"], 0) for v in members) / len(members),
-            "closed_within_window_rate": len(within) / len(windowed) if windowed else None,
+            "closed_within_window_rate": sum(windows) / len(windows) if windows else None,
             "avg_hours_to_close": sum(timed) / len(timed) if timed else None,
             "repeat_visit_rate": (
                 sum(repeats[v["visit_id"]] for v in equipment) / len(equipment) if equipment else None
@@ -431,7 +401,7 @@ def test_every_kpi_equals_an_independent_recomputation_from_the_lake_rows(sample
     layout, rows = sample_lake
     keys = KPI_TABLES[table]
     wanted = _recomputed_kpis(
-        rows, lambda v: (v["visit_date"], *(v[column] or "(unknown)" for column in keys))
+        rows, lambda v: (v["visit_date"], *(recompute.member(v[column]) for column in keys))
     )
     assert any(v["closed"] and v["skipped"] for v in rows["visits"]), "the sample has contradictions"
 
