@@ -1,34 +1,67 @@
-"""Every DAG file parses fast, without import errors, network or secrets, and follows the house rules."""
+"""Every DAG file parses fast, without import errors, network or secrets, and follows the house rules.
 
+Parsing happens with every socket connection refused (conftest's ``network_attempts``): a DAG that
+reached for the network at parse time fails with an import error, or, if it swallowed the error, by
+the attempt it left."""
+
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.dags.conftest import NetworkBlocked
+
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
 
 
-@pytest.fixture(scope="module")
-def dagbag():
+def parse(folder: Path, network_attempts: list[str]):
+    """A DagBag of ``folder`` and the connections attempted while it parsed."""
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS_FOLDER))
+    before = len(network_attempts)
+    bag = DagBag(dag_folder=str(folder))
+    return bag, network_attempts[before:]
 
 
-def test_dags_import_without_errors(dagbag):
+@pytest.fixture(scope="module")
+def parsed(network_attempts):
+    return parse(DAGS_FOLDER, network_attempts)
+
+
+@pytest.fixture(scope="module")
+def dagbag(parsed):
+    return parsed[0]
+
+
+def test_dags_import_without_errors_or_network(parsed):
+    dagbag, attempts = parsed
+
     assert dagbag.import_errors == {}
+    assert attempts == []
     assert {"letsjobit_visits", "letsjobit_warehouse"} <= set(dagbag.dag_ids)
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
-def test_each_dag_file_parses_in_under_a_second(dag_file):
-    from airflow.dag_processing.dagbag import DagBag
-
+def test_each_dag_file_parses_in_under_a_second_without_network(dag_file, network_attempts):
     started = time.perf_counter()
-    bag = DagBag(dag_folder=str(dag_file))
+    bag, attempts = parse(dag_file, network_attempts)
+
     assert bag.import_errors == {}
     assert time.perf_counter() - started < 1.0
+    assert attempts == []
+
+
+def test_the_network_is_blocked_while_the_dags_parse(network_attempts):
+    before = len(network_attempts)
+
+    with pytest.raises(NetworkBlocked):
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+    with pytest.raises(NetworkBlocked), socket.socket() as sock:
+        sock.connect(("127.0.0.1", 9))
+
+    assert len(network_attempts) == before + 2
 
 
 def test_every_task_has_owner_retries_and_timeout(dagbag):
