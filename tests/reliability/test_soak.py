@@ -1,11 +1,11 @@
-"""The soak (bench/soak.py): DAG runs through faults, drift, SIGKILLs and concurrent readers, checked
+"""The soak (tests/reliability/soak.py): DAG runs through faults, drift, SIGKILLs and concurrent readers, checked
 against the simulator's ground truth. The short form runs in `make test`; the long one is `make soak`."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import soak
+from tests.reliability import soak
 
 pytestmark = pytest.mark.airflow
 

@@ -11,7 +11,7 @@ import duckdb
 from letsjobit.config import DataLayout
 from letsjobit.simulator import data
 
-from bench import soak
+from tests.reliability import soak_checks, soak_readers
 
 DAY = date(2026, 11, 2)
 OTHER_DAY = date(2026, 11, 20)
@@ -56,21 +56,21 @@ def build_warehouse(
         )
         for issue in issues:
             connection.execute(
-                f"insert into marts.fct_data_issues ({', '.join(soak.ISSUE_COLUMNS)}) values "
-                f"({', '.join('?' for _ in soak.ISSUE_COLUMNS)})",
+                f"insert into marts.fct_data_issues ({', '.join(soak_checks.ISSUE_COLUMNS)}) values "
+                f"({', '.join('?' for _ in soak_checks.ISSUE_COLUMNS)})",
                 issue,
             )
-        columns = ", ".join(f"{name} double" for name in soak.KPI_COLUMNS)
+        columns = ", ".join(f"{name} double" for name in soak_checks.KPI_COLUMNS)
         connection.execute(f"create table marts.kpi_daily (visit_date date, {columns})")
-        for day, kpis in soak.expected_kpis(kpi_records, bad_records or {}).items():
+        for day, kpis in soak_checks.expected_kpis(kpi_records, bad_records or {}).items():
             connection.execute(
-                f"insert into marts.kpi_daily values (?, {', '.join('?' for _ in soak.KPI_COLUMNS)})",
-                [day, *(kpis[name] for name in soak.KPI_COLUMNS)],
+                f"insert into marts.kpi_daily values (?, {', '.join('?' for _ in soak_checks.KPI_COLUMNS)})",
+                [day, *(kpis[name] for name in soak_checks.KPI_COLUMNS)],
             )
 
 
 def row(visit: dict) -> tuple:
-    day, closed, skipped, rating = soak.visit_view(visit)
+    day, closed, skipped, rating = soak_checks.visit_view(visit)
     return (visit["_id"], day, closed, skipped, rating)
 
 
@@ -83,7 +83,7 @@ def test_a_warehouse_equal_to_the_truth_passes(tmp_path):
     visits = [record("a"), record("b", rating=""), record("c", day=OTHER_DAY)]
     build_warehouse(layout, [row(v) for v in visits], visits, [DAY.isoformat()])
 
-    check = soak.check_warehouse(layout, truth(*visits), truth(*visits))
+    check = soak_checks.check_warehouse(layout, truth(*visits), truth(*visits))
 
     assert check.clean, check.samples
     assert (check.in_scope, check.kpi_dates) == (2, 1)  # OTHER_DAY is outside the run's window
@@ -96,7 +96,7 @@ def test_lost_duplicated_mismatched_ghost_visits_and_wrong_kpis_are_each_counted
     build_warehouse(layout, in_warehouse, [kept, kept, changed, deleted], None)
     now = truth(kept, lost, {**changed, "signeeRating": "1"})
 
-    check = soak.check_warehouse(layout, now, now)
+    check = soak_checks.check_warehouse(layout, now, now)
 
     assert (check.lost, check.duplicated, check.mismatched, check.ghosts) == (1, 1, 1, 1)
     assert check.kpi_mismatches == 1 and not check.clean
@@ -107,7 +107,7 @@ def test_a_warehouse_built_by_another_run_than_the_lake_publication_fails(tmp_pa
     build_warehouse(layout, [row(record("a"))], [record("a")], None)
     (layout.lake / "_last_publication.json").write_text(json.dumps({"run_id": "run-3", "partitions": None}))
 
-    check = soak.check_warehouse(layout, truth(record("a")), truth(record("a")))
+    check = soak_checks.check_warehouse(layout, truth(record("a")), truth(record("a")))
 
     assert not check.build_is_this_run and not check.clean
 
@@ -117,7 +117,7 @@ def test_visits_changed_while_the_run_paged_may_show_either_version_and_skip_the
     before, after = record("a", rating="2"), record("a", rating="5")
     build_warehouse(layout, [row(before)], [before], None)
 
-    check = soak.check_warehouse(layout, truth(before), truth(after))
+    check = soak_checks.check_warehouse(layout, truth(before), truth(after))
 
     assert check.clean and check.kpi_dates_skipped == 1
 
@@ -130,8 +130,8 @@ def test_a_visit_changed_twice_while_the_run_paged_may_show_the_middle_version_a
     build_warehouse(layout, [row(middle)], [middle], None)
     changes = [{"_id": "a", "visit": middle}, {"_id": "a", "visit": end}]
 
-    assert soak.check_warehouse(layout, truth(start), truth(end), changes).clean
-    without_history = soak.check_warehouse(layout, truth(start), truth(end))
+    assert soak_checks.check_warehouse(layout, truth(start), truth(end), changes).clean
+    without_history = soak_checks.check_warehouse(layout, truth(start), truth(end))
     assert (without_history.mismatched, without_history.ghosts) == (1, 1)
 
 
@@ -140,12 +140,15 @@ def test_a_visit_both_closed_and_skipped_is_expected_published_not_lost(tmp_path
     good, contradictory = record("a"), {**record("b"), "closed": True, "skipped": "1"}
     build_warehouse(layout, [row(good), row(contradictory)], [good, contradictory], None)
 
-    check = soak.check_warehouse(layout, truth(good, contradictory), truth(good, contradictory))
+    check = soak_checks.check_warehouse(layout, truth(good, contradictory), truth(good, contradictory))
 
     assert check.clean and check.closed_and_skipped == 1
     kept_out = DataLayout(tmp_path / "kept_out")
     build_warehouse(kept_out, [row(good)], [good], None)
-    assert soak.check_warehouse(kept_out, truth(good, contradictory), truth(good, contradictory)).lost == 1
+    assert (
+        soak_checks.check_warehouse(kept_out, truth(good, contradictory), truth(good, contradictory)).lost
+        == 1
+    )
 
 
 def issue_row(visit_id, field, raw_value, check, severity, action, day=DAY, line=None) -> tuple:
@@ -170,13 +173,13 @@ def test_bad_records_are_expected_as_their_oracle_issue_rows_and_unplaceable_vis
     layout = DataLayout(tmp_path / "right")
     build_warehouse(layout, [row(rated_nine)], [rated_nine], None, issues=rows)
 
-    check = soak.check_warehouse(layout, now, now, bad_records=bad)
+    check = soak_checks.check_warehouse(layout, now, now, bad_records=bad)
 
     assert check.clean, check.samples
     assert (check.issues_checked, check.quarantined, check.in_scope) == (3, 2, 1)
     wrong = DataLayout(tmp_path / "wrong")  # the rating's issue lost, the undated visit published
     build_warehouse(wrong, [row(rated_nine), ("b", DAY, True, False, 5)], [rated_nine], None, issues=rows[1:])
-    wrong_check = soak.check_warehouse(wrong, now, now, bad_records=bad)
+    wrong_check = soak_checks.check_warehouse(wrong, now, now, bad_records=bad)
     assert (wrong_check.issues_mismatched, wrong_check.ghosts) == (1, 1) and not wrong_check.clean
 
 
@@ -186,7 +189,7 @@ def test_an_issue_row_the_ground_truth_does_not_owe_is_a_mismatch(tmp_path):
     stray = issue_row("a", "lat", "200.0", "visits.lat_in_range", "field", "nulled")
     build_warehouse(layout, [row(visit)], [visit], None, issues=[stray])
 
-    check = soak.check_warehouse(layout, truth(visit), truth(visit), bad_records={})
+    check = soak_checks.check_warehouse(layout, truth(visit), truth(visit), bad_records={})
 
     assert (check.issues_checked, check.issues_mismatched) == (0, 1) and not check.clean
 
@@ -198,7 +201,7 @@ def test_readers_report_an_inconsistent_snapshot(tmp_path):
     with duckdb.connect(str(layout.warehouse)) as connection:
         connection.execute("create table marts.kpi_territory_daily as select visits from marts.kpi_daily")
         connection.execute("create table marts.kpi_driver_daily as select visits from marts.kpi_daily")
-    readers = soak.Readers(layout.warehouse, tmp_path, count=1)
+    readers = soak_readers.Readers(layout.warehouse, tmp_path, count=1)
     readers.wait_until_ready()
     time.sleep(2)  # a few queries
 
