@@ -44,34 +44,8 @@ measures as (
 ),
 
 final as (
-    select
-        measures.visit_date,
-        measures.territory,
-        measures.visits,
-        measures.closed_visits,
-        measures.skipped_visits,
-        measures.rated_visits,
-        measures.promoters,
-        measures.passives,
-        measures.detractors,
-        measures.nps,
-        measures.close_rate,
-        measures.skip_rate,
-        measures.avg_rating,
-        measures.csat,
-        measures.rating_sum,
-        measures.jobs,
-        measures.jobs_per_visit,
-        measures.window_checked_visits,
-        measures.closed_within_window_visits,
-        measures.closed_within_window_rate,
-        measures.avg_hours_to_close,
-        measures.timed_closed_visits,
-        measures.hours_to_close_sum,
-        measures.equipment_visits,
-        measures.repeat_visits,
-        measures.repeat_visit_rate
-    from measures
+    -- every measure and KPI of int_kpi_measures, in its order, without the other grains' keys
+    select * exclude (grouping, driver_id) from measures
 )
 
 select * from final

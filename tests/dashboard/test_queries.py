@@ -11,6 +11,7 @@ from letsjobit import config
 from letsjobit.dashboard import formatting as fmt
 from letsjobit.dashboard import queries
 from letsjobit.warehouse import build as warehouse
+from letsjobit.warehouse import kpis
 
 from tests.dashboard import fixture_lake as fl
 
@@ -330,11 +331,8 @@ def test_drivers_sharing_a_name_are_told_apart_by_their_id(data_dir):
 
 
 # What the pages show: every KPI the warehouse defines must reach them.
-SHOWN_KPIS = {
-    "nps", "close_rate", "skip_rate", "csat", "avg_rating", "jobs_per_visit",
-    "closed_within_window_rate", "repeat_visit_rate", "avg_hours_to_close",
-}  # fmt: skip
-KPI_TABLE_KEYS = {"kpi_daily": (), "kpi_territory_daily": ("territory",), "kpi_driver_daily": ("driver_id",)}
+SHOWN_KPIS = set(kpis.KPIS)
+KPI_TABLE_KEYS = {table: key[1:] for table, key in kpis.KPI_TABLES.items()}
 
 
 def test_the_dashboard_takes_its_measures_and_kpi_macros_from_the_warehouse(marts):
@@ -354,6 +352,15 @@ def test_the_dashboard_takes_its_measures_and_kpi_macros_from_the_warehouse(mart
     }
     assert list(definitions.measures) == [c for c in measure_columns if c not in queries.VISIT_KEYS]
     assert definitions.measures["visits"] and not definitions.measures["hours_to_close_sum"]
+
+
+def test_the_kpis_the_pages_format_are_columns_of_the_kpi_tables():
+    from letsjobit.dashboard import report
+    from letsjobit.dashboard.views import tables
+
+    formatted = {*report.KPI_COLUMNS, *tables.KPI_TABLE_COLUMNS, *tables.RATES}
+
+    assert formatted <= set(kpis.KPI_COLUMNS)
 
 
 @pytest.mark.parametrize("table", KPI_TABLE_KEYS)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import duckdb
 from letsjobit.devtools.airflow_runner import AirflowHome
-from letsjobit.simulator.expectations import KPI_COLUMNS, KPI_TABLES, expected_kpis
+from letsjobit.simulator.expectations import expected_kpis
+from letsjobit.warehouse.kpis import KPI_COLUMNS, KPI_TABLES
 
 from tests.conftest import TEST_API_KEY
 

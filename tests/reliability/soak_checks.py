@@ -20,11 +20,12 @@ import duckdb
 from letsjobit import config
 from letsjobit.simulator import expectations
 from letsjobit.simulator.expectations import Expectation, expected_outcome, flag, rating
+from letsjobit.warehouse import kpis
 
 # Every KPI but the repeat-visit ones: a covered date's repeat measure depends on the 30 days before it,
 # which a window run does not re-read (the e2e tests check those after full refreshes).
 REPEAT_KPIS = ("equipment_visits", "repeat_visits", "repeat_visit_rate")
-KPI_COLUMNS = tuple(c for c in expectations.KPI_COLUMNS if c not in REPEAT_KPIS)
+KPI_COLUMNS = tuple(c for c in kpis.KPI_COLUMNS if c not in REPEAT_KPIS)
 # The issue row's columns compared with the oracle's: its ISSUE_COLUMNS and the partition it lands in.
 ISSUE_COLUMNS = (*expectations.ISSUE_COLUMNS, "visit_date")
 

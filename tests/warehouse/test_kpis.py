@@ -10,7 +10,9 @@ from datetime import date, datetime
 
 import pytest
 from letsjobit import config
+from letsjobit.simulator import expectations
 from letsjobit.warehouse import build as warehouse
+from letsjobit.warehouse import kpis
 
 from tests.warehouse import lakes, recompute
 from tests.warehouse.conftest import query, query_dicts
@@ -293,19 +295,28 @@ def test_dimensions_hold_every_member_once(kpi_layout):
     )
 
 
-# The KPI macros as the warehouse's contract names them: macro -> the measures it is a ratio of.
-KPI_MACROS = {
-    "nps": ("promoters", "detractors", "rated_visits"),
-    "close_rate": ("closed_visits", "visits"),
-    "skip_rate": ("skipped_visits", "visits"),
-    "avg_rating": ("rating_sum", "rated_visits"),
-    "csat": ("promoters", "passives", "rated_visits"),
-    "jobs_per_visit": ("jobs", "visits"),
-    "closed_within_window_rate": ("closed_within_window_visits", "window_checked_visits"),
-    "avg_hours_to_close": ("hours_to_close_sum", "timed_closed_visits"),
-    "repeat_visit_rate": ("repeat_visits", "equipment_visits"),
-}
-KPI_TABLES = {"kpi_daily": (), "kpi_driver_daily": ("driver_id",), "kpi_territory_daily": ("territory",)}
+# The KPI macros (macro -> the measures it is a ratio of) and each KPI table's group beside the day.
+KPI_MACROS = kpis.KPIS
+KPI_TABLES = {table: key[1:] for table, key in kpis.KPI_TABLES.items()}
+
+
+def test_the_kpi_names_are_read_from_the_sql_and_agree_with_the_test_oracle():
+    assert KPI_MACROS["nps"] == ("promoters", "detractors", "rated_visits")
+    assert KPI_MACROS["csat"] == ("promoters", "passives", "rated_visits")
+    assert kpis.MEASURES[:3] == ("visits", "closed_visits", "skipped_visits")
+    assert set(kpis.KPI_COLUMNS) == set(kpis.MEASURES) | set(KPI_MACROS)
+    # the oracle names them on its own (it shares no code with the pipeline): the same names
+    assert set(expectations.KPI_RATIOS) == set(KPI_MACROS)
+    assert expectations.KPI_MEASURES == kpis.MEASURES
+    assert expectations.KPI_TABLES == kpis.KPI_TABLES
+
+
+def test_a_macro_file_without_kpis_is_refused(tmp_path):
+    empty = tmp_path / "kpis.sql"
+    empty.write_text("-- nothing here\n")
+
+    with pytest.raises(ValueError, match="no `create or replace macro"):
+        kpis.read_kpis(empty)
 
 
 def test_the_published_file_holds_the_kpi_macros_with_parameters_named_after_the_measures(kpi_layout):
@@ -367,7 +378,7 @@ def _recomputed_kpis(rows: dict, key) -> dict[tuple, dict]:
     groups: dict[tuple, list[dict]] = {}
     for visit_row in rows["visits"]:
         groups.setdefault(key(visit_row), []).append(visit_row)
-    kpis = {}
+    recomputed = {}
     for group, members in groups.items():
         ratings = [v["signee_rating"] for v in members if v["signee_rating"] is not None]
         closed = [v for v in members if v["closed"]]
@@ -376,7 +387,7 @@ def _recomputed_kpis(rows: dict, key) -> dict[tuple, dict]:
         equipment = [v for v in members if v["visit_id"] in repeats]
         promoters, passives = ratings.count(5), ratings.count(4)
         detractors = len(ratings) - promoters - passives
-        kpis[group] = {
+        recomputed[group] = {
             "visits": len(members),
             "closed_visits": len(closed),
             "skipped_visits": sum(bool(v["skipped"]) for v in members),
@@ -393,7 +404,7 @@ def _recomputed_kpis(rows: dict, key) -> dict[tuple, dict]:
                 sum(repeats[v["visit_id"]] for v in equipment) / len(equipment) if equipment else None
             ),
         }
-    return kpis
+    return recomputed
 
 
 @pytest.mark.parametrize("table", KPI_TABLES)
@@ -411,6 +422,6 @@ def test_every_kpi_equals_an_independent_recomputation_from_the_lake_rows(sample
     }
 
     assert actual.keys() == wanted.keys()
-    for group, kpis in wanted.items():
-        for name, value in kpis.items():
+    for group, values in wanted.items():
+        for name, value in values.items():
             assert actual[group][name] == (None if value is None else pytest.approx(value)), (group, name)

@@ -6,9 +6,10 @@ is on screen is what is tested. The queries read the marts only (schema ``marts`
 The dashboard spells no KPI formula. Ratios over a date range or a group are never averages of daily
 ratios: each query sums the warehouse's additive measures (visits, closed_visits, rated_visits,
 promoters, ...) and applies the warehouse's own KPI macros to the sums (``marts.nps(promoters,
-detractors, rated_visits)`` and the rest, from ``sql/macros/kpis.sql``). Both are read from the
-warehouse itself (``kpi_definitions``): the measures are the columns of ``marts.fct_visit_measures``
-besides its keys, the KPIs are the macros of schema ``marts`` whose parameters are all measures.
+detractors, rated_visits)`` and the rest, from ``sql/macros/kpis.sql``). Which measures and KPIs
+there are is ``letsjobit.warehouse.kpis``; how the warehouse file being read defines them (the
+measures' types, each macro's parameters) is read from that file itself (``kpi_definitions``), so a
+formula changed in the SQL reaches the pages with the next build.
 
 Where the measures come from depends on the filters. The KPI tables are the source when one answers
 the filter exactly (no filter: ``kpi_daily``; territory only: ``kpi_territory_daily``; driver only:
@@ -32,6 +33,7 @@ import duckdb
 import pandas as pd
 
 from letsjobit import config
+from letsjobit.warehouse import kpis
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,10 @@ Dimension = Literal["territory", "driver"]
 Grain = Literal["day", "week"]
 IssueBreakdown = Literal["check_name", "action"]
 
-# The warehouse's one relation at visit grain with the additive KPI measures; these of its columns
-# are the keys the filters use, every other column is a measure.
+# The warehouse's one relation at visit grain with the additive KPI measures; VISIT_KEYS are its
+# columns that are not measures (the filters use them).
 VISIT_MEASURES = "marts.fct_visit_measures"
-VISIT_KEYS = ("visit_id", "visit_date", "driver_id", "territory", "site_id")
+VISIT_KEYS = kpis.VISIT_KEYS
 INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
 
 
@@ -74,7 +76,8 @@ _DEFINITIONS: dict[str, KpiDefinitions] = {}
 
 
 def kpi_definitions(con: duckdb.DuckDBPyConnection) -> KpiDefinitions:
-    """The measures and KPI macros of the warehouse ``con`` reads, from its catalog."""
+    """The measures and KPI macros (those of letsjobit.warehouse.kpis) as the warehouse ``con`` reads
+    holds them: the measures' types and each macro's parameters, from its catalog."""
     (digest,) = con.execute("select models_digest from marts.build_info").fetchone() or (None,)
     if digest is not None and digest in _DEFINITIONS:
         return _DEFINITIONS[digest]
@@ -84,18 +87,18 @@ def kpi_definitions(con: duckdb.DuckDBPyConnection) -> KpiDefinitions:
         "where table_schema = ? and table_name = ? order by ordinal_position",
         [schema_name, table_name],
     ).fetchall()
-    measures = {name: data_type in INTEGER_TYPES for name, data_type in columns if name not in VISIT_KEYS}
+    measures = {name: data_type in INTEGER_TYPES for name, data_type in columns if name in kpis.MEASURES}
     macros = con.execute(
         "select function_name, parameters from duckdb_functions() "
         "where database_name = current_database() and schema_name = 'marts' and function_type = 'macro' "
         "order by function_name"
     ).fetchall()
-    kpis = {name: tuple(params) for name, params in macros if params and set(params) <= measures.keys()}
-    if not measures or not kpis:
+    found = {name: tuple(params) for name, params in macros if name in kpis.KPIS}
+    if not measures or not found:
         raise WarehouseUnavailable(
             f"the warehouse has no KPI measures ({VISIT_MEASURES}) or macros: built by older SQL"
         )
-    definitions = KpiDefinitions(measures, kpis)
+    definitions = KpiDefinitions(measures, found)
     if digest is not None:
         _DEFINITIONS[digest] = definitions
     return definitions

@@ -12,18 +12,10 @@ from letsjobit import config
 from letsjobit.lake import schema
 from letsjobit.lake.changes import LakeChanges
 from letsjobit.quality import suites
+from letsjobit.warehouse import kpis
 
-KPI_COLUMNS = (
-    "visit_date",
-    "visits",
-    "closed_visits",
-    "close_rate",
-    "skip_rate",
-    "rated_visits",
-    "nps",
-    "csat",
-    "avg_rating",
-)
+# The recent days' headline KPIs (letsjobit.warehouse.kpis names them).
+KPI_COLUMNS = ("visit_date", *kpis.HEADLINE)
 
 
 def lake_counts(layout: config.DataLayout) -> dict[str, int]:
