@@ -48,7 +48,7 @@ import duckdb
 import pyarrow.parquet as pq
 from filelock import FileLock
 
-from letsjobit import config
+from letsjobit import config, files
 from letsjobit.lake import schema
 from letsjobit.warehouse.models import (
     BUILD_RELATIONS,
@@ -722,10 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command == "build":
         build(config.layout(), changed_dates=arguments.changed, run_id=arguments.run_id)
     else:
-        DATA_DICTIONARY.parent.mkdir(parents=True, exist_ok=True)
-        temporary = DATA_DICTIONARY.with_suffix(".md.tmp")
-        temporary.write_text(render_data_dictionary())
-        os.replace(temporary, DATA_DICTIONARY)
+        files.write_text(DATA_DICTIONARY, render_data_dictionary())
         log.info("wrote %s", DATA_DICTIONARY)
     return 0
 
