@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from letsjobit import config
 from letsjobit.warehouse import build as warehouse
+from letsjobit.warehouse import dictionary
 from letsjobit.warehouse.models import load_analyses
 
 from tests.warehouse import lakes
@@ -34,7 +35,7 @@ def test_there_are_five_example_analyses():
 def test_each_analysis_runs_and_answers(sample_warehouse, path):
     connection = warehouse.connect_read_only(sample_warehouse)
     try:
-        rows = connection.execute(warehouse.analysis_sql(path)).fetchall()
+        rows = connection.execute(dictionary.analysis_sql(path)).fetchall()
     finally:
         connection.close()
 
