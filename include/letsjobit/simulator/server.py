@@ -59,7 +59,6 @@ FILTER_PARAMS = (
 REQUIRED_VISIT_FIELDS = ("driverId", "date", "id", "docNo", "customer", "address", "city", "companyId")
 REQUIRED_LINE_FIELDS = ("actionItem", "description")
 REQUIRED_EXTRA_FIELDS = ("type", "caption", "name")
-PATH_KINDS = ("list", "get", "post", "put", "delete", "other")
 SINGLE_VISIT_SHAPES = ("list", "object")
 # Where an account takes its key: either way (the reference shows both), only the header, only the query.
 KEY_PLACEMENTS = ("any", "header", "query")
@@ -664,9 +663,6 @@ class SimulatorServer:
         self.store.insert_position = config.insert_position
         self.config = config
         return {name: getattr(config, name) for name in RUNTIME_SETTINGS}
-
-    def set_latency(self, latency_ms: float) -> None:
-        self.configure(latency_ms=latency_ms)
 
     @staticmethod
     def _make_limiter(config: SimulatorConfig) -> RateLimiter:
