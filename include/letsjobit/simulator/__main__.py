@@ -19,9 +19,12 @@ from pathlib import Path
 from letsjobit import config as project_config
 
 from . import data
+from .auth import KEY_PLACEMENTS
 from .faults import FaultConfig
 from .ratelimit import MODES
-from .server import KEY_PLACEMENTS, SINGLE_VISIT_SHAPES, SimulatorConfig, SimulatorServer
+from .reads import SINGLE_VISIT_SHAPES
+from .server import SimulatorServer
+from .settings import SimulatorConfig
 from .store import INSERT_POSITIONS
 
 
