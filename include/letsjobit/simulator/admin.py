@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from . import data
+from .bad_record_kinds import bad_record_kind
 from .errors import ApiError
 from .faults import FaultConfig
 from .settings import RUNTIME_SETTINGS
@@ -80,7 +80,7 @@ def answer(
             kinds[kind] = kinds.get(kind, 0) + 1
         return 200, {
             "meta": {"totalRecords": len(bad_records), "version": version, "kinds": kinds},
-            "data": {key: data.bad_record_kind(kind).outcome() for key, kind in bad_records.items()},
+            "data": {key: bad_record_kind(kind).outcome() for key, kind in bad_records.items()},
         }
     if name == "mutate" and method == "POST":
         return 200, mutate(sim.store, payload)

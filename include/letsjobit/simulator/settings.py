@@ -9,6 +9,7 @@ from letsjobit import config as project_config
 
 from . import data
 from .auth import KEY_PLACEMENTS
+from .bad_record_kinds import select_kinds
 from .faults import FaultConfig
 from .ratelimit import MODES
 from .reads import SINGLE_VISIT_SHAPES
@@ -25,7 +26,7 @@ class SimulatorConfig:
     days: int = data.DEFAULT_DAYS  # history before the anchor date
     days_ahead: int = data.DEFAULT_DAYS_AHEAD  # schedule after it
     bad_record_rate: float = 0.0  # share of visits with one deliberately bad value (data-quality tests)
-    bad_record_kinds: tuple[str, ...] | None = None  # names of data.BAD_RECORD_KINDS to draw from; None: all
+    bad_record_kinds: tuple[str, ...] | None = None  # names of BAD_RECORD_KINDS to draw from; None: all
     unknown_field_rate: float = 0.0  # share of visits, lines, extraData entries with an undocumented field
     api_keys: tuple[str, ...] = (project_config.SIMULATOR_DEFAULT_KEY,)
     host: str = "127.0.0.1"
@@ -69,7 +70,7 @@ class SimulatorConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         if self.bad_record_kinds is not None:
-            self.bad_record_kinds = tuple(kind.name for kind in data.select_kinds(self.bad_record_kinds))
+            self.bad_record_kinds = tuple(kind.name for kind in select_kinds(self.bad_record_kinds))
 
 
 # Settings that POST /_sim/config and SimulatorServer.configure() may change at run time.

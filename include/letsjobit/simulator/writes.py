@@ -10,8 +10,8 @@ from datetime import date
 
 import orjson
 
-from . import data
 from .errors import ApiError
+from .pools import EXTRA_TYPES
 from .store import VisitStore
 
 REQUIRED_VISIT_FIELDS = ("driverId", "date", "id", "docNo", "customer", "address", "city", "companyId")
@@ -67,7 +67,7 @@ def validate_posted_visit(record) -> list[str]:
                 problems.append(f"{where}: expected an object")
                 continue
             problems += _missing_required(extra, REQUIRED_EXTRA_FIELDS, where)
-            if not _missing(extra, "type") and extra["type"] not in data._EXTRA_TYPES:
+            if not _missing(extra, "type") and extra["type"] not in EXTRA_TYPES:
                 problems.append(f"{where}: invalid type {extra['type']!r}")
     return problems
 
