@@ -11,11 +11,15 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
+# The three pinned sets, where each runs: the runtime (the Airflow image), the dashboard (its own image) and
+# the dev tools; a developer runs everything, so all three. The sets agree on every version they share.
+LOCKS := requirements.txt requirements-dashboard.txt requirements-dev.txt
+
 # Re-installs whenever a lock file changes; uv comes pinned from the registry like everything else.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml Makefile
+$(STAMP): $(LOCKS) pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dashboard.txt -r requirements-dev.txt
 	# The project's own package, editable: `letsjobit` imports from any directory, and its provider entry
 	# point registers the `letsjobit` connection type with Airflow.
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
@@ -36,9 +40,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Recompile the pinned sets after editing requirements*.in.
+# Recompile the pinned sets after editing requirements*.in. In this order: the dashboard set is constrained
+# to the runtime lock, the dev set to both.
 lock: install
 	$(BIN)/uv pip compile requirements.in -p 3.11 -q --no-header -o requirements.txt
+	$(BIN)/uv pip compile requirements-dashboard.in -p 3.11 -q --no-header -o requirements-dashboard.txt
 	$(BIN)/uv pip compile requirements-dev.in -p 3.11 -q --no-header -o requirements-dev.txt
 
 # The KPI dashboard over the warehouse: http://127.0.0.1:8501. DASHBOARD_ADDRESS=0.0.0.0 serves the network,

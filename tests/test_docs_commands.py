@@ -103,7 +103,8 @@ REPOSITORY_ENTRIES = (
 )
 REPOSITORY_FILES = (
     "Makefile", "Dockerfile", "docker-compose.yaml", ".env.example", "pyproject.toml",
-    "requirements.in", "requirements.txt", "requirements-dev.in", "requirements-dev.txt",
+    "requirements.in", "requirements.txt", "requirements-dashboard.in", "requirements-dashboard.txt",
+    "requirements-dev.in", "requirements-dev.txt",
 )  # fmt: skip
 
 

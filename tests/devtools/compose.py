@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -91,3 +92,29 @@ def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
             instructions.append((keyword.upper(), " ".join(arguments.split())))
             pending = ""
     return instructions
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One build stage of the Dockerfile: `FROM base AS name` and the instructions after it."""
+
+    name: str
+    base: str
+    instructions: tuple[tuple[str, str], ...]
+
+    def arguments(self, keyword: str) -> list[str]:
+        return [arguments for instruction, arguments in self.instructions if instruction == keyword]
+
+
+def dockerfile_stages(path: Path = DOCKERFILE) -> dict[str, Stage]:
+    """The build stages by name, in the Dockerfile's order (the last one is what a plain build gives)."""
+    stages: list[tuple[str, str, list]] = []
+    for keyword, arguments in dockerfile_instructions(path):
+        if keyword == "FROM":
+            base, _, name = arguments.partition(" AS ")
+            assert name, f"the Dockerfile's FROM {arguments} names no stage (FROM image AS name)"
+            stages.append((name.strip(), base.strip(), []))
+        else:
+            assert stages, f"{keyword} before the Dockerfile's first FROM"
+            stages[-1][2].append((keyword, arguments))
+    return {name: Stage(name, base, tuple(body)) for name, base, body in stages}

@@ -1,8 +1,9 @@
 """docker-compose.yaml, Dockerfile and .env.example, checked without a Docker engine.
 
 The file parses, every service runs a command that exists (Airflow 3's own CLI parser judges the Airflow
-ones), the mounts and variables line up with what the code reads, secrets have no defaults, and the image
-is the official one of the pinned Airflow version.
+ones), the mounts and variables line up with what the code reads, secrets have no defaults, the Airflow
+image is the official one of the pinned Airflow version with the runtime set only, and the dashboard has
+its own image with the dashboard set and no Airflow. The sets themselves: test_requirements.py.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from .compose import (
     MissingVariable,
     command_argv,
     dockerfile_instructions,
+    dockerfile_stages,
     interpolate,
     load_compose,
     read_env_file,
     variables_used,
 )
+from .requirement_sets import DASHBOARD, RUNTIME
 
 AIRFLOW_SERVICES = {
     "airflow-apiserver": "api-server",
@@ -66,10 +69,10 @@ def services(raw, env_example) -> dict[str, dict]:
     return interpolate(raw, {**env_example, **DUMMY_SECRETS})["services"]
 
 
-def pinned(name: str) -> str:
-    match = re.search(rf"^{re.escape(name)}==(\S+)$", (PROJECT_ROOT / "requirements.txt").read_text(), re.M)
-    assert match, f"{name} is not pinned in requirements.txt"
-    return match[1]
+def pinned(name: str, requirement_set=RUNTIME) -> str:
+    version = requirement_set.locked().get(name)
+    assert version, f"{name} is not pinned in {requirement_set.lock.name}"
+    return version
 
 
 def mounts(service: dict) -> dict[str, str]:
@@ -167,13 +170,12 @@ def test_python_services_run_modules_that_exist_with_arguments_they_accept(servi
     assert exec_argv[exec_argv.index("--server.address") + 1] == "0.0.0.0"  # noqa: S104 - inside its container
     assert exec_argv[exec_argv.index("--server.port") + 1] == "8501"
     assert mounts(services["dashboard"])["/opt/airflow/include"] == "./include"
-    assert pinned("streamlit")
+    assert pinned("streamlit", DASHBOARD)
 
 
 def test_mounts_lay_the_project_over_the_image_where_the_code_looks(services):
-    dockerfile = dict(dockerfile_instructions())
-    # The package is installed, not put on a path: the image sets no PYTHONPATH.
-    assert "PYTHONPATH" not in dockerfile["ENV"]
+    # The package is installed, not put on a path: no image sets a PYTHONPATH.
+    assert not [env for keyword, env in dockerfile_instructions() if keyword == "ENV" and "PYTHONPATH" in env]
     # include/letsjobit/config.py finds the project root two levels above itself, and sql/ below it.
     for name in ("airflow-scheduler", "airflow-worker", "airflow-dag-processor", "airflow-apiserver"):
         bound = mounts(services[name])
@@ -251,32 +253,72 @@ def test_no_secret_has_a_default_and_compose_refuses_to_start_without_the_requir
         interpolate(raw, env_example)
 
 
-def test_image_is_the_official_airflow_image_of_the_pinned_version_and_python(services):
+def test_airflow_services_run_the_official_airflow_image_and_the_dashboard_its_own(services):
     version = pinned("apache-airflow")
     python = re.search(r"-p (3\.\d+)", (PROJECT_ROOT / "Makefile").read_text())[1]  # `make lock` target
-    froms = [arguments for keyword, arguments in dockerfile_instructions() if keyword == "FROM"]
-    assert froms == [f"apache/airflow:{version}-python{python}"]
-    images = {service.get("image") for name, service in services.items() if name not in ("postgres", "redis")}
-    assert images == {f"letsjobit-airflow:{version}"}
+    stages = dockerfile_stages()
+    assert {name: stage.base for name, stage in stages.items()} == {
+        "dashboard": f"python:{python}-slim",
+        "airflow": f"apache/airflow:{version}-python{python}",
+    }
+    # A plain `docker build .` builds the last stage: the Airflow image, as before there were two.
+    assert list(stages)[-1] == "airflow"
+
+    built = {name: service for name, service in services.items() if "build" in service}
+    assert set(built) == set(services) - {"postgres", "redis"}
+    targets = {
+        name: (service["build"]["context"], service["build"]["target"]) for name, service in built.items()
+    }
+    assert targets == {name: (".", "dashboard" if name == "dashboard" else "airflow") for name in built}
+    images = {name: service["image"] for name, service in built.items()}
+    assert images.pop("dashboard") == f"letsjobit-dashboard:{pinned('streamlit', DASHBOARD)}"
+    assert set(images.values()) == {f"letsjobit-airflow:{version}"}
     assert pinned("apache-airflow-providers-celery")
 
 
-def test_dockerfile_installs_the_pinned_requirements_then_the_project_without_dependencies():
-    instructions = dockerfile_instructions()
-    runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
-    copies = [arguments for keyword, arguments in instructions if keyword == "COPY"]
+def pip_installs(stage) -> list[str]:
+    return [run for run in stage.arguments("RUN") if "pip install" in run]
+
+
+def test_the_airflow_image_installs_the_runtime_set_then_the_project_without_dependencies():
+    stage = dockerfile_stages()["airflow"]
+    copies = stage.arguments("COPY")
     assert any(re.search(r"\brequirements\.txt /opt/airflow/requirements\.txt$", copy) for copy in copies)
-    install = next(
-        i for i, run in enumerate(runs) if "pip install" in run and "-r /opt/airflow/requirements.txt" in run
-    )
-    project = next(
-        i for i, run in enumerate(runs) if re.search(r"pip install .*--no-deps -e /opt/airflow$", run)
-    )
-    assert install < project
+    # Exactly two installs: the runtime lock, then the package with nothing more. No other set gets in.
+    installs = pip_installs(stage)
+    assert len(installs) == 2, installs
+    assert re.search(r"pip install .*-r /opt/airflow/requirements\.txt$", installs[0]), installs[0]
+    assert re.search(r"pip install .*--no-deps -e /opt/airflow$", installs[1]), installs[1]
+    assert not [line for line in copies + installs if "requirements-" in line]
     assert any("pyproject.toml" in copy for copy in copies)
     for folder in ("include", "dags", "plugins", "sql"):
         assert any(copy.endswith(f"{folder}/ /opt/airflow/{folder}/") for copy in copies), folder
         assert (PROJECT_ROOT / folder).is_dir(), f"the Dockerfile copies {folder}/, which is missing"
+
+
+def test_the_dashboard_image_installs_the_dashboard_set_then_the_project_and_no_airflow(services):
+    from letsjobit.dashboard import access
+
+    stage = dockerfile_stages()["dashboard"]
+    copies = stage.arguments("COPY")
+    assert "requirements-dashboard.txt /opt/airflow/requirements-dashboard.txt" in copies
+    installs = pip_installs(stage)
+    assert len(installs) == 2, installs
+    assert re.search(r"pip install .*-r /opt/airflow/requirements-dashboard\.txt$", installs[0]), installs[0]
+    assert re.search(r"pip install .*--no-deps -e /opt/airflow$", installs[1]), installs[1]
+    assert not [line for line in copies if re.search(r"requirements(-dev)?\.txt", line)]
+    assert not [name for name in DASHBOARD.locked() if name.startswith("apache-airflow")]
+    # Editable at the project root, as in the Airflow image: config.PROJECT_ROOT is then /opt/airflow, where
+    # compose mounts the sign-in's settings (access.SECRETS_FILE) and the data volume.
+    assert {"pyproject.toml /opt/airflow/pyproject.toml", "include/ /opt/airflow/include/"} <= set(copies)
+    secrets = CONTAINER_ROOT / access.SECRETS_FILE.relative_to(config.PROJECT_ROOT)
+    assert mounts(services["dashboard"])[str(secrets.parent)] == "./.streamlit"
+    assert stage.arguments("USER") and stage.arguments("USER")[-1].split(":")[0] != "0"
+
+    # Nothing of Airflow's in the service either: no Airflow setting, no Airflow command.
+    dashboard = services["dashboard"]
+    assert not [name for name in environment(dashboard) if name.startswith(("AIRFLOW", "CONNECTION_CHECK"))]
+    assert command_argv(dashboard["command"])[:3] == ["python", "-m", "letsjobit.dashboard"]
 
 
 def dashboard_exec_argv(arguments: list[str]) -> list[str]:

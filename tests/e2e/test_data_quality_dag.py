@@ -21,6 +21,7 @@ import pytest
 from letsjobit import config
 from letsjobit.devtools.airflow_runner import AirflowHome
 from letsjobit.simulator import SimulatorConfig, SimulatorServer, data
+from letsjobit.simulator.bad_record_kinds import BAD_RECORD_KIND_NAMES, bad_record_kind
 from letsjobit.simulator.expectations import (
     ISSUE_COLUMNS,
     Expectation,
@@ -69,7 +70,7 @@ class Published:
 @pytest.fixture(scope="module")
 def sim():
     server = SimulatorServer(SimulatorConfig(**SIMULATOR)).start()
-    assert set(server.store.bad_records.values()) == set(data.BAD_RECORD_KIND_NAMES), "a kind is missing"
+    assert set(server.store.bad_records.values()) == set(BAD_RECORD_KIND_NAMES), "a kind is missing"
     yield server
     server.stop()
 
@@ -106,7 +107,7 @@ def window_run(sim, airflow, full_refresh) -> Published:
         v
         for v in in_window
         if data.record_key(v) in full_refresh.bad_records
-        and data.bad_record_kind(full_refresh.bad_records[data.record_key(v)]).field == "signeeRating"
+        and bad_record_kind(full_refresh.bad_records[data.record_key(v)]).field == "signeeRating"
     )
     sim.store.update(repaired["_id"], {"signeeRating": "4"})
     assert repaired["_id"] not in sim.store.bad_records  # the simulator's ground truth follows the repair
@@ -173,7 +174,7 @@ def test_a_full_refresh_publishes_every_listed_visit_but_those_that_cannot_be_pl
 
     warehouse_ids = [row[0] for row in query(layout, "select visit_id from marts.fct_visits")]
     assert sorted(warehouse_ids) == sorted(expected.published)
-    kinds = {data.bad_record_kind(full_refresh.bad_records[key]) for key in expected.quarantined}
+    kinds = {bad_record_kind(full_refresh.bad_records[key]) for key in expected.quarantined}
     assert {kind.name for kind in kinds} == {"missing_id", "missing_date", "impossible_date"}
     assert set(expected.listed) == {data.record_key(v) for v in full_refresh.truth}
     assert len(expected.published) + len(expected.quarantined) == len(expected.listed)

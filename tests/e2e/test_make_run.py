@@ -21,6 +21,7 @@ import pytest
 from letsjobit import config
 from letsjobit.devtools import run as demo
 from letsjobit.simulator import SimulatorConfig, SimulatorServer, data
+from letsjobit.simulator.bad_record_kinds import bad_record_kind
 from letsjobit.simulator.expectations import expected_outcome
 
 pytestmark = pytest.mark.airflow
@@ -91,7 +92,7 @@ def test_make_run_loads_the_simulator_and_prints_a_summary_with_its_bad_records(
     verdict = "quarantined" if expected.quarantined.keys() & with_id else "pass"
     assert field and f"validation: {verdict}, {field:,} field issue(s)" in out
     assert f"{record:,} record(s) quarantined" in out
-    for kind in {data.bad_record_kind(name) for name in bad_records.values()}:
+    for kind in {bad_record_kind(name) for name in bad_records.values()}:
         if kind.check in ("visits.doc_type_known", "line_extra_data.type_documented"):
             assert f"{kind.value!r} x" in out  # an unknown value, listed as kept as sent
     assert visits_in_lake(root) == len(expected.published)

@@ -11,7 +11,7 @@ from letsjobit.lake import extract, schema
 from letsjobit.lake import store as lake
 from letsjobit.quality import audit as validate
 from letsjobit.quality.audit import Verdict
-from letsjobit.simulator import data
+from letsjobit.simulator.bad_record_kinds import BAD_RECORD_KIND_NAMES
 from letsjobit.simulator.expectations import ISSUE_COLUMNS, expected_outcome, issue_sort_key
 
 # The issue row's columns compared with the oracle: its ISSUE_COLUMNS and the partition it lands in.
@@ -46,7 +46,7 @@ def test_every_kind_of_bad_record_is_its_oracle_issue_row_and_only_record_cases_
 ):
     sim = simulator_factory(visits=1200, bad_record_rate=0.2, unknown_field_rate=0.05, rate_limit=0)
     bad_records = dict(sim.store.bad_records)
-    assert set(bad_records.values()) == set(data.BAD_RECORD_KIND_NAMES), "the sample lacks some kind"
+    assert set(bad_records.values()) == set(BAD_RECORD_KIND_NAMES), "the sample lacks some kind"
     expected = expected_outcome(sim.store.snapshot(), bad_records)
     client = client_of(sim, layout)
     extracted = extract.extract_to_raw(client, "sim_run", "full", {}, layout)

@@ -8,7 +8,14 @@ from datetime import timedelta
 import pytest
 import requests
 from letsjobit.simulator import SimulatorConfig, data
-from letsjobit.simulator.data import BAD_RECORD_KINDS, MISSING, UNKNOWN_FIELDS, generate_visits
+from letsjobit.simulator.bad_record_kinds import (
+    BAD_RECORD_KIND_NAMES,
+    BAD_RECORD_KINDS,
+    MISSING,
+    bad_record_kind,
+    locate,
+)
+from letsjobit.simulator.data import UNKNOWN_FIELDS, generate_visits
 
 from tests.conftest import TEST_ANCHOR_DATE
 from tests.simulator.helpers import fetch_all, get
@@ -140,7 +147,7 @@ def test_a_subset_of_kinds_draws_only_those_and_all_kinds_occur_by_default():
     generate_visits(3000, seed=7, anchor_date=TEST_ANCHOR_DATE, bad_rate=0.5, bad_log=every)
 
     assert set(subset.values()) == set(chosen)
-    assert set(every.values()) == set(data.BAD_RECORD_KIND_NAMES)
+    assert set(every.values()) == set(BAD_RECORD_KIND_NAMES)
     with pytest.raises(ValueError, match="unknown bad record kind 'nope'.*rating_six"):
         generate_visits(10, seed=7, anchor_date=TEST_ANCHOR_DATE, bad_rate=0.5, bad_kinds=["nope"])
 
@@ -214,7 +221,7 @@ def test_drift_on_bad_records_does_not_crash_and_keeps_the_ground_truth_true(sim
     assert not set(done["deleted"]) & set(sim.store.bad_records)
     for key in sim.store.ids():
         visit = sim.store.get(key)
-        carries = key in generated and data.locate(data.bad_record_kind(generated[key]), visit) is not None
+        carries = key in generated and locate(bad_record_kind(generated[key]), visit) is not None
         assert (key in sim.store.bad_records) == carries, (key, generated.get(key))
     repaired = set(generated) - set(sim.store.bad_records) - set(done["deleted"])
     # Drift closes open visits (with a rating), re-rates closed ones and reschedules: only these repair.
@@ -230,7 +237,7 @@ def test_bad_records_endpoint_and_truth_carry_the_ground_truth_with_outcomes(sim
     truth = requests.get(admin + "truth", timeout=10).json()
 
     assert listed["data"] == {
-        key: data.bad_record_kind(kind).outcome() for key, kind in sim.store.bad_records.items()
+        key: bad_record_kind(kind).outcome() for key, kind in sim.store.bad_records.items()
     }
     assert listed["meta"]["totalRecords"] == len(sim.store.bad_records) > 0
     assert listed["meta"]["kinds"] == dict(Counter(sim.store.bad_records.values()))
@@ -238,7 +245,7 @@ def test_bad_records_endpoint_and_truth_carry_the_ground_truth_with_outcomes(sim
     assert truth["meta"]["version"] == listed["meta"]["version"] == sim.store.version
     assert truth["data"] == sim.store.snapshot()
     outcome = next(iter(listed["data"].values()))
-    assert outcome["check"] == data.bad_record_kind(outcome["kind"]).check
+    assert outcome["check"] == bad_record_kind(outcome["kind"]).check
 
 
 @pytest.mark.parametrize(

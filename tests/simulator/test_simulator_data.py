@@ -7,7 +7,8 @@ from collections import Counter
 from datetime import date, timedelta
 
 import pytest
-from letsjobit.simulator.data import BAD_RECORD_KINDS, generate_visits, iter_visit_chunks, record_key
+from letsjobit.simulator.bad_record_kinds import BAD_RECORD_KINDS
+from letsjobit.simulator.data import generate_visits, iter_visit_chunks, record_key
 
 from tests.simulator.helpers import is_true
 

@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 import requests
 from letsjobit.simulator import data
+from letsjobit.simulator.bad_record_kinds import bad_record_kind
 from letsjobit.simulator.expectations import (
     StaleGroundTruth,
     expected_kpis,
@@ -164,10 +165,10 @@ def test_on_served_data_every_bad_record_has_its_kinds_outcome_and_clean_visits_
     assert expected_outcome(truth, outcomes) == expected  # the endpoint's outcomes work as ground truth
     assert Counter(issue.key for issue in expected.issues) == Counter(set(bad))  # one row each, none else
     for issue in expected.issues:
-        kind = data.bad_record_kind(bad[issue.key])
+        kind = bad_record_kind(bad[issue.key])
         assert (issue.table_name, issue.field, issue.check_name) == (kind.table, kind.field, kind.check)
         assert (issue.severity, issue.action) == (kind.severity, kind.action)
-    whole = {key for key, kind in bad.items() if data.bad_record_kind(kind).drops == "visit"}
+    whole = {key for key, kind in bad.items() if bad_record_kind(kind).drops == "visit"}
     assert expected.quarantined.keys() == whole
     assert len(expected.published) + len(whole) == len(truth) == len(expected.listed)
     assert expected.row_counts["visits"] == len(expected.published)

@@ -22,7 +22,7 @@ import duckdb
 import pytest
 from letsjobit import config
 from letsjobit.warehouse import build as warehouse
-from letsjobit.warehouse import kpis
+from letsjobit.warehouse import dictionary, kpis
 from letsjobit.warehouse.models import load_analyses
 
 from tests.warehouse import lakes
@@ -96,7 +96,7 @@ def answer(warehouse_path: Path, analysis: str) -> list[tuple]:
     connection = warehouse.connect_read_only(warehouse_path)
     try:
         return connection.execute(
-            warehouse.analysis_sql(config.SQL_DIR / "analyses" / f"{analysis}.sql")
+            dictionary.analysis_sql(config.SQL_DIR / "analyses" / f"{analysis}.sql")
         ).fetchall()
     finally:
         connection.close()

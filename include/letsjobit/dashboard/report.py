@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import html
 import logging
-import os
-import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 
-from letsjobit import config
+from letsjobit import config, files
 from letsjobit.dashboard import formatting as fmt
 from letsjobit.dashboard import queries
 
@@ -187,9 +185,7 @@ def write(
         filters = queries.Filters(*queries.default_period(bounds, today or date.today(), days))
         page = render(con, filters, queries.build_info(con), queries.latest_validation(layout))
     target = layout.root / REPORT_NAME
-    with tempfile.NamedTemporaryFile("w", dir=layout.root, prefix=f".{REPORT_NAME}.", delete=False) as handle:
-        handle.write(page)
-    os.replace(handle.name, target)
+    files.write_text(target, page)
     log.info("KPI report for %s to %s written to %s", filters.start, filters.end, target)
     return target
 

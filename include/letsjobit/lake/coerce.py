@@ -2,14 +2,15 @@
 
 This is the only place a raw value is parsed: the SQL models read the typed lake columns as they are.
 Coercion decides what a value *means*, never whether it is plausible: a rating of 9 or a latitude of 200
-are kept here, and the validation gate (`suites.py`, `validate.py`) NULLs them and records the issue.
+are kept here, and the quality gate (`letsjobit.quality`) NULLs them and records the issue.
 
 One function per kind decides what a raw value means (`coerce_text`, `coerce_bool`, ...); it returns
 the column value or raises `CoercionError` naming why (the flattener then records a
 `<table>.<column>_parses` issue and the column holds NULL). `coerce_column` applies a kind to a whole column
 at once: it takes a vectorised fast path when the values are already clean (the common case) and falls
 back to the per-value function otherwise, so both paths give the same answer by construction
-(tests/lake/test_coerce.py checks this property on random messy columns).
+(tests/lake/test_coerce.py checks this property on random messy columns). The two paths stay in one
+module (~570 lines) for that reason: each kind's fast path sits beside the function it must agree with.
 
 Decisions, per kind (the reference's own examples use every one of these encodings):
 

@@ -9,7 +9,8 @@ Run it on its own with ``python -m letsjobit.simulator --port 0`` (prints ``LIST
 
 from .data import generate_visits, iter_visit_chunks
 from .faults import FAULT_KINDS, FaultConfig
-from .server import SimulatorConfig, SimulatorServer
+from .server import SimulatorServer
+from .settings import SimulatorConfig
 from .store import VisitStore
 
 __all__ = [

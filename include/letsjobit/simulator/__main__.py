@@ -18,17 +18,20 @@ from pathlib import Path
 
 from letsjobit import config as project_config
 
-from . import data
+from .auth import KEY_PLACEMENTS
+from .bad_record_kinds import BAD_RECORD_KIND_NAMES, select_kinds
 from .faults import FaultConfig
 from .ratelimit import MODES
-from .server import KEY_PLACEMENTS, SINGLE_VISIT_SHAPES, SimulatorConfig, SimulatorServer
+from .reads import SINGLE_VISIT_SHAPES
+from .server import SimulatorServer
+from .settings import SimulatorConfig
 from .store import INSERT_POSITIONS
 
 
 def _kind_names(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     try:
-        return tuple(kind.name for kind in data.select_kinds(names))
+        return tuple(kind.name for kind in select_kinds(names))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -60,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_kind_names,
         default=None,
         metavar="KIND[,KIND...]",
-        help=f"the bad record kinds to draw from (default: all): {', '.join(data.BAD_RECORD_KIND_NAMES)}",
+        help=f"the bad record kinds to draw from (default: all): {', '.join(BAD_RECORD_KIND_NAMES)}",
     )
     parser.add_argument(
         "--unknown-field-rate",

@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 
 from . import data
+from .bad_record_kinds import MISSING, BadRecordKind, bad_record_kind, locate
 
 # The issue row's columns an expectation fixes (run_id, reason, page_offset and fetched_at depend on the run).
 ISSUE_COLUMNS = (
@@ -108,16 +109,16 @@ def issue_sort_key(row: tuple) -> tuple:
 
 def raw_text(value: object) -> str | None:
     """A raw value as the issues table writes it: strings as sent, MISSING as NULL, else sorted compact JSON."""
-    if value is data.MISSING or value is None:
+    if value is MISSING or value is None:
         return None
     if isinstance(value, str):
         return value
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def kind_of(entry: str | Mapping) -> data.BadRecordKind:
+def kind_of(entry: str | Mapping) -> BadRecordKind:
     """The kind of one ground-truth entry: a kind name (``bad_records``) or an outcome (``/_sim/bad_records``)."""
-    return data.bad_record_kind(entry if isinstance(entry, str) else entry["kind"])
+    return bad_record_kind(entry if isinstance(entry, str) else entry["kind"])
 
 
 def expected_outcome(
@@ -172,8 +173,8 @@ def _window_day(day: str | date) -> str:
     return real.isoformat()
 
 
-def _issue(kind: data.BadRecordKind, key: str, visit: Mapping) -> ExpectedIssue:
-    where = data.locate(kind, visit)
+def _issue(kind: BadRecordKind, key: str, visit: Mapping) -> ExpectedIssue:
+    where = locate(kind, visit)
     if where is None:
         raise StaleGroundTruth(f"visit {key} no longer carries its bad value of kind {kind.name!r}")
     line_index, extra_index = where
@@ -193,7 +194,7 @@ def _issue(kind: data.BadRecordKind, key: str, visit: Mapping) -> ExpectedIssue:
     )
 
 
-def _raw_value(kind: data.BadRecordKind, visit: Mapping, line_index: int | None, extra_index: int | None):
+def _raw_value(kind: BadRecordKind, visit: Mapping, line_index: int | None, extra_index: int | None):
     if kind.raw_value == "record":
         return raw_text(
             {name: value for name, value in visit.items() if name not in _NOT_IN_RECORD_RAW_VALUE}
@@ -204,7 +205,7 @@ def _raw_value(kind: data.BadRecordKind, visit: Mapping, line_index: int | None,
     if kind.read_as is not None:
         return raw_text(kind.read_as)
     if kind.placement == "visit":
-        return raw_text(visit.get(kind.field, data.MISSING))
+        return raw_text(visit.get(kind.field, MISSING))
     line = visit["lines"][line_index]
     if kind.placement == "line":
         return raw_text(line)

@@ -15,473 +15,36 @@ Admin endpoints for tests and other processes (no key; loopback clients only):
 meanwhile may have seen).
 
 The API key never reaches a log line: requests are logged (DEBUG) without their query string's key.
+
+This module is the server object and its request pipeline (key, rate limit, faults, then the answer);
+the pieces live beside it: ``settings`` (SimulatorConfig), ``handler`` (HTTP plumbing and routes),
+``auth`` (keys and key placement), ``reads`` (listing and filters), ``writes`` (POST, PUT, DELETE),
+``admin`` (the ``/_sim/`` endpoints), ``counters``, ``errors``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, quote, urlsplit
+from dataclasses import replace
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
-import orjson
-
-from letsjobit import config as project_config
-
-from . import data
+from . import admin, data
+from .auth import authenticate, key_fingerprint
+from .counters import Counters
+from .errors import ApiError, error_body, status_phrase
 from .faults import FaultConfig, FaultInjector
-from .ratelimit import MODES, RateLimiter, WindowMeter
-from .store import FLAG_FILTERS, INSERT_POSITIONS, VisitStore
+from .handler import RequestHandler, SimulatorHTTPServer, route
+from .ratelimit import RateLimiter, WindowMeter
+from .reads import PAGINATION_PARAM, list_page, parse_filters, parse_pagination, single_visit
+from .settings import RUNTIME_SETTINGS, SimulatorConfig
+from .store import VisitStore
+from .writes import delete_visit, post_visits, put_visit
 
 logger = logging.getLogger(__name__)
-
-API_PREFIXES = ("/api/v2", "/v2")
-KEY_PARAMS = ("api_key", "API_KEY", "apiKey", "key")
-PAGINATION_PARAM = "pagination"
-FILTER_PARAMS = (
-    "_id",
-    "id",
-    "date",
-    "driverId",
-    "docNo",
-    "closed",
-    "confirmClose",
-    "inProgress",
-    "priority",
-    "skipped",
-)
-REQUIRED_VISIT_FIELDS = ("driverId", "date", "id", "docNo", "customer", "address", "city", "companyId")
-REQUIRED_LINE_FIELDS = ("actionItem", "description")
-REQUIRED_EXTRA_FIELDS = ("type", "caption", "name")
-PATH_KINDS = ("list", "get", "post", "put", "delete", "other")
-SINGLE_VISIT_SHAPES = ("list", "object")
-# Where an account takes its key: either way (the reference shows both), only the header, only the query.
-KEY_PLACEMENTS = ("any", "header", "query")
-MAX_BODY_BYTES = 64 * 1024 * 1024
-ADMIN_ENDPOINTS = (
-    "health",
-    "counters",
-    "reset",
-    "faults",
-    "config",
-    "truth",
-    "bad_records",
-    "mutate",
-    "changes",
-)
-
-
-@dataclass
-class SimulatorConfig:
-    """Everything the simulator can be told at start; all but the data can change at run time."""
-
-    visits: int = 500
-    seed: int = 7
-    anchor_date: date | None = None  # None: today (UTC), so scheduled windows find data
-    days: int = data.DEFAULT_DAYS  # history before the anchor date
-    days_ahead: int = data.DEFAULT_DAYS_AHEAD  # schedule after it
-    bad_record_rate: float = 0.0  # share of visits with one deliberately bad value (data-quality tests)
-    bad_record_kinds: tuple[str, ...] | None = None  # names of data.BAD_RECORD_KINDS to draw from; None: all
-    unknown_field_rate: float = 0.0  # share of visits, lines, extraData entries with an undocumented field
-    api_keys: tuple[str, ...] = (project_config.SIMULATOR_DEFAULT_KEY,)
-    host: str = "127.0.0.1"
-    port: int = 0
-    page_size: int = project_config.PAGE_SIZE
-    rate_limit: int = project_config.RATE_LIMIT_REQUESTS  # per key per window; 0 disables
-    rate_window_seconds: float = project_config.RATE_LIMIT_WINDOW_SECONDS
-    rate_limit_mode: str = "fixed"  # or "sliding"
-    count_rejected: bool = False  # do 429 answers of the limiter count toward the window?
-    fractional_reset: bool = False  # X-Rate-Limit-Reset as "2.315" instead of the integer ceiling
-    latency_ms: float = 0.0  # added to every API answer; requests in flight overlap
-    insert_position: str = "end"  # where new visits go: end, start, random
-    single_visit_shape: str = "list"  # GET /visits/{ID}: "data": [visit] (like the list) or the object
-    key_placement: str = "any"  # "header" ignores a key in the query string; "query" ignores the header
-    admin_from_anywhere: bool = False  # admin endpoints answer non-loopback clients too
-    faults: FaultConfig = field(default_factory=FaultConfig)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.api_keys, str):
-            self.api_keys = (self.api_keys,)
-        self.api_keys = tuple(self.api_keys)
-        if not self.api_keys or not all(self.api_keys):
-            raise ValueError("api_keys must hold at least one non-empty key")
-        if self.rate_limit_mode not in MODES:
-            raise ValueError(f"rate_limit_mode must be one of {MODES}, got {self.rate_limit_mode!r}")
-        if self.insert_position not in INSERT_POSITIONS:
-            raise ValueError(
-                f"insert_position must be one of {INSERT_POSITIONS}, got {self.insert_position!r}"
-            )
-        if self.single_visit_shape not in SINGLE_VISIT_SHAPES:
-            raise ValueError(
-                f"single_visit_shape must be one of {SINGLE_VISIT_SHAPES}, got {self.single_visit_shape!r}"
-            )
-        if self.key_placement not in KEY_PLACEMENTS:
-            raise ValueError(f"key_placement must be one of {KEY_PLACEMENTS}, got {self.key_placement!r}")
-        if self.page_size < 1:
-            raise ValueError(f"page_size must be >= 1, got {self.page_size}")
-        if isinstance(self.faults, dict):
-            self.faults = FaultConfig.from_dict(self.faults)
-        for name in ("bad_record_rate", "unknown_field_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
-        if self.bad_record_kinds is not None:
-            self.bad_record_kinds = tuple(kind.name for kind in data.select_kinds(self.bad_record_kinds))
-
-
-# Settings that POST /_sim/config and SimulatorServer.configure() may change at run time.
-RUNTIME_SETTINGS = (
-    "rate_limit",
-    "rate_window_seconds",
-    "rate_limit_mode",
-    "count_rejected",
-    "fractional_reset",
-    "latency_ms",
-    "insert_position",
-    "single_visit_shape",
-    "page_size",
-    "key_placement",
-)
-
-
-class ApiError(Exception):
-    """An answer in the API's error shape."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def error_body(message: str) -> bytes:
-    return orjson.dumps({"meta": {"error": message}, "data": None})
-
-
-def key_fingerprint(key: str) -> str:
-    """How a key appears in counters: never the key itself."""
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
-
-
-class _Counters:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests_total = 0
-            self.by_status: dict[str, int] = {}
-            self.by_kind: dict[str, int] = {}
-            self.rate_limited_429 = 0
-            self.injected_429 = 0
-            self.unauthorized = 0
-            self.max_in_flight = 0
-            self.faults: dict[str, int] = {}
-            self.drift = {"events": 0, "inserted": 0, "deleted": 0, "updated": 0}
-            self.admin_requests = 0
-            self.started = time.monotonic()
-        # in_flight is not reset: requests in progress stay in progress.
-        if not hasattr(self, "in_flight"):
-            self.in_flight = 0
-
-    def begin(self, kind: str) -> None:
-        with self._lock:
-            self.requests_total += 1
-            self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-
-    def end(self, status: str) -> None:
-        with self._lock:
-            self.in_flight -= 1
-            self.by_status[status] = self.by_status.get(status, 0) + 1
-
-    def add(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + amount)
-
-    def fault(self, kind: str) -> None:
-        with self._lock:
-            self.faults[kind] = self.faults.get(kind, 0) + 1
-
-    def drifted(self, done: dict[str, list[str]]) -> None:
-        with self._lock:
-            self.drift["events"] += 1
-            for name in ("inserted", "deleted", "updated"):
-                self.drift[name] += len(done[name])
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # idle keep-alive connections must not hold up stop()
-    request_queue_size = 256
-    allow_reuse_address = True
-    sim: SimulatorServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "LetsJobItSimulator/2"
-    timeout = 120  # an idle keep-alive connection is closed after this many seconds
-    server: _HTTPServer
-
-    # -- connection plumbing ---------------------------------------------------------------------------
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.sim._track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.sim._track(self.connection, False)
-
-    def log_request(self, code="-", size="-") -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s %s -> %s", self.command, redact_path(getattr(self, "path", "")), code)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Malformed requests: the API's error shape, never echoing the request line (it may hold the key)."""
-        self.log_error("code %d, message %s", code, message)
-        self.close_connection = True
-        self._write(code, error_body(f"{_phrase(code)}: malformed request"))
-
-    def log_error(self, format, *args) -> None:  # noqa: A002 - the stdlib's signature
-        # The stdlib passes the raw request line in some messages; never log it whole.
-        logger.info(
-            "simulator connection error from %s: %s",
-            self.client_address[0],
-            format % tuple(redact_path(a) if isinstance(a, str) else a for a in args),
-        )
-
-    def log_message(self, format, *args) -> None:  # noqa: A002
-        logger.debug("simulator: %s", format % args)
-
-    def _dispatch_command(self) -> None:
-        self._dispatch(self.command)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch_command
-
-    def do_OPTIONS(self) -> None:
-        self._read_body()
-        self._write(
-            204,
-            b"",
-            {
-                "Allow": "GET, POST, PUT, DELETE, OPTIONS",
-                "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
-                "Access-Control-Allow-Headers": "Authorization, Content-Type",
-            },
-        )
-
-    # -- request handling ------------------------------------------------------------------------------
-
-    def _dispatch(self, method: str) -> None:
-        sim = self.server.sim
-        split = urlsplit(self.path)
-        try:
-            body = self._read_body()
-        except ApiError as error:
-            self.close_connection = True
-            self._write(error.status, error_body(error.message))
-            return
-        if split.path.startswith("/_sim/") or split.path == "/_sim":
-            self._admin(method, split.path, body, split.query)
-            return
-        sim._handle_api(self, method, split.path, split.query, body)
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            raise ApiError(400, "chunked request bodies are not supported; send Content-Length")
-        length_text = self.headers.get("Content-Length")
-        if not length_text:
-            return b""
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise ApiError(400, f"invalid Content-Length {length_text!r}") from None
-        if length < 0 or length > MAX_BODY_BYTES:
-            raise ApiError(400, f"request body of {length} bytes refused (limit {MAX_BODY_BYTES})")
-        return self.rfile.read(length)
-
-    def _admin(self, method: str, path: str, body: bytes, query: str = "") -> None:
-        sim = self.server.sim
-        host = self.client_address[0]
-        if not sim.config.admin_from_anywhere and not (
-            host.startswith("127.") or host in ("::1", "localhost")
-        ):
-            self._write(403, error_body("admin endpoints answer loopback clients only"))
-            return
-        try:
-            status, payload = sim._admin(method, path, body, query)
-        except ApiError as error:
-            status, payload = error.status, {"meta": {"error": error.message}, "data": None}
-        except (ValueError, TypeError) as error:
-            status, payload = 400, {"meta": {"error": str(error)}, "data": None}
-        self._write(status, payload if isinstance(payload, bytes) else orjson.dumps(payload))
-
-    def _write(
-        self,
-        status: int,
-        body: bytes,
-        headers: dict[str, str] | None = None,
-        announce_length: int | None = None,
-    ) -> None:
-        """Status line, headers and body in one send (no Nagle stalls on keep-alive connections)."""
-        reason = _phrase(status)
-        lines = [
-            f"HTTP/1.1 {status} {reason}",
-            f"Server: {self.server_version}",
-            f"Content-Length: {len(body) if announce_length is None else announce_length}",
-            "Access-Control-Allow-Origin: *",
-        ]
-        if body:
-            lines.append("Content-Type: application/json; charset=utf-8")
-        for name, value in (headers or {}).items():
-            lines.append(f"{name}: {value}")
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        if getattr(self, "command", None) == "HEAD":
-            body = b""
-        try:
-            self.wfile.write(head + body)
-        except OSError:
-            self.close_connection = True
-        self.log_request(status, len(body))
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def redact_path(path: str) -> str:
-    """A request path with the values of key-bearing query parameters replaced."""
-    if "?" not in path:
-        return path
-    base, _, query = path.partition("?")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return (
-        base
-        + "?"
-        + "&".join(f"{quote(name)}={'***' if name in KEY_PARAMS else quote(value)}" for name, value in pairs)
-    )
-
-
-def _parse_flag(name: str, value: str) -> int:
-    text = value.strip().lower()
-    if text in ("1", "true"):
-        return 1
-    if text in ("0", "false"):
-        return 0
-    raise ApiError(400, f"invalid value for {name}: expected 0 or 1, got {value!r}")
-
-
-def parse_filters(params: dict[str, str]) -> tuple[tuple[str, object], ...]:
-    """Validated filters in a canonical order (the filter cache key)."""
-    filters: list[tuple[str, object]] = []
-    for name in FILTER_PARAMS:
-        if name not in params:
-            continue
-        value = params[name]
-        if name in FLAG_FILTERS:
-            filters.append((name, _parse_flag(name, value)))
-        elif name == "priority":
-            try:
-                filters.append((name, float(value.strip())))
-            except ValueError:
-                raise ApiError(400, f"invalid value for priority: expected a number, got {value!r}") from None
-        elif name == "date":
-            try:
-                day = date.fromisoformat(value.strip())
-            except ValueError:
-                raise ApiError(400, f"invalid value for date: expected YYYY-MM-DD, got {value!r}") from None
-            if len(value.strip()) != 10:
-                raise ApiError(400, f"invalid value for date: expected YYYY-MM-DD, got {value!r}")
-            filters.append((name, day.isoformat()))
-        else:
-            filters.append((name, value))
-    return tuple(filters)
-
-
-def parse_pagination(value: str | None) -> int:
-    if value is None or value.strip() == "":
-        return 0
-    text = value.strip()
-    try:
-        start = int(text)
-    except ValueError:
-        raise ApiError(400, f"invalid pagination {value!r}: expected a non-negative integer offset") from None
-    if start < 0:
-        raise ApiError(400, f"invalid pagination {value!r}: expected a non-negative integer offset")
-    return start
-
-
-def _is_date(value) -> bool:
-    if not isinstance(value, str) or len(value) != 10:
-        return False
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _missing(record: dict, name: str) -> bool:
-    value = record.get(name)
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def validate_posted_visit(record) -> list[str]:
-    """The problems of one POSTed visit per the reference's POST table (empty: fine)."""
-    if not isinstance(record, dict):
-        return [f"expected a visit object, got {type(record).__name__}"]
-    problems = [
-        f"missing required field '{name}'" for name in REQUIRED_VISIT_FIELDS if _missing(record, name)
-    ]
-    if not _missing(record, "date") and not _is_date(record["date"]):
-        problems.append(f"invalid date {record['date']!r}: expected YYYY-MM-DD")
-    if not _missing(record, "id") and (isinstance(record["id"], bool | dict | list | float)):
-        problems.append(f"invalid id {record['id']!r}: expected a number or a reference string")
-    lines = record.get("lines")
-    if lines is not None and not isinstance(lines, list):
-        problems.append(f"invalid lines: expected an array, got {type(lines).__name__}")
-    for line_index, line in enumerate(lines if isinstance(lines, list) else []):
-        if not isinstance(line, dict):
-            problems.append(f"lines[{line_index}]: expected an object")
-            continue
-        problems += [
-            f"lines[{line_index}]: missing required field '{name}'"
-            for name in REQUIRED_LINE_FIELDS
-            if _missing(line, name)
-        ]
-        extras = line.get("extraData")
-        if extras is not None and not isinstance(extras, list):
-            problems.append(f"lines[{line_index}].extraData: expected an array")
-            continue
-        for extra_index, extra in enumerate(extras or []):
-            where = f"lines[{line_index}].extraData[{extra_index}]"
-            if not isinstance(extra, dict):
-                problems.append(f"{where}: expected an object")
-                continue
-            problems += [
-                f"{where}: missing required field '{name}'"
-                for name in REQUIRED_EXTRA_FIELDS
-                if _missing(extra, name)
-            ]
-            if not _missing(extra, "type") and extra["type"] not in data._EXTRA_TYPES:
-                problems.append(f"{where}: invalid type {extra['type']!r}")
-    return problems
 
 
 class SimulatorServer:
@@ -518,10 +81,10 @@ class SimulatorServer:
         self._limiter = self._make_limiter(config)
         self._meter = WindowMeter(config.rate_window_seconds)
         self._injector = FaultInjector(config.faults)
-        self._counters = _Counters()
+        self._counters = Counters()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        self._httpd: _HTTPServer | None = None
+        self._httpd: SimulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -529,7 +92,7 @@ class SimulatorServer:
     def start(self) -> SimulatorServer:
         if self._httpd is not None:
             return self
-        self._httpd = _HTTPServer((self.config.host, self.config.port), _Handler)
+        self._httpd = SimulatorHTTPServer((self.config.host, self.config.port), RequestHandler)
         self._httpd.sim = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -570,7 +133,8 @@ class SimulatorServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _track(self, connection: socket.socket, opened: bool) -> None:
+    def track_connection(self, connection: socket.socket, opened: bool) -> None:
+        """The handler's note of a connection opening or closing: stop() wakes the open ones."""
         with self._connections_lock:
             if opened:
                 self._connections.add(connection)
@@ -602,7 +166,7 @@ class SimulatorServer:
 
     def counters(self) -> dict:
         c = self._counters
-        with c._lock:
+        with c.lock:
             by_key = {self._fingerprints.get(k, k): v for k, v in self._meter.max_by_key.items()}
             return {
                 "requests_total": c.requests_total,
@@ -665,9 +229,6 @@ class SimulatorServer:
         self.config = config
         return {name: getattr(config, name) for name in RUNTIME_SETTINGS}
 
-    def set_latency(self, latency_ms: float) -> None:
-        self.configure(latency_ms=latency_ms)
-
     @staticmethod
     def _make_limiter(config: SimulatorConfig) -> RateLimiter:
         return RateLimiter(
@@ -676,59 +237,10 @@ class SimulatorServer:
 
     # -- the API ---------------------------------------------------------------------------------------
 
-    def _authenticate(self, handler: _Handler, params: dict[str, str]) -> str:
-        placement = self.config.key_placement
-        # An account that takes the key one way only does not look at the other: it is as if it were absent.
-        authorization = handler.headers.get("Authorization", "") if placement != "query" else ""
-        if authorization:
-            scheme, _, token = authorization.strip().partition(" ")
-            key = token.strip() if scheme.lower() == "bearer" else ""
-            if key in self._keys:
-                return key
-            raise ApiError(401, "Unauthorized: invalid API key in the Authorization header")
-        if placement != "header":
-            for name in KEY_PARAMS:
-                if name in params:
-                    if params[name] in self._keys:
-                        return params[name]
-                    raise ApiError(401, f"Unauthorized: invalid API key in the {name} query parameter")
-        expected = {
-            "any": "send Authorization: Bearer KEY or ?api_key=KEY",
-            "header": "this account takes it as Authorization: Bearer KEY",
-            "query": "this account takes it in the query string, ?api_key=KEY",
-        }[placement]
-        raise ApiError(401, f"Unauthorized: no API key ({expected})")
-
-    @staticmethod
-    def _route(method: str, path: str) -> tuple[str, str | None]:
-        """(path kind, visit ID or None); raises 404/405."""
-        for prefix in API_PREFIXES:
-            if path == prefix or path.startswith(prefix + "/"):
-                rest = path[len(prefix) :].strip("/")
-                break
-        else:
-            raise ApiError(404, f"Not Found: no resource at {path}")
-        parts = rest.split("/") if rest else []
-        if not parts or parts[0] != "visits" or len(parts) > 2:
-            raise ApiError(404, f"Not Found: no resource at {path}")
-        visit_id = parts[1] if len(parts) == 2 else None
-        if visit_id is None:
-            if method in ("GET", "HEAD"):
-                return "list", None
-            if method == "POST":
-                return "post", None
-        else:
-            if method in ("GET", "HEAD"):
-                return "get", visit_id
-            if method in ("PUT", "DELETE"):
-                return method.lower(), visit_id
-            if method == "POST":  # the reference's example POSTs to /visits/1: same as /visits
-                return "post", visit_id
-        raise ApiError(405, f"Method Not Allowed: {method} {path}")
-
-    def _handle_api(self, handler: _Handler, method: str, path: str, query: str, body: bytes) -> None:
+    def answer_api(self, handler: RequestHandler, method: str, path: str, query: str, body: bytes) -> None:
+        """One API request: the key, the rate limit, the faults, then the route's answer (always one)."""
         try:
-            kind, visit_id = self._route(method, path)
+            kind, visit_id = route(method, path)
         except ApiError as error:
             kind, visit_id, route_error = "other", None, error
         else:
@@ -741,12 +253,14 @@ class SimulatorServer:
         try:
             params = dict(parse_qsl(query, keep_blank_values=True))
             try:
-                key = self._authenticate(handler, params)
+                key = authenticate(
+                    handler.headers.get("Authorization", ""), params, self._keys, self.config.key_placement
+                )
             except ApiError as error:
                 counters.add("unauthorized")
                 self._sleep(config.latency_ms)
                 status_label = str(error.status)
-                handler._write(error.status, error_body(error.message))
+                handler.send_answer(error.status, error_body(error.message))
                 return
             limiter = self._limiter
             self._meter.record(key)
@@ -757,7 +271,7 @@ class SimulatorServer:
                     counters.add("rate_limited_429")
                     self._sleep(config.latency_ms)
                     status_label = "429"
-                    handler._write(
+                    handler.send_answer(
                         429,
                         error_body(
                             f"Too Many Requests: limit of {limiter.limit} requests per {limiter.window:g} seconds "
@@ -785,11 +299,13 @@ class SimulatorServer:
                         }
                     )
                     status_label = "429"
-                    handler._write(429, error_body("Too Many Requests: slow down"), fault_headers)
+                    handler.send_answer(429, error_body("Too Many Requests: slow down"), fault_headers)
                     return
                 status = int(fault)
                 status_label = str(status)
-                handler._write(status, error_body(_FAULT_MESSAGES.get(status, _phrase(status))), headers)
+                handler.send_answer(
+                    status, error_body(_FAULT_MESSAGES.get(status, status_phrase(status))), headers
+                )
                 return
             if route_error is not None:
                 raise route_error
@@ -806,19 +322,19 @@ class SimulatorServer:
                 counters.fault("short")
                 handler.close_connection = True
                 status_label = str(status)
-                handler._write(
+                handler.send_answer(
                     status, payload[: max(1, len(payload) // 2)], headers, announce_length=len(payload)
                 )
                 return
             status_label = str(status)
-            handler._write(status, payload, headers)
+            handler.send_answer(status, payload, headers)
         except ApiError as error:
             status_label = str(error.status)
-            handler._write(error.status, error_body(error.message), headers)
+            handler.send_answer(error.status, error_body(error.message), headers)
         except Exception:  # a simulator bug must still answer, and show in the log
             logger.exception("simulator failed on %s %s", method, path)
             status_label = "500"
-            handler._write(500, error_body("Internal Server Error: simulator failure"), headers)
+            handler.send_answer(500, error_body("Internal Server Error: simulator failure"), headers)
         finally:
             counters.end(status_label)
 
@@ -831,30 +347,21 @@ class SimulatorServer:
         self, kind: str, method: str, visit_id: str | None, params: dict[str, str], body: bytes
     ) -> tuple[int, bytes]:
         if kind == "list":
-            return 200, self._list(params)
+            start = parse_pagination(params.get(PAGINATION_PARAM))
+            filters = parse_filters(params)
+            self._drift_if_due()  # after the parameters passed: a refused request changes nothing
+            return 200, list_page(self.store, filters, start, self.config.page_size)
         if kind == "get":
-            raw = self.store.get_bytes(visit_id)
-            if raw is None:
-                raise ApiError(404, f"Not Found: no visit with ID {visit_id!r}")
-            if self.config.single_visit_shape == "object":
-                return 200, b'{"meta":{},"data":' + raw + b"}"
-            return 200, (
-                b'{"meta":{"totalRecords":1,"returnedRecords":1,"remainingRecords":0,"nextStart":1},'
-                b'"data":[' + raw + b"]}"
-            )
+            return 200, single_visit(self.store, visit_id, self.config.single_visit_shape)
         if kind == "post":
-            return 200, self._post(body)
+            return 200, post_visits(self.store, body)
         if kind == "put":
-            return 200, self._put(visit_id, body)
+            return 200, put_visit(self.store, visit_id, body)
         if kind == "delete":
-            if not self.store.delete(visit_id):
-                raise ApiError(404, f"Not Found: no visit with ID {visit_id!r}")
-            return 200, orjson.dumps({"meta": {"deletedRecords": 1}, "data": None})
+            return 200, delete_visit(self.store, visit_id)
         raise ApiError(405, f"Method Not Allowed: {method}")
 
-    def _list(self, params: dict[str, str]) -> bytes:
-        start = parse_pagination(params.get(PAGINATION_PARAM))
-        filters = parse_filters(params)
+    def _drift_if_due(self) -> None:
         drift = self._injector.drift_due()
         if drift is not None:
             rng = drift.pop("rng")
@@ -866,166 +373,13 @@ class SimulatorServer:
                 len(done["deleted"]),
                 len(done["updated"]),
             )
-        size = self.config.page_size
-        total, page = self.store.page(filters, start, size)
-        returned = len(page)
-        meta = orjson.dumps(
-            {
-                "totalRecords": total,
-                "returnedRecords": returned,
-                "remainingRecords": max(0, total - start - returned),
-                "nextStart": start + returned,
-            }
-        )
-        return b'{"meta":' + meta + b',"data":[' + b",".join(page) + b"]}"
-
-    @staticmethod
-    def _json(body: bytes):
-        if not body.strip():
-            raise ApiError(400, "Bad Request: a JSON body is required (Content-Type: application/json)")
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise ApiError(400, f"Bad Request: the body is not valid JSON ({error})") from None
-
-    def _post(self, body: bytes) -> bytes:
-        records = self._json(body)
-        if isinstance(records, dict):
-            records = [records]
-        if not isinstance(records, list):
-            raise ApiError(400, "Bad Request: expected an array of visit objects")
-        inserted = updated = 0
-        errors = []
-        for index, record in enumerate(records):
-            problems = validate_posted_visit(record)
-            if problems:
-                erp_id = record.get("id") if isinstance(record, dict) else None
-                errors.append(
-                    {
-                        "error": 400,
-                        "index": index,
-                        "id": erp_id,
-                        "message": f"visit at index {index} (id {erp_id!r}): " + "; ".join(problems),
-                    }
-                )
-                continue
-            _, was_inserted = self.store.upsert(record)
-            inserted += was_inserted
-            updated += not was_inserted
-        meta: dict = {"recordsUpdated": updated, "recordsInserted": inserted}
-        if errors:
-            meta["errors"] = errors
-        return orjson.dumps({"meta": meta, "data": None})
-
-    def _put(self, visit_id: str | None, body: bytes) -> bytes:
-        fields_ = self._json(body)
-        if not isinstance(fields_, dict) or not fields_:
-            raise ApiError(400, "Bad Request: expected a JSON object with the fields to update")
-        if "date" in fields_ and not _is_date(fields_["date"]):
-            raise ApiError(400, f"Bad Request: invalid date {fields_['date']!r}: expected YYYY-MM-DD")
-        for name in REQUIRED_VISIT_FIELDS:
-            if name in fields_ and _missing(fields_, name):
-                raise ApiError(400, f"Bad Request: required field '{name}' cannot be emptied")
-        with self.store._lock:
-            key = self.store.key_of(visit_id)  # a visit served without _id is still reachable by ERP id
-            if key is None:
-                raise ApiError(404, f"Not Found: no visit with ID {visit_id!r}")
-            if "id" in fields_:
-                owner = self.store.key_of(str(fields_["id"]))
-                if owner is not None and owner != key:
-                    raise ApiError(400, f"Bad Request: ERP id {fields_['id']!r} belongs to another visit")
-            self.store.update(key, {**fields_, "modifyUser": "API"})
-        return orjson.dumps({"meta": {"updatedRecords": 1}, "data": None})
 
     # -- admin -----------------------------------------------------------------------------------------
 
-    def _admin(self, method: str, path: str, body: bytes, query: str = "") -> tuple[int, dict | bytes]:
+    def answer_admin(self, method: str, path: str, body: bytes, query: str = "") -> tuple[int, dict | bytes]:
+        """One ``/_sim/`` request (the handler has checked the client may ask)."""
         self._counters.add("admin_requests")
-        name = path.rstrip("/").removeprefix("/_sim/")
-        payload = orjson.loads(body) if body.strip() else {}
-        if not isinstance(payload, dict):
-            raise ApiError(400, "admin endpoints take a JSON object")
-        if name == "health" and method == "GET":
-            return 200, {"ok": True, "visits": len(self.store), "base_url": self.base_url}
-        if name == "counters" and method == "GET":
-            return 200, self.counters()
-        if name == "reset" and method == "POST":
-            if payload.get("counters", True):
-                self.reset_counters()
-            if payload.get("rate_limit", False):
-                self.reset_rate_limit()
-            if payload.get("faults", False):
-                self.set_faults()
-            return 200, {"ok": True}
-        if name == "faults" and method == "GET":
-            return 200, self.faults.to_dict()
-        if name == "faults" and method == "POST":
-            merge = payload.pop("merge", False)
-            base = self.faults.to_dict() if merge else {}
-            if merge and "fail_next" in payload:
-                payload["fail_next"] = base["fail_next"] + list(payload["fail_next"])
-            return 200, self.set_faults(FaultConfig.from_dict({**base, **payload})).to_dict()
-        if name == "config" and method == "GET":
-            return 200, {n: getattr(self.config, n) for n in RUNTIME_SETTINGS}
-        if name == "config" and method == "POST":
-            return 200, self.configure(**payload)
-        if name == "truth" and method == "GET":
-            truth, total, version, bad_records = self.store.truth_with_bad_records()
-            meta = {"totalRecords": total, "version": version, "bad_records": bad_records}
-            return 200, (b'{"meta":' + orjson.dumps(meta) + b',"data":' + truth + b"}")
-        if name == "bad_records" and method == "GET":
-            version, bad_records = self.store.bad_records_snapshot()
-            kinds: dict[str, int] = {}
-            for kind in bad_records.values():
-                kinds[kind] = kinds.get(kind, 0) + 1
-            return 200, {
-                "meta": {"totalRecords": len(bad_records), "version": version, "kinds": kinds},
-                "data": {key: data.bad_record_kind(kind).outcome() for key, kind in bad_records.items()},
-            }
-        if name == "mutate" and method == "POST":
-            return 200, self._mutate(payload)
-        if name == "changes" and method == "GET":
-            since = dict(parse_qsl(query)).get("since", "0")
-            if not since.isdigit():
-                raise ApiError(400, f"Bad Request: since must be a version number, got {since!r}")
-            return 200, (
-                b'{"meta":'
-                + orjson.dumps({"since": int(since), "version": self.store.version})
-                + b',"data":'
-                + self.store.changes_bytes(int(since))
-                + b"}"
-            )
-        if name in ADMIN_ENDPOINTS:
-            raise ApiError(405, f"Method Not Allowed: {method} {path}")
-        raise ApiError(404, f"Not Found: no admin endpoint {path}")
-
-    def _mutate(self, payload: dict) -> dict:
-        """Explicit ``ops`` ([{"op": "insert"|"update"|"delete", ...}]) then random inserts/deletes/updates."""
-        done: dict[str, list[str]] = {"inserted": [], "deleted": [], "updated": []}
-        for op in payload.get("ops", []):
-            kind = op.get("op")
-            if kind == "insert":
-                visit = op.get("visit") or self.store.new_visit()
-                done["inserted"].append(self.store.insert(visit, op.get("position")))
-            elif kind == "update":
-                if self.store.update(str(op["id"]), op.get("fields", {})) is None:
-                    raise ApiError(404, f"no visit with ID {op['id']!r}")
-                done["updated"].append(str(op["id"]))
-            elif kind == "delete":
-                if not self.store.delete(str(op["id"])):
-                    raise ApiError(404, f"no visit with ID {op['id']!r}")
-                done["deleted"].append(str(op["id"]))
-            else:
-                raise ApiError(400, f"unknown mutate op {kind!r}: use insert, update or delete")
-        random_done = self.store.mutate(
-            inserts=int(payload.get("inserts", 0)),
-            deletes=int(payload.get("deletes", 0)),
-            updates=int(payload.get("updates", 0)),
-            position=payload.get("position"),
-        )
-        for name in done:
-            done[name] += random_done[name]
-        return {**done, "visits": len(self.store), "version": self.store.version}
+        return admin.answer(self, method, path, body, query)
 
 
 _FAULT_MESSAGES = {

@@ -26,6 +26,8 @@ from datetime import UTC, date, datetime
 import orjson
 
 from . import data
+from .bad_record_kinds import bad_record_kind, locate
+from .pools import meteor_id
 
 INSERT_POSITIONS = ("end", "start", "random")
 _FILTER_CACHE_SIZE = 64
@@ -98,7 +100,7 @@ class VisitStore:
             self._add(visit, len(self._order))
         # ERP ids of new visits continue after the generated ones.
         self._next_index = len(self._order) if next_index is None else next_index
-        self.bad_records: dict[str, str] = {}  # key -> data.BAD_RECORD_KINDS name, kept true by writes
+        self.bad_records: dict[str, str] = {}  # key -> BAD_RECORD_KINDS name, kept true by writes
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -183,7 +185,7 @@ class VisitStore:
                 self._by_erp[str(fields["id"])] = vid
             self._bytes.pop(vid, None)
             kind = self.bad_records.get(vid)
-            if kind is not None and data.locate(data.bad_record_kind(kind), visit) is None:
+            if kind is not None and locate(bad_record_kind(kind), visit) is None:
                 del self.bad_records[vid]  # repaired: the record no longer carries its bad value
             self._changed(vid)
             return orjson.loads(self._visit_bytes(vid))
@@ -309,7 +311,7 @@ class VisitStore:
 
     def _new_id(self) -> str:
         while True:
-            vid = data.meteor_id(self._rng)
+            vid = meteor_id(self._rng)
             if vid not in self._visits:
                 return vid
 
