@@ -5,16 +5,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from letsjobit.api.client import (
+from letsjobit.api.errors import (
     LetsJobItAuthError,
     LetsJobItBadRequest,
     LetsJobItMalformedPage,
     LetsJobItNotFound,
     LetsJobItRetryBudgetExhausted,
-    RetryPolicy,
-    ScanStats,
-    validate_page,
 )
+from letsjobit.api.pages import validate_page
+from letsjobit.api.paging import ScanStats
+from letsjobit.api.settings import RetryPolicy
 from letsjobit.simulator import FaultConfig
 
 from tests.conftest import FAST_RETRY, truth_ids

@@ -12,7 +12,7 @@ import logging
 import threading
 
 import pytest
-from letsjobit.api.client import LetsJobItAuthError, LetsJobItNotFound
+from letsjobit.api.errors import LetsJobItAuthError, LetsJobItNotFound
 from letsjobit.api.keystate import PlacementMemory, key_state_path
 
 from tests.conftest import truth_ids

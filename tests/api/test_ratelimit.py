@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from letsjobit.api.client import ScanStats
+from letsjobit.api.paging import ScanStats
 from letsjobit.api.ratelimit import RateBudget, budget_state_path, parse_rate_headers
 from letsjobit.config import PROJECT_ROOT
 

@@ -352,7 +352,8 @@ def import_in_airflow(dotted: str, service_env: dict[str, str], home: Path) -> s
 
 
 def test_the_connection_airflow_init_makes_from_env_example_is_one_the_client_accepts(services, monkeypatch):
-    from letsjobit.api.client import ClientSettings, LetsJobItConfigError
+    from letsjobit.api.errors import LetsJobItConfigError
+    from letsjobit.api.settings import ClientSettings
 
     init = environment(services["airflow-init"])
     for name in ("LETSJOBIT_API_URL", "LETSJOBIT_API_KEY", "LETSJOBIT_CONN_EXTRA"):

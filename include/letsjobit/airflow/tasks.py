@@ -32,8 +32,8 @@ FULL_REFRESH_CHUNK = "all"
 # and a failed validation gate (the same staged data fails the same way). Named, not imported, so that
 # checking an extraction's error does not import the gate's libraries.
 CANNOT_HEAL = (
-    "letsjobit.api.client.LetsJobItAPIError",
-    "letsjobit.api.client.LetsJobItConfigError",
+    "letsjobit.api.errors.LetsJobItAPIError",
+    "letsjobit.api.errors.LetsJobItConfigError",
     "letsjobit.quality.audit.ValidationFailed",
 )
 
