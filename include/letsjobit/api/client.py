@@ -101,7 +101,9 @@ class LetsJobItClient:
         self._placement = KeyPlacement(settings, host, explain=self._api_message)
         self._urllib3_filter = KeyRedactingFilter(self.redact)
         logging.getLogger("urllib3.connectionpool").addFilter(self._urllib3_filter)
-        self._retry_consecutive_headerless = 0
+        # 429s without rate headers in a row, met by any of the page threads: each doubles the backoff.
+        self._headerless_429_lock = threading.Lock()
+        self._headerless_429s_in_a_row = 0
 
     def __repr__(self) -> str:
         placement = self.settings.key_placement
@@ -418,24 +420,18 @@ class LetsJobItClient:
         if status == 429:
             stats.count("rate_limited_429")
             if reset is not None:
-                self._retry_consecutive_headerless = 0
+                self._end_headerless_429s()
                 wait = reset + self.retry_policy.rate_limit_extra_seconds
                 from_headers = True
             else:
-                # No headers: back off from a second, doubling, never beyond one rate window.
-                self._retry_consecutive_headerless += 1
-                wait = min(
-                    self.retry_policy.headerless_429_initial_seconds
-                    * 2 ** (self._retry_consecutive_headerless - 1),
-                    self.settings.window_seconds,
-                )
+                wait = self._headerless_429_wait()
                 from_headers = False
             self.budget.pause_for(wait)
             source = "as the headers say" if from_headers else "no rate headers, backing off"
             raise LetsJobItRateLimited(
                 f"{what}: 429 Too Many Requests; pausing {wait:.2f} s ({source})", wait, from_headers
             )
-        self._retry_consecutive_headerless = 0
+        self._end_headerless_429s()
         pause = self.budget.observe(remaining, reset)
         if pause:
             log.info("%s: X-RateLimit-Remaining is 0; everyone on this key pauses %.2f s", what, pause)
@@ -454,6 +450,20 @@ class LetsJobItClient:
             failure.kind = "bad_json"
             raise failure from None
         return check(body) if check is not None else body
+
+    def _headerless_429_wait(self) -> float:
+        """One more 429 without rate headers: back off from a second, doubling, never beyond one window."""
+        with self._headerless_429_lock:
+            self._headerless_429s_in_a_row += 1
+            in_a_row = self._headerless_429s_in_a_row
+        return min(
+            self.retry_policy.headerless_429_initial_seconds * 2 ** (in_a_row - 1),
+            self.settings.window_seconds,
+        )
+
+    def _end_headerless_429s(self) -> None:
+        with self._headerless_429_lock:
+            self._headerless_429s_in_a_row = 0
 
     def _refusal(self, status: int, content: bytes, what: str, placement: str) -> LetsJobItAPIError:
         detail = self._api_message(content)
