@@ -377,9 +377,7 @@ class LetsJobItClient:
             headers = {"Authorization": f"Bearer {self.settings.api_key}"}
         slot = self.budget.acquire(cancel)
         if slot.waited_seconds > 0:
-            with stats._lock:
-                stats.rate_waits += 1
-                stats.rate_wait_seconds += slot.waited_seconds
+            stats.count_rate_wait(slot.waited_seconds)
         stats.count("requests")
         failure: LetsJobItTransientError | None = None
         try:

@@ -34,6 +34,11 @@ from letsjobit.api.settings import ClientSettings
 
 log = logging.getLogger(__name__)
 
+# Drift events described one by one in ScanStats.drift_log; later ones are only counted.
+DRIFT_LOG_SIZE = 50
+# totalRecords changes logged at INFO; later ones at DEBUG (a listing that keeps changing would flood).
+TOTAL_CHANGES_LOGGED = 5
+
 
 @dataclass
 class ScanStats:
@@ -67,11 +72,27 @@ class ScanStats:
         with self._lock:
             self.retries[kind] += 1
 
-    def note_drift(self, kind: str, detail: str, keep: int = 50) -> None:
+    def count_rate_wait(self, seconds: float) -> None:
+        with self._lock:
+            self.rate_waits += 1
+            self.rate_wait_seconds += seconds
+
+    def count_page(self, records: int, delivered: int, without_id: int, distinct_visits: int) -> None:
+        """One page delivered: ``records`` read, ``delivered`` of them new (``without_id`` among them)."""
+        with self._lock:
+            self.pages += 1
+            self.records_read += records
+            self.distinct_visits = distinct_visits
+            self.duplicates_dropped += records - delivered
+            self.records_without_id += without_id
+
+    def note_drift(self, kind: str, detail: str, keep: int = DRIFT_LOG_SIZE) -> int:
+        """Count a drift event and describe it (the first ``keep`` only); returns the events of its kind."""
         with self._lock:
             self.drift[kind] += 1
             if len(self.drift_log) < keep:
                 self.drift_log.append({"kind": kind, "detail": detail})
+            return self.drift[kind]
 
     def as_dict(self) -> dict:
         with self._lock:
@@ -111,32 +132,22 @@ def deliver(page: Page, seen: set[str], stats: ScanStats) -> Page:
             seen.add(visit_id)
             fresh.append(record)
     page.new_data.extend(fresh)
-    with stats._lock:
-        stats.pages += 1
-        stats.records_read += len(page.data)
-        stats.distinct_visits = len(seen)
-        stats.duplicates_dropped += len(page.data) - len(fresh)
-        stats.records_without_id += without_id
-        if stats.total_records_last is not None and page.total_records != stats.total_records_last:
-            stats.drift["total_changed"] += 1
-            if len(stats.drift_log) < 50:
-                stats.drift_log.append(
-                    {
-                        "kind": "total_changed",
-                        "detail": f"totalRecords {stats.total_records_last} -> {page.total_records} "
-                        f"(page at offset {page.offset})",
-                    }
-                )
-            # The first few changes at INFO; a listing that keeps changing would flood the log.
-            log.log(
-                logging.INFO if stats.drift["total_changed"] <= 5 else logging.DEBUG,
-                "Drift: totalRecords changed %s -> %s (page at offset %s); the page chain check will "
-                "catch any shift",
-                stats.total_records_last,
-                page.total_records,
-                page.offset,
-            )
-        stats.total_records_last = page.total_records
+    stats.count_page(len(page.data), len(fresh), without_id, len(seen))
+    # Only the thread consuming the pages reads and sets the last total.
+    previous = stats.total_records_last
+    if previous is not None and page.total_records != previous:
+        changes = stats.note_drift(
+            "total_changed", f"totalRecords {previous} -> {page.total_records} (page at offset {page.offset})"
+        )
+        log.log(
+            logging.INFO if changes <= TOTAL_CHANGES_LOGGED else logging.DEBUG,
+            "Drift: totalRecords changed %s -> %s (page at offset %s); the page chain check will "
+            "catch any shift",
+            previous,
+            page.total_records,
+            page.offset,
+        )
+    stats.total_records_last = page.total_records
     if without_id:
         log.warning(
             "Page at offset %s: %s records without an _id (delivered, not de-duplicated)",
