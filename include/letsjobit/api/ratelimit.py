@@ -192,12 +192,6 @@ class RateBudget:
             until = self._clock() + max(0.0, seconds)
             state["blocked_until"] = max(float(state.get("blocked_until", 0.0)), until)
 
-    def in_window(self) -> int:
-        """Requests currently counted against the budget (for tests and progress logs)."""
-        with self._store.transaction() as state:
-            self._prune(state, self._clock())
-            return len(state["entries"])
-
     # -- internals -----------------------------------------------------------------------------
 
     def _prune(self, state: dict, now: float) -> None:
