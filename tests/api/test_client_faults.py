@@ -15,6 +15,7 @@ from letsjobit.api.errors import (
     LetsJobItNotFound,
     LetsJobItRateLimited,
     LetsJobItRetryBudgetExhausted,
+    LetsJobItTransientError,
 )
 from letsjobit.api.pages import validate_page
 from letsjobit.api.paging import ScanStats
@@ -175,8 +176,32 @@ def test_consistent_page_meta_passes():
     validate_page({"meta": {"totalRecords": 0, "returnedRecords": 0, "remainingRecords": 0}, "data": []}, 0)
 
 
-def test_fast_retry_fixture_is_really_fast():
-    assert FAST_RETRY.backoff_max_seconds < 0.1
+@pytest.mark.parametrize("policy", [RetryPolicy(), FAST_RETRY], ids=["default", "fast"])
+def test_faults_back_off_doubling_from_the_initial_wait_to_the_cap_and_a_429_waits_on_the_budget(policy):
+    slept: list[float] = []
+    outcomes = iter(
+        [*[LetsJobItTransientError("HTTP 503")] * 8, LetsJobItRateLimited("429", 3.0, True), "ok"]
+    )
+
+    def attempt() -> str:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert policy.retrying(sleep=slept.append)(attempt) == "ok"
+
+    *after_faults, after_429 = slept
+    for retry, waited in enumerate(after_faults):
+        doubled = policy.backoff_initial_seconds * 2**retry
+        low, high = (
+            min(doubled, policy.backoff_max_seconds),
+            min(doubled + policy.backoff_jitter_seconds, policy.backoff_max_seconds),
+        )
+        assert low <= waited <= high, (retry, waited)
+    assert after_faults[-1] == policy.backoff_max_seconds
+    # The 429's pause is on the shared rate budget already: the retry itself does not wait again.
+    assert after_429 == 0.0
 
 
 class SlowToReadPolicy(RetryPolicy):
