@@ -200,3 +200,26 @@ def test_writes_refused_in_the_header_go_through_once_in_the_query_string(simula
 
     assert sim.store.get(visit_id) is None
     assert sim.counters()["unauthorized"] == 1
+
+
+def test_a_placement_file_written_before_letsjobit_files_is_still_recalled_and_rewritten_alike(tmp_path):
+    path = tmp_path / "key-placement-0123.json"
+    # As PlacementMemory wrote it by hand: json.dumps(indent=1) and a newline, same keys.
+    old = {
+        "v": 1,
+        "key_placement": "query",
+        "query_key_param": "apiKey",
+        "api_host": "127.0.0.1:8000",
+        "learned_at": "2026-11-24T10:00:00+00:00",
+    }
+    path.write_text(json.dumps(old, indent=1) + "\n")
+    memory = PlacementMemory(path)
+
+    assert memory.recall() == "query"
+    memory.remember("header", "apiKey", "127.0.0.1:8000")
+
+    stored = json.loads(path.read_text())
+    assert set(stored) == set(old)
+    assert (stored["key_placement"], stored["query_key_param"]) == ("header", None)
+    assert PlacementMemory(path).recall() == "header"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left beside it
