@@ -80,7 +80,7 @@ def letsjobit_visits():
             )
 
     # The pool bounds how many chunks call the API at once; the key's rate budget is shared by all of them.
-    @task(pool=config.API_POOL, max_active_tis_per_dagrun=4, retries=3)
+    @task(pool=config.API_POOL, max_active_tis_per_dagrun=config.API_POOL_SLOTS, retries=3)
     def extract(chunk: dict) -> dict:
         with pipeline.fail_fast():
             return pipeline.extract_chunk_from_connection(

@@ -155,7 +155,7 @@ def test_python_services_run_modules_that_exist_with_arguments_they_accept(servi
     argv = [re.sub(r"\$\{(\w+)\}", lambda match: init_env[match[1]], part) for part in command_argv(line)]
     assert argv[:3] == ["python", "-m", "letsjobit.devtools.bootstrap"]
     options = bootstrap.parse_args(argv[3:])
-    assert (options.admin_username, options.pool_slots) == ("admin", 4)
+    assert (options.admin_username, options.pool_slots) == ("admin", config.API_POOL_SLOTS)
 
     # The dashboard's own launcher builds the `streamlit run` line; it must listen beyond loopback.
     dashboard = command_argv(services["dashboard"]["command"])
