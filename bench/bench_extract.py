@@ -49,7 +49,8 @@ ANCHOR = "2026-11-01"
 
 
 def child_ours(base_url: str, workdir: Path, ids_path: Path | None) -> dict:
-    from letsjobit.api.client import ClientSettings, LetsJobItClient
+    from letsjobit.api.client import LetsJobItClient
+    from letsjobit.api.settings import ClientSettings
     from letsjobit.config import DataLayout
     from letsjobit.lake import extract
 

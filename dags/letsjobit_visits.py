@@ -80,14 +80,11 @@ def letsjobit_visits():
             )
 
     # The pool bounds how many chunks call the API at once; the key's rate budget is shared by all of them.
-    @task(pool=config.API_POOL, max_active_tis_per_dagrun=4, retries=3)
+    @task(pool=config.API_POOL, max_active_tis_per_dagrun=config.API_POOL_SLOTS, retries=3)
     def extract(chunk: dict) -> dict:
-        from letsjobit.airflow.hooks import LetsJobItHook
-
-        context = get_current_context()
         with pipeline.fail_fast():
-            return pipeline.extract_chunk(
-                LetsJobItHook().get_client(), pipeline.safe_run_id(context["run_id"]), chunk
+            return pipeline.extract_chunk_from_connection(
+                pipeline.safe_run_id(get_current_context()["run_id"]), chunk
             )
 
     @task

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from datetime import date
 
 import pytest
-from letsjobit.api.client import ClientSettings, LetsJobItClient, RetryPolicy
+from letsjobit.api.client import LetsJobItClient
+from letsjobit.api.settings import ClientSettings, RetryPolicy
 from letsjobit.simulator import SimulatorConfig, SimulatorServer
 
 TEST_ANCHOR_DATE = date(2026, 11, 1)

@@ -35,6 +35,8 @@ CONN_ENV_VAR = f"AIRFLOW_CONN_{CONN_ID.upper()}"
 DAG_ID = "letsjobit_visits"
 # Airflow pool of the tasks that call the API: its slots bound concurrent use of the key across workers.
 API_POOL = "letsjobit_api"
+# Its slots, and the extract tasks one run runs at once: they share the key's budget, more would only queue.
+API_POOL_SLOTS = 4
 
 # The API's documented limits.
 PAGE_SIZE = 100

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import shutil
 import threading
@@ -17,8 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 
 def temporary_path(target: Path) -> Path:
@@ -59,9 +58,15 @@ def write_text(target: Path, content: str) -> None:
 
 
 def write_json(target: Path, payload: Any, *, indent: bool = True) -> None:
-    """JSON through orjson; dates, datetimes and UUIDs as ISO strings, anything else by ``str``."""
-    option = orjson.OPT_INDENT_2 if indent else 0
-    write_bytes(target, orjson.dumps(payload, option=option | orjson.OPT_NON_STR_KEYS, default=str))
+    """JSON (standard library, so that every process can use this module); dates and datetimes as ISO
+    strings, anything else json cannot encode (paths, UUIDs) by ``str``."""
+    text = json.dumps(payload, indent=2 if indent else None, default=_json_default)
+    write_bytes(target, text.encode())
+
+
+def _json_default(value: Any) -> str:
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if callable(isoformat) else str(value)
 
 
 # --- folders -------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 from letsjobit import config
 from letsjobit.airflow import alerts
 from letsjobit.airflow import tasks as pipeline
-from letsjobit.api.client import (
+from letsjobit.api.errors import (
     LetsJobItAuthError,
     LetsJobItBadRequest,
     LetsJobItConfigError,

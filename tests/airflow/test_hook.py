@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import jsonschema
 import pytest
 from letsjobit.airflow.provider import get_provider_info
-from letsjobit.api.client import LetsJobItConfigError
+from letsjobit.api.errors import LetsJobItConfigError
 
 from tests.conftest import truth_ids
 

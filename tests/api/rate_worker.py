@@ -11,7 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from letsjobit.api.client import ClientSettings, LetsJobItClient, RetryPolicy, ScanStats
+from letsjobit.api.client import LetsJobItClient
+from letsjobit.api.paging import ScanStats
+from letsjobit.api.settings import ClientSettings, RetryPolicy
 
 
 def main(base_url: str, key: str, state_dir: str, limit: str, window: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from letsjobit.api.client import ScanStats
+from letsjobit.api.paging import ScanStats
 from letsjobit.simulator import FaultConfig
 
 from tests.conftest import truth_ids
@@ -31,7 +31,7 @@ def test_every_visit_that_existed_throughout_is_delivered_exactly_once(
     client = client_factory(sim, max_concurrency=4)
     stats = ScanStats()
 
-    with caplog.at_level(logging.INFO, logger="letsjobit.api.client"):
+    with caplog.at_level(logging.INFO, logger="letsjobit.api"):
         ids = [v["_id"] for v in client.iter_visits(stats=stats)]
 
     persistent = before & set(truth_ids(sim))

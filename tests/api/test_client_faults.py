@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
-from letsjobit.api.client import (
+import requests
+from letsjobit.api.client import LetsJobItClient
+from letsjobit.api.errors import (
     LetsJobItAuthError,
     LetsJobItBadRequest,
     LetsJobItMalformedPage,
     LetsJobItNotFound,
+    LetsJobItRateLimited,
     LetsJobItRetryBudgetExhausted,
-    RetryPolicy,
-    ScanStats,
-    validate_page,
+    LetsJobItTransientError,
 )
+from letsjobit.api.pages import validate_page
+from letsjobit.api.paging import ScanStats
+from letsjobit.api.settings import ClientSettings, RetryPolicy
 from letsjobit.simulator import FaultConfig
 
 from tests.conftest import FAST_RETRY, truth_ids
@@ -171,5 +176,70 @@ def test_consistent_page_meta_passes():
     validate_page({"meta": {"totalRecords": 0, "returnedRecords": 0, "remainingRecords": 0}, "data": []}, 0)
 
 
-def test_fast_retry_fixture_is_really_fast():
-    assert FAST_RETRY.backoff_max_seconds < 0.1
+@pytest.mark.parametrize("policy", [RetryPolicy(), FAST_RETRY], ids=["default", "fast"])
+def test_faults_back_off_doubling_from_the_initial_wait_to_the_cap_and_a_429_waits_on_the_budget(policy):
+    slept: list[float] = []
+    outcomes = iter(
+        [*[LetsJobItTransientError("HTTP 503")] * 8, LetsJobItRateLimited("429", 3.0, True), "ok"]
+    )
+
+    def attempt() -> str:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert policy.retrying(sleep=slept.append)(attempt) == "ok"
+
+    *after_faults, after_429 = slept
+    for retry, waited in enumerate(after_faults):
+        doubled = policy.backoff_initial_seconds * 2**retry
+        low, high = (
+            min(doubled, policy.backoff_max_seconds),
+            min(doubled + policy.backoff_jitter_seconds, policy.backoff_max_seconds),
+        )
+        assert low <= waited <= high, (retry, waited)
+    assert after_faults[-1] == policy.backoff_max_seconds
+    # The 429's pause is on the shared rate budget already: the retry itself does not wait again.
+    assert after_429 == 0.0
+
+
+class SlowToReadPolicy(RetryPolicy):
+    """A policy whose headerless backoff takes a moment to read, as any injected policy may: the GIL
+    otherwise hides a thread switch between counting a 429 and reading the count."""
+
+    @property
+    def headerless_429_initial_seconds(self) -> float:
+        time.sleep(0.001)
+        return 1e-6
+
+    @headerless_429_initial_seconds.setter
+    def headerless_429_initial_seconds(self, value: float) -> None:
+        pass  # the frozen dataclass's __init__ sets every field
+
+
+def test_headerless_429s_met_by_several_threads_at_once_each_double_the_backoff_once():
+    client = LetsJobItClient(
+        ClientSettings(base_url="http://127.0.0.1:9/api/v2", api_key="key-5f4e3d2c1b", window_seconds=1e9),
+        retry_policy=SlowToReadPolicy(),
+    )
+    threads, answers = 8, 3
+    too_many = requests.Response()
+    too_many.status_code = 429  # and no rate headers
+    start, waits = threading.Barrier(threads), []
+
+    def meet_429s() -> None:
+        start.wait()
+        for _ in range(answers):
+            with pytest.raises(LetsJobItRateLimited) as caught:
+                client._interpret(too_many, b"", ScanStats(), None, "GET visits at offset 0")
+            waits.append(caught.value.wait_seconds)
+
+    with client:
+        workers = [threading.Thread(target=meet_429s) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(10)
+
+    assert sorted(waits) == [1e-6 * 2**n for n in range(threads * answers)]

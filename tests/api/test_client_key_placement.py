@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 import pytest
-from letsjobit.api.client import LetsJobItAuthError, LetsJobItNotFound
+from letsjobit.api.errors import LetsJobItAuthError, LetsJobItNotFound
 from letsjobit.api.keystate import PlacementMemory, key_state_path
 
 from tests.conftest import truth_ids
@@ -29,6 +30,15 @@ def warnings_about_the_placement(caplog) -> list[str]:
         for r in caplog.records
         if r.levelno == logging.WARNING and "accepted it in" in r.getMessage()
     ]
+
+
+def counted_answers(sim, timeout: float = 5.0) -> dict[str, int]:
+    """The simulator's answers by status once it has counted them all: it counts an answer just after
+    sending it, so the client can hold the last one before the count does."""
+    deadline = time.monotonic() + timeout
+    while sim.counters()["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sim.counters()["by_status"]
 
 
 def test_auto_stays_on_the_header_when_the_account_takes_it(simulator_factory, client_factory, caplog):
@@ -148,7 +158,7 @@ def test_concurrent_requests_refused_at_once_find_the_placement_once(
     assert len(warnings_about_the_placement(caplog)) == 1
     assert caplog.text.count("sending the request once more") == 1
     # Each refused request was sent once more, with the placement the first one found.
-    assert sim.counters()["by_status"] == {"401": 8, "200": 8}
+    assert counted_answers(sim) == {"401": 8, "200": 8}
 
 
 def test_a_key_refused_both_ways_is_one_clear_error_and_nothing_is_remembered(simulator, client_factory):
@@ -200,3 +210,26 @@ def test_writes_refused_in_the_header_go_through_once_in_the_query_string(simula
 
     assert sim.store.get(visit_id) is None
     assert sim.counters()["unauthorized"] == 1
+
+
+def test_a_placement_file_written_before_letsjobit_files_is_still_recalled_and_rewritten_alike(tmp_path):
+    path = tmp_path / "key-placement-0123.json"
+    # As PlacementMemory wrote it by hand: json.dumps(indent=1) and a newline, same keys.
+    old = {
+        "v": 1,
+        "key_placement": "query",
+        "query_key_param": "apiKey",
+        "api_host": "127.0.0.1:8000",
+        "learned_at": "2026-11-24T10:00:00+00:00",
+    }
+    path.write_text(json.dumps(old, indent=1) + "\n")
+    memory = PlacementMemory(path)
+
+    assert memory.recall() == "query"
+    memory.remember("header", "apiKey", "127.0.0.1:8000")
+
+    stored = json.loads(path.read_text())
+    assert set(stored) == set(old)
+    assert (stored["key_placement"], stored["query_key_param"]) == ("header", None)
+    assert PlacementMemory(path).recall() == "header"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left beside it

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from letsjobit.api.client import (
-    FILTER_NAMES,
-    LetsJobItConfigError,
-    ScanStats,
-    normalize_filters,
-)
+from letsjobit.api.errors import LetsJobItConfigError
+from letsjobit.api.paging import ScanStats
+from letsjobit.api.settings import FILTER_NAMES, normalize_filters
 
 from tests.conftest import truth_ids
 

@@ -8,14 +8,8 @@ import traceback
 from urllib.parse import quote, quote_plus
 
 import pytest
-from letsjobit.api.client import (
-    ClientSettings,
-    LetsJobItAuthError,
-    LetsJobItConfigError,
-    LetsJobItError,
-    RetryPolicy,
-    normalize_base_url,
-)
+from letsjobit.api.errors import LetsJobItAuthError, LetsJobItConfigError, LetsJobItError
+from letsjobit.api.settings import ClientSettings, RetryPolicy, normalize_base_url
 from letsjobit.simulator import FaultConfig
 
 

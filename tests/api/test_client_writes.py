@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from letsjobit.api.client import LetsJobItBadRequest, LetsJobItNotFound, LetsJobItWriteError
+from letsjobit.api.errors import LetsJobItBadRequest, LetsJobItNotFound, LetsJobItWriteError
 
 
 def _new_visit(erp_id: int, **fields) -> dict:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
-from letsjobit.api.client import ScanStats
-from letsjobit.api.ratelimit import RateBudget, budget_state_path, parse_rate_headers
+from letsjobit.api.paging import ScanStats
+from letsjobit.api.ratelimit import BudgetCancelled, RateBudget, budget_state_path, parse_rate_headers
 from letsjobit.config import PROJECT_ROOT
 
 from tests.conftest import truth_ids
@@ -126,6 +127,26 @@ def test_budget_pause_blocks_every_user_of_the_key(tmp_path):
     second.release(second.acquire())
 
     assert time.monotonic() - started >= 0.28
+
+
+def test_a_budget_file_written_before_letsjobit_files_still_holds_its_slots_and_pause(tmp_path):
+    path = tmp_path / "budget.json"
+    # As _FileStore wrote it by hand: compact json.dumps, same keys.
+    old = {"entries": {"1-a-0": [100.0, False], "1-a-1": [100.5, True]}, "blocked_until": 0.0, "v": 1}
+    path.write_text(json.dumps(old, separators=(",", ":")))
+    now = [101.0]
+    budget = RateBudget(2, 10, state_path=path, clock=lambda: now[0])
+    stop = threading.Event()
+    stop.set()
+
+    with pytest.raises(BudgetCancelled):
+        budget.acquire(stop)  # both slots are still taken: it would have to wait
+    budget.pause_for(30)
+
+    stored = json.loads(path.read_text())
+    assert set(stored) == set(old)
+    assert stored["entries"] == old["entries"] and stored["blocked_until"] == 131.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["budget.json", "budget.json.lock"]
 
 
 def test_remaining_zero_pauses_only_when_our_own_log_does_not_already_hold_the_budget():

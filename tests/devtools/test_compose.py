@@ -158,7 +158,7 @@ def test_python_services_run_modules_that_exist_with_arguments_they_accept(servi
     argv = [re.sub(r"\$\{(\w+)\}", lambda match: init_env[match[1]], part) for part in command_argv(line)]
     assert argv[:3] == ["python", "-m", "letsjobit.devtools.bootstrap"]
     options = bootstrap.parse_args(argv[3:])
-    assert (options.admin_username, options.pool_slots) == ("admin", 4)
+    assert (options.admin_username, options.pool_slots) == ("admin", config.API_POOL_SLOTS)
 
     # The dashboard's own launcher builds the `streamlit run` line; it must listen beyond loopback.
     dashboard = command_argv(services["dashboard"]["command"])
@@ -394,7 +394,8 @@ def import_in_airflow(dotted: str, service_env: dict[str, str], home: Path) -> s
 
 
 def test_the_connection_airflow_init_makes_from_env_example_is_one_the_client_accepts(services, monkeypatch):
-    from letsjobit.api.client import ClientSettings, LetsJobItConfigError
+    from letsjobit.api.errors import LetsJobItConfigError
+    from letsjobit.api.settings import ClientSettings
 
     init = environment(services["airflow-init"])
     for name in ("LETSJOBIT_API_URL", "LETSJOBIT_API_KEY", "LETSJOBIT_CONN_EXTRA"):

@@ -30,7 +30,7 @@ from .helpers import ChecksPassed, most_at_once, process_group_alive, ran_at_the
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(540)]
 
 WORKERS = ("airflow-worker-1", "airflow-worker-2")
-POOL_SLOTS = 3  # below the DAG's own max_active_tis_per_dagrun (4), so the pool is what binds
+POOL_SLOTS = 3  # below the DAG's own max_active_tis_per_dagrun (config.API_POOL_SLOTS), so the pool binds
 RATE_LIMIT, RATE_WINDOW = 4, 2
 SIMULATOR = (
     f"--visits 2000 --seed 7 --rate-limit {RATE_LIMIT} --rate-window {RATE_WINDOW} --rate-mode sliding"

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 
 import pytest
-from letsjobit.api.client import LetsJobItAuthError
+from letsjobit.api.errors import LetsJobItAuthError
 from letsjobit.config import DataLayout
 from letsjobit.lake import extract
 from letsjobit.simulator import FaultConfig

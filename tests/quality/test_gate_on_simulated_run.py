@@ -6,7 +6,8 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from letsjobit.api.client import ClientSettings, LetsJobItClient
+from letsjobit.api.client import LetsJobItClient
+from letsjobit.api.settings import ClientSettings
 from letsjobit.lake import extract, schema
 from letsjobit.lake import store as lake
 from letsjobit.quality import audit as validate

@@ -2,7 +2,7 @@
 
 The client turns an HTTP answer into a listing page in `LetsJobItClient._interpret` (status, rate
 headers, JSON) and `validate_page` (shape and meta), then `iter_pages` reads the page's meta and
-`_deliver` de-duplicates its records. The properties, for any body bytes and headers:
+`paging.deliver` de-duplicates its records. The properties, for any body bytes and headers:
 
 - the answer either becomes a page whose meta numbers read back as counts, or raises
   `LetsJobItMalformedPage` (retried as a transient fault) with a message naming the page offset and
@@ -22,16 +22,12 @@ import pytest
 import requests
 from hypothesis import given
 from hypothesis import strategies as st
-from letsjobit.api import client as client_module
-from letsjobit.api.client import (
-    ClientSettings,
-    LetsJobItClient,
-    LetsJobItMalformedPage,
-    Page,
-    ScanStats,
-    validate_page,
-)
+from letsjobit.api.client import LetsJobItClient
+from letsjobit.api.errors import LetsJobItError, LetsJobItMalformedPage
+from letsjobit.api.pages import Page, validate_page
+from letsjobit.api.paging import ScanStats, deliver
 from letsjobit.api.ratelimit import MAX_SERVER_PAUSE_SECONDS, parse_rate_headers
+from letsjobit.api.settings import ClientSettings
 from letsjobit.lake import coerce
 from requests.structures import CaseInsensitiveDict
 
@@ -132,7 +128,7 @@ def test_any_listing_answer_becomes_a_page_or_a_malformed_page_error(client, cas
     page = Page(offset=offset, filters={}, fetched_at=None, body=accepted)
     assert page.total_records >= 0 and page.remaining_records >= 0
     stats, seen = ScanStats(), set()
-    client._deliver(page, seen, stats)
+    deliver(page, seen, stats)
     ids = [r.get("_id") for r in page.data if isinstance(r, dict)]
     usable = [i for i in ids if isinstance(i, str) and i]
     assert len(seen) == len(set(usable))
@@ -214,6 +210,6 @@ def test_any_status_body_and_headers_end_in_a_body_or_a_client_error(
     client.budget.pause_for(0)
     try:
         interpret_page(client, content, 0, headers)
-    except client_module.LetsJobItError as error:
+    except LetsJobItError as error:
         assert API_KEY not in str(error)
         assert re.search(r"offset 0", str(error)), str(error)

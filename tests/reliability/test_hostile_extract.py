@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from letsjobit.api.client import Page
+from letsjobit.api.pages import Page
 from letsjobit.config import DataLayout
 from letsjobit.lake import extract
 from letsjobit.lake import store as lake

@@ -17,15 +17,11 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseHook
 
 from letsjobit import config
-from letsjobit.api.client import (
-    DEFAULT_API_PATH,
-    ClientSettings,
-    LetsJobItClient,
-    LetsJobItConfigError,
-    Page,
-    RetryPolicy,
-    ScanStats,
-)
+from letsjobit.api.client import LetsJobItClient
+from letsjobit.api.errors import LetsJobItConfigError
+from letsjobit.api.pages import Page
+from letsjobit.api.paging import ScanStats
+from letsjobit.api.settings import DEFAULT_API_PATH, ClientSettings, RetryPolicy
 
 # Extras a user may type for a setting, besides the setting's own name.
 EXTRA_ALIASES = {

@@ -11,13 +11,13 @@ from dataclasses import MISSING, fields
 
 
 def _client_defaults() -> dict:
-    from letsjobit.api.client import ClientSettings
+    from letsjobit.api.settings import ClientSettings
 
     return {f.name: f.default for f in fields(ClientSettings) if f.default is not MISSING}
 
 
 def get_provider_info() -> dict:
-    from letsjobit.api.client import KEY_PLACEMENTS
+    from letsjobit.api.settings import KEY_PLACEMENTS
 
     defaults = _client_defaults()
     return {

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -32,8 +32,8 @@ FULL_REFRESH_CHUNK = "all"
 # and a failed validation gate (the same staged data fails the same way). Named, not imported, so that
 # checking an extraction's error does not import the gate's libraries.
 CANNOT_HEAL = (
-    "letsjobit.api.client.LetsJobItAPIError",
-    "letsjobit.api.client.LetsJobItConfigError",
+    "letsjobit.api.errors.LetsJobItAPIError",
+    "letsjobit.api.errors.LetsJobItConfigError",
     "letsjobit.quality.audit.ValidationFailed",
 )
 
@@ -164,6 +164,18 @@ def extract_chunk(client: Any, run_id: str, chunk: dict[str, Any]) -> dict[str, 
         "expected_visits": sum(int(part["distinct_visits"]) for part in parts),
         "parts": parts,
     }
+
+
+def extract_chunk_from_connection(run_id: str, chunk: dict[str, Any]) -> dict[str, Any]:
+    """The extract task: :func:`extract_chunk` with a client from the ``letsjobit_default`` connection.
+
+    The client is closed afterwards, success or not: until then its key-redacting filter stays on
+    urllib3's logger, which the whole worker process shares.
+    """
+    from letsjobit.airflow.hooks import LetsJobItHook
+
+    with closing(LetsJobItHook()) as hook:
+        return extract_chunk(hook.get_client(), run_id, chunk)
 
 
 def materialise(mapped_results: Any) -> list[dict[str, Any]]:

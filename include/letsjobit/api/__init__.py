@@ -1,4 +1,4 @@
-"""The LetsJobIt API v2 client: settings, errors, page checks, drift-safe paging and the key's rate budget.
+"""The LetsJobIt API v2 client: settings, errors, page checks, drift-safe paging, the key's placement and rate budget.
 
 Airflow-free: the hook in ``letsjobit.airflow.hooks`` only builds a client from a connection.
 """

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
+
+from letsjobit import files
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class PlacementMemory:
         return placement if placement in SENT_PLACEMENTS else None
 
     def remember(self, placement: str, query_key_param: str, api_host: str) -> None:
-        """Write the placement atomically (a temp file, then a rename); a failure only costs the memory."""
+        """Write the placement atomically (``letsjobit.files``); a failure only costs the memory."""
         if self.path is None:
             return
         state = {
@@ -66,11 +66,7 @@ class PlacementMemory:
             "api_host": api_host,
             "learned_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(state, indent=1) + "\n")
-            os.replace(tmp, self.path)
+            files.write_json(self.path, state)
         except OSError as exc:
             log.warning("Could not remember the key placement in %s: %s", self.path, exc)
-            tmp.unlink(missing_ok=True)

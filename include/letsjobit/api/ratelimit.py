@@ -31,6 +31,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from letsjobit import files
 from letsjobit.api.keystate import key_state_path
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,9 @@ class _FileStore:
 
     def _write(self, state: dict) -> None:
         state["v"] = STATE_FORMAT_VERSION
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(state, separators=(",", ":")))
-        os.replace(tmp, self.path)
+        # Compact, and not fsynced: it is rewritten twice a request, and a file lost to a power cut only
+        # restarts the log (see _read).
+        files.write_json(self.path, state, indent=False)
 
 
 class RateBudget:
@@ -191,12 +192,6 @@ class RateBudget:
         with self._store.transaction() as state:
             until = self._clock() + max(0.0, seconds)
             state["blocked_until"] = max(float(state.get("blocked_until", 0.0)), until)
-
-    def in_window(self) -> int:
-        """Requests currently counted against the budget (for tests and progress logs)."""
-        with self._store.transaction() as state:
-            self._prune(state, self._clock())
-            return len(state["entries"])
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -22,8 +22,6 @@ from pathlib import Path
 
 from letsjobit import config
 
-API_POOL_SLOTS = 4
-
 # Run in a child process with the home's environment (importing Airflow configures logging and creates
 # folders under AIRFLOW_HOME, which the caller's process must not get): the visit dates a window run of
 # the DAG re-reads for a logical date, from the DAG's own timetable (as `airflow dags test` infers the
@@ -118,7 +116,7 @@ class AirflowHome:
                 "pools",
                 "set",
                 config.API_POOL,
-                str(API_POOL_SLOTS),
+                str(config.API_POOL_SLOTS),
                 "LetsJobIt API extraction (one key's budget)",
             ],
         ):

@@ -28,7 +28,6 @@ from letsjobit import config
 log = logging.getLogger(__name__)
 
 ADMIN_PASSWORD_VARIABLE = "_AIRFLOW_WWW_USER_PASSWORD"  # noqa: S105 - the variable's name
-DEFAULT_POOL_SLOTS = 4
 
 
 def write_admin_password(username: str, password: str) -> Path:
@@ -88,7 +87,7 @@ def upsert_api_pool(slots: int) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--admin-username", default="admin")
-    parser.add_argument("--pool-slots", type=int, default=DEFAULT_POOL_SLOTS)
+    parser.add_argument("--pool-slots", type=int, default=config.API_POOL_SLOTS)
     return parser.parse_args(argv)
 
 

@@ -249,7 +249,7 @@ class RunOptions:
     logical_date: str | None = None
     workers: int = 2
     worker_concurrency: int = 2
-    pool_slots: int = 4
+    pool_slots: int = config.API_POOL_SLOTS
     # None: a simulator unless LETSJOBIT_API_URL names an API (as `make run` decides).
     simulator: bool | None = None
     simulator_arguments: list[str] = field(default_factory=lambda: ["--visits", "2000", "--seed", "7"])
@@ -478,7 +478,7 @@ def parse_args(argv: list[str] | None) -> RunOptions:
     parser.add_argument("--logical-date", default=None, help="ISO timestamp (default: none, as a manual run)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
-    parser.add_argument("--pool-slots", type=int, default=4)
+    parser.add_argument("--pool-slots", type=int, default=config.API_POOL_SLOTS)
     parser.add_argument(
         "--no-simulator",
         dest="simulator",

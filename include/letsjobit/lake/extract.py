@@ -20,7 +20,10 @@ from typing import Any
 
 import orjson
 
-from letsjobit.api.client import LetsJobItClient, Page, ScanStats, normalize_filters
+from letsjobit.api.client import LetsJobItClient
+from letsjobit.api.pages import Page
+from letsjobit.api.paging import ScanStats
+from letsjobit.api.settings import normalize_filters
 from letsjobit.config import DataLayout
 from letsjobit.lake import coerce
 
