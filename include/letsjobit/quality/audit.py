@@ -44,7 +44,6 @@ import html
 import json
 import logging
 import math
-import os
 import shutil
 import time
 import uuid
@@ -59,7 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from letsjobit import config
+from letsjobit import config, files
 from letsjobit.config import DataLayout
 from letsjobit.lake import coerce, schema
 from letsjobit.quality import suites
@@ -563,7 +562,7 @@ def _build_data_docs(context, reports: Path) -> Path:
     # GX copies its tutorial animations (3 MB) into every site; the pages we build never show them.
     for gif in (building / "static" / "images").glob("*.gif"):
         gif.unlink()
-    _replace_dir(building, final)
+    files.replace_dir(building, final)
     return final / "index.html"
 
 
@@ -887,8 +886,8 @@ def _write_quarantine(
                 content = _read_file(name, file)
                 parts.append(content.filter(pa.array(mask[start:end])))
         rows = pa.concat_tables([schema.TABLES[name].empty_table(), *parts])
-        target.mkdir(parents=True, exist_ok=True)
-        _write_parquet_atomic(_annotate(table, rows, mask, own[name]), path)
+        with files.atomic_path(path) as temporary:
+            pq.write_table(_annotate(table, rows, mask, own[name]), temporary)
         paths[name] = path
         log.info("Quarantined %d %s rows of %s to %s", int(mask.sum()), name, table.root, path)
     return paths
@@ -953,7 +952,7 @@ def _write_audited(
                 target = building / name / file.relative_to(table.root)
                 if not gone.any() and not nulls:
                     target.parent.mkdir(exist_ok=True)
-                    _link_or_copy(file, target)
+                    files.link_or_copy(file, target)
                     continue
                 rewritten += 1
                 _rewrite(file, target, gone, nulls)
@@ -961,9 +960,9 @@ def _write_audited(
         for file in staged_issues.files:
             target = building / ISSUES / file.relative_to(staged_issues.root)
             target.parent.mkdir(exist_ok=True)
-            _link_or_copy(file, target)
+            files.link_or_copy(file, target)
         _write_partitioned(gate_issues, building / ISSUES, GATE_ISSUES_FILE)
-        _replace_dir(building, final)
+        files.replace_dir(building, final)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     log.info(
@@ -1001,13 +1000,6 @@ def _write_partitioned(issues: pa.Table, root: Path, file_name: str) -> None:
         folder = root / f"{schema.PARTITION_COLUMN}={HIVE_NULL_PARTITION if day is None else day.isoformat()}"
         folder.mkdir(exist_ok=True)
         pq.write_table(rows, folder / file_name, compression=schema.LAKE_COMPRESSION)
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def _codec(staged: pq.ParquetFile) -> str:
@@ -1076,10 +1068,9 @@ def _write_reports(
         "checks": [c.as_dict() for c in result.checks],
     }
     text = json.dumps(_jsonable(summary), indent=2, sort_keys=False).encode()
-    result.report_json.parent.mkdir(parents=True, exist_ok=True)
-    _write_bytes_atomic(text, result.report_json)
-    _write_bytes_atomic(_render_html(summary).encode(), result.report_html)
-    _write_bytes_atomic(text, result.latest_json)
+    files.write_bytes(result.report_json, text)
+    files.write_bytes(result.report_html, _render_html(summary).encode())
+    files.write_bytes(result.latest_json, text)
 
 
 def _render_html(summary: Mapping[str, Any]) -> str:
@@ -1177,24 +1168,3 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
-
-
-def _write_bytes_atomic(content: bytes, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_bytes(content)
-    os.replace(temporary, path)
-
-
-def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    # A leading "." keeps a crashed write's leftover out of readers (pyarrow.dataset, _data_files).
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, temporary)
-    os.replace(temporary, path)
-
-
-def _replace_dir(new: Path, final: Path) -> None:
-    old = final.with_name(f".{final.name}-old-{uuid.uuid4().hex}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(new, final)
-    shutil.rmtree(old, ignore_errors=True)
