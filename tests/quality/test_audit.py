@@ -17,6 +17,7 @@ import pytest
 from letsjobit import config
 from letsjobit.lake import schema
 from letsjobit.quality import audit as validate
+from letsjobit.quality import staged
 from letsjobit.quality.audit import Thresholds, ValidationFailed, Verdict
 
 from .conftest import (
@@ -86,7 +87,7 @@ def test_clean_run_passes_links_the_staged_files_and_writes_summary_report_data_
     assert result.verdict is Verdict.PASS
     assert result.failed_checks == [] and result.field_issues == 0 and result.quarantined_records == 0
     assert result.quarantine_paths == {}
-    assert not validate.quarantine_dir(layout, RUN_ID).exists()
+    assert not staged.quarantine_dir(layout, RUN_ID).exists()
     staged_files = sorted((layout.staging / RUN_ID / "visits").rglob("*.parquet"))
     audited_files = sorted((layout.audited(RUN_ID) / "visits").rglob("*.parquet"))
     assert [p.relative_to(layout.audited(RUN_ID)) for p in audited_files] == [
@@ -314,7 +315,7 @@ def test_a_systemic_share_fails_the_run_naming_check_share_threshold_and_example
     )
     assert tree_digest(layout.staging) == staged_before
     assert not layout.audited(RUN_ID).exists()
-    assert not validate.quarantine_dir(layout, RUN_ID).exists()
+    assert not staged.quarantine_dir(layout, RUN_ID).exists()
     summary = json.loads(error.result.report_json.read_text())
     assert summary["verdict"] == "fail" and summary["issues"]["visits.signee_rating_in_range"]["count"] == 30
     assert json.loads(error.result.latest_json.read_text())["verdict"] == "fail"
@@ -452,7 +453,7 @@ def test_reaudit_is_deterministic_and_never_sees_its_own_output(layout):
     write_staged(layout, rows)
     first = audit(layout, rows)
     audited_after_first = tree_digest(layout.audited(RUN_ID))
-    quarantine_after_first = tree_digest(validate.quarantine_dir(layout, RUN_ID))
+    quarantine_after_first = tree_digest(staged.quarantine_dir(layout, RUN_ID))
     # What an audit that crashed while building its output would have left behind.
     (layout.staging / RUN_ID / f"{config.AUDIT_SCRATCH_PREFIX}0dead000" / "visits").mkdir(parents=True)
 
@@ -460,7 +461,7 @@ def test_reaudit_is_deterministic_and_never_sees_its_own_output(layout):
 
     assert second.verdict is first.verdict is Verdict.QUARANTINED
     assert tree_digest(layout.audited(RUN_ID)) == audited_after_first
-    assert tree_digest(validate.quarantine_dir(layout, RUN_ID)) == quarantine_after_first
+    assert tree_digest(staged.quarantine_dir(layout, RUN_ID)) == quarantine_after_first
     assert second.counts == first.counts
     assert second.counts["visits"] == {"staged": 100, "quarantined": 1, "clean": 99, "values_nulled": 1}
     rating = next(c for c in second.checks if c.name == "visits.signee_rating_in_range")
@@ -485,10 +486,11 @@ CRASH_SCRIPT = """
 import os, sys
 from pathlib import Path
 from letsjobit.quality import audit as validate
+from letsjobit.quality import staged
 from letsjobit.config import DataLayout
 
 calls = {"n": 0}
-original = validate._rewrite
+original = staged._rewrite
 
 def dies_on_second_rewrite(*args, **kwargs):
     calls["n"] += 1
@@ -496,7 +498,7 @@ def dies_on_second_rewrite(*args, **kwargs):
         os._exit(137)
     return original(*args, **kwargs)
 
-validate._rewrite = dies_on_second_rewrite
+staged._rewrite = dies_on_second_rewrite
 validate.audit_run(sys.argv[2], DataLayout(Path(sys.argv[1])), expected_visits=None)
 print("finished")
 """

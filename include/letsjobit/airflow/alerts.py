@@ -69,7 +69,7 @@ def quality_issues(summary: Mapping[str, Any]) -> QualityIssues:
 
 
 def summary_path(layout: config.DataLayout, run_id: str) -> Path:
-    from letsjobit.quality.audit import report_dir
+    from letsjobit.quality.reports import report_dir
 
     return report_dir(layout, safe_run_id(run_id)) / "summary.json"
 
