@@ -173,7 +173,7 @@ def task_retry_delay() -> timedelta:
 
 
 def gate_min_rows() -> int:
-    """The validation gate's shares are taken over at least this many rows (see validate.Thresholds).
+    """The validation gate's shares are taken over at least this many rows (see audit.Thresholds).
 
     Unset: `suites.DEFAULT_MIN_ROWS`, the one default (imported here, not at module level: the DAG
     imports this module at parse time, and suites imports pyarrow).

@@ -53,7 +53,7 @@ class QualityIssues:
 
 
 def quality_issues(summary: Mapping[str, Any]) -> QualityIssues:
-    """The counts of a gate's ``summary.json`` (``validate.AuditResult``'s issues, warnings and totals)."""
+    """The counts of a gate's ``summary.json`` (``audit.AuditResult``'s issues, warnings and totals)."""
     by_check = {
         name: int(entry["count"])
         for name, entry in (summary.get("issues") or {}).items()

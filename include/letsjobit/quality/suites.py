@@ -15,11 +15,11 @@ Severities (what a problem costs):
 
 Each field or record check has an ``action`` (``nulled``, ``kept``, ``quarantined``) and a default
 ``threshold``: the share of its table's rows above which the problem is systemic and fails the run
-(``None``: never fails it). ``validate.Thresholds`` overrides them per check.
+(``None``: never fails it). ``audit.Thresholds`` overrides them per check.
 
 Where each check runs: the flattener (``flatten.py``) records what it meets while reading the pages (the
 structural checks and ``<table>.<column>_parses`` for every value the coercion layer cannot read); the
-validation gate (``validate.py``) runs the rest as Great Expectations expectations, declared here as data
+validation gate (``audit.py``) runs the rest as Great Expectations expectations, declared here as data
 (class name and arguments) and built into suites only when a run is validated, so importing this module
 never imports GX (it is slow to import). ``visits.date_valid`` is both: the flattener records the raw
 value, the gate quarantines every visit without a date (one issue row either way).
@@ -64,7 +64,7 @@ class Action(StrEnum):
 
 DEFAULT_MIN_ROWS = 100
 """Shares are taken over at least this many rows, so one bad record in a small window run is not a
-"50% problem" that fails every run covering its date (config.gate_min_rows() and validate.Thresholds)."""
+"50% problem" that fails every run covering its date (config.gate_min_rows() and audit.Thresholds)."""
 
 DEFAULT_THRESHOLD = 0.05
 """Default share of a table's rows a field or record check may find before the run fails."""
