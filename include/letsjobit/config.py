@@ -97,6 +97,14 @@ class DataLayout:
         """Published parquet dataset of a lake table (visits, visit_lines, line_extra_data, data_issues)."""
         return self.lake / name
 
+    def quarantine_dir(self, run_id: str) -> Path:
+        """The records the validation gate kept out of one run, one `<table>.parquet` per table."""
+        return self.quarantine / f"run_id={run_id}"
+
+    def report_dir(self, run_id: str) -> Path:
+        """One run's validation reports: summary.json, index.html, data_docs/ (and the alerts' failures/)."""
+        return self.reports / run_id
+
 
 def data_dir() -> Path:
     return Path(os.environ.get("LETSJOBIT_DATA_DIR") or PROJECT_ROOT / "data").resolve()

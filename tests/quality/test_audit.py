@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from letsjobit import config
 from letsjobit.lake import schema
-from letsjobit.quality import audit, staged
+from letsjobit.quality import audit
 from letsjobit.quality.audit import Thresholds, ValidationFailed, Verdict
 
 from .conftest import (
@@ -86,7 +86,7 @@ def test_clean_run_passes_links_the_staged_files_and_writes_summary_report_data_
     assert result.verdict is Verdict.PASS
     assert result.failed_checks == [] and result.field_issues == 0 and result.quarantined_records == 0
     assert result.quarantine_paths == {}
-    assert not staged.quarantine_dir(layout, RUN_ID).exists()
+    assert not layout.quarantine_dir(RUN_ID).exists()
     staged_files = sorted((layout.staging / RUN_ID / "visits").rglob("*.parquet"))
     audited_files = sorted((layout.audited(RUN_ID) / "visits").rglob("*.parquet"))
     assert [p.relative_to(layout.audited(RUN_ID)) for p in audited_files] == [
@@ -314,7 +314,7 @@ def test_a_systemic_share_fails_the_run_naming_check_share_threshold_and_example
     )
     assert tree_digest(layout.staging) == staged_before
     assert not layout.audited(RUN_ID).exists()
-    assert not staged.quarantine_dir(layout, RUN_ID).exists()
+    assert not layout.quarantine_dir(RUN_ID).exists()
     summary = json.loads(error.result.report_json.read_text())
     assert summary["verdict"] == "fail" and summary["issues"]["visits.signee_rating_in_range"]["count"] == 30
     assert json.loads(error.result.latest_json.read_text())["verdict"] == "fail"
@@ -452,7 +452,7 @@ def test_reaudit_is_deterministic_and_never_sees_its_own_output(layout):
     write_staged(layout, rows)
     first = run_audit(layout, rows)
     audited_after_first = tree_digest(layout.audited(RUN_ID))
-    quarantine_after_first = tree_digest(staged.quarantine_dir(layout, RUN_ID))
+    quarantine_after_first = tree_digest(layout.quarantine_dir(RUN_ID))
     # What an audit that crashed while building its output would have left behind.
     (layout.staging / RUN_ID / f"{config.AUDIT_SCRATCH_PREFIX}0dead000" / "visits").mkdir(parents=True)
 
@@ -460,7 +460,7 @@ def test_reaudit_is_deterministic_and_never_sees_its_own_output(layout):
 
     assert second.verdict is first.verdict is Verdict.QUARANTINED
     assert tree_digest(layout.audited(RUN_ID)) == audited_after_first
-    assert tree_digest(staged.quarantine_dir(layout, RUN_ID)) == quarantine_after_first
+    assert tree_digest(layout.quarantine_dir(RUN_ID)) == quarantine_after_first
     assert second.counts == first.counts
     assert second.counts["visits"] == {"staged": 100, "quarantined": 1, "clean": 99, "values_nulled": 1}
     rating = next(c for c in second.checks if c.name == "visits.signee_rating_in_range")

@@ -249,7 +249,7 @@ def audit_run(
     frames = {t.name: t.frame for t in loadable}
 
     parameters = _parameters(expected_visits, rows_flattened)
-    report_folder = reports.report_dir(layout, run_id)
+    report_folder = layout.report_dir(run_id)
     gx_results, docs_path = _run_gx(run_id, frames, parameters, report_folder)
     findings = _Findings.empty()
     for table in tables.values():
@@ -283,7 +283,7 @@ def audit_run(
     if failed:
         # What an earlier audit of the run left must not be published now.
         shutil.rmtree(layout.audited(run_id), ignore_errors=True)
-        shutil.rmtree(staged.quarantine_dir(layout, run_id), ignore_errors=True)
+        shutil.rmtree(layout.quarantine_dir(run_id), ignore_errors=True)
     else:
         quarantine_paths = staged.write_quarantine(run_id, layout, tables, findings.own, removed)
         audited = staged.write_audited(run_id, layout, tables, staged_issues, gate, findings.nulled, removed)

@@ -18,14 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from letsjobit import files
-from letsjobit.config import DataLayout
 
 if TYPE_CHECKING:
     from letsjobit.quality.audit import AuditResult, Thresholds
-
-
-def report_dir(layout: DataLayout, run_id: str) -> Path:
-    return layout.reports / run_id
 
 
 def write_reports(

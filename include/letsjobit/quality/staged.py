@@ -71,10 +71,6 @@ class StagedTable:
         return 0 if self.frame is None else len(self.frame)
 
 
-def quarantine_dir(layout: DataLayout, run_id: str) -> Path:
-    return layout.quarantine / f"run_id={run_id}"
-
-
 # --- reading the staging area ---------------------------------------------------------------------
 
 
@@ -179,7 +175,7 @@ def write_quarantine(
 ) -> dict[str, Path]:
     """The run's quarantine files: every removed row as staged, with the checks it failed (or the parent
     table that took it along). Tables with nothing removed have none (an earlier audit's is removed)."""
-    target = quarantine_dir(layout, run_id)
+    target = layout.quarantine_dir(run_id)
     paths: dict[str, Path] = {}
     for name, table in tables.items():
         path = target / f"{name}.parquet"
