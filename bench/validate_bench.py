@@ -101,11 +101,11 @@ def _cpu_seconds() -> float:
 
 
 def audit_child(root: str, counts: str) -> None:
-    from letsjobit.quality import audit
+    from letsjobit.quality import audit, expectations
 
     rows = json.loads(counts)
     started = time.perf_counter()
-    audit._import_gx()
+    expectations.import_gx()
     imported = time.perf_counter()
     cpu_before = _cpu_seconds()
     result = audit.audit_run(RUN_ID, DataLayout(Path(root)), rows["visits"], rows)

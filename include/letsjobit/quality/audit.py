@@ -2,8 +2,8 @@
 
 ``audit_run`` reads the staged parquet of one run (``layout.staging / run_id / <table>``) and the issues
 the flattener staged beside it (``data_issues``), checks every file's schema against ``schema.py``, runs
-the Great Expectations suites of ``suites.py`` on pandas batches of the columns they need, and applies
-the policy of each check (``suites.Severity``, ``suites.Action``):
+the Great Expectations suites of ``suites.py`` on pandas batches of the columns they need
+(``expectations.py``), and applies the policy of each check (``suites.Severity``, ``suites.Action``):
 
 - contract checks: any failure fails the run;
 - field checks: a value out of its domain is NULLed in the published data (``nulled``), a well-formed
@@ -18,20 +18,16 @@ the policy of each check (``suites.Severity``, ``suites.Action``):
 
 A failed run raises ``ValidationFailed`` naming every failed check, its share, threshold and examples:
 nothing may be published (the audited output of any earlier audit of the run is removed). A run that
-passes gets its **audited output** at ``layout.audited(run_id)``: the four lake tables as they are to
-be published, files without a change hard-linked from the staging area, files with quarantined rows or
-NULLed values rewritten, and the gate's issues added to the flattener's. ``lake.publish_run`` takes
-that output. Quarantined rows go to ``layout.quarantine / run_id=<run_id> / <table>.parquet`` with the
-checks they failed and the values those checks read. Reading the staged files and writing both is
-``staged.py``'s part.
+passes gets its **audited output** at ``layout.audited(run_id)`` (the lake tables as they are to be
+published, the gate's issues added to the flattener's), which ``lake.publish_run`` takes, and its
+quarantined rows at ``layout.quarantine_dir(run_id)``; ``staged.py`` reads the staged files and writes both.
 
 The audit never changes the staging area: a re-audit of the same run reads the same input and writes the
 same output (quarantine files first, then the audited folder built aside and swapped in), so a retry
 after a crash at any point is safe and deterministic.
 
-Every audit writes ``summary.json`` (machine-readable: verdict, issue counts by check, warnings, unknown
-values), ``index.html`` (self-contained page) and GX Data Docs (``data_docs/index.html``) under
-``layout.reports / run_id``, and replaces ``layout.reports / latest.json`` (``reports.py``).
+Every audit, passed or failed, writes ``summary.json``, ``index.html`` and GX Data Docs under
+``layout.report_dir(run_id)`` and replaces ``layout.reports / latest.json`` (``reports.py``).
 
 GX and pandas are imported inside functions only: GX alone takes seconds to import, and DAG parsing must
 stay light.
@@ -39,7 +35,6 @@ stay light.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import shutil
 import time
@@ -48,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,11 +51,8 @@ import pyarrow.compute as pc
 from letsjobit import config
 from letsjobit.config import DataLayout
 from letsjobit.lake import schema
-from letsjobit.quality import issues, reports, staged, suites
+from letsjobit.quality import expectations, issues, reports, staged, suites
 from letsjobit.quality.suites import Action, Check, Severity
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -234,23 +226,11 @@ def audit_run(
     loadable = [t for t in tables.values() if not t.problems]
     for table in loadable:
         staged.load(table)
-    derived = suites.derive_columns(
-        {t.name: t.loaded for t in loadable},
-        keys={t.name: t.key for t in loadable},
-        parent_keys={t.name: t.parent_key for t in loadable if t.parent_key is not None},
-    )
-    for table in loadable:
-        # Dates as datetime64 rather than one Python object per row; fetched_at is evidence, not checked.
-        table.frame = table.loaded.drop_columns(["fetched_at"]).to_pandas(
-            date_as_object=False, split_blocks=True
-        )
-        for column, values in derived.get(table.name, {}).items():
-            table.frame[column] = values
-    frames = {t.name: t.frame for t in loadable}
+    frames = expectations.batches(loadable)
 
-    parameters = _parameters(expected_visits, rows_flattened)
+    parameters = expectations.suite_parameters(expected_visits, rows_flattened)
     report_folder = layout.report_dir(run_id)
-    gx_results, docs_path = _run_gx(run_id, frames, parameters, report_folder)
+    gx_results, docs_path = expectations.run_suites(run_id, frames, parameters, report_folder)
     findings = _Findings.empty()
     for table in tables.values():
         for check in suites.SUITES[table.name]:
@@ -295,7 +275,7 @@ def audit_run(
     else:
         verdict = Verdict.PASS
 
-    by_check = _issue_summary(checks)
+    by_check = issues.by_check(checks)
     result = AuditResult(
         run_id=run_id,
         verdict=verdict,
@@ -337,70 +317,7 @@ def audit_run(
     return result
 
 
-def _parameters(expected_visits: int | None, rows_flattened: Mapping[str, int] | None) -> dict[str, int]:
-    """Reconciliation targets for the staged rows."""
-    parameters = {}
-    if expected_visits is not None:
-        parameters[suites.EXPECTED_VISITS] = expected_visits
-    for name, rows in (rows_flattened or {}).items():
-        if name in schema.TABLES:  # other counts (data_issues, say) are not reconciled here
-            parameters[suites.rows_flattened_parameter(name)] = rows
-    return parameters
-
-
-# --- Great Expectations ---------------------------------------------------------------------------
-
-
-def _import_gx():
-    # GX logs hundreds of INFO lines about its docs decorators while importing, and one per context.
-    for noisy in ("great_expectations._docs_decorators", "great_expectations.datasource.fluent.config"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    import great_expectations as gx
-
-    return gx
-
-
-def _run_gx(
-    run_id: str, frames: Mapping[str, pd.DataFrame], parameters: Mapping[str, int], report_folder: Path
-) -> tuple[dict[str, Any], Path | None]:
-    """Validate each frame against its suite in one ephemeral context; build Data Docs; results by check."""
-    if not frames:
-        return {}, None
-    gx = _import_gx()
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
-
-    context = gx.get_context(
-        mode="ephemeral",
-        project_config=DataContextConfig(
-            store_backend_defaults=InMemoryStoreBackendDefaults(),
-            analytics_enabled=False,
-            progress_bars=ProgressBarsConfig(globally=False),
-        ),
-    )
-    source = context.data_sources.add_pandas("staged")
-    gx_run = RunIdentifier(run_name=run_id, run_time=dt.datetime.now(dt.UTC))
-    results: dict[str, Any] = {}
-    for name, frame in frames.items():
-        suite = context.suites.add(suites.build_suite(name, parameters))
-        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("run")
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=name, data=batch, suite=suite)
-        )
-        validation = definition.run(
-            batch_parameters={"dataframe": frame},
-            expectation_parameters=dict(parameters),
-            # COMPLETE: every unexpected row's index, which is what gets NULLed, kept or quarantined.
-            result_format={"result_format": "COMPLETE", "partial_unexpected_count": issues.SAMPLE_SIZE},
-            run_id=gx_run,
-        )
-        for expectation in validation.results:
-            results[expectation.expectation_config.meta["check"]] = expectation
-    return results, reports.build_data_docs(context, report_folder)
+# --- the checks' results --------------------------------------------------------------------------
 
 
 def _check_result(
@@ -526,23 +443,6 @@ def _ordered(results: Mapping[str, CheckResult]) -> list[CheckResult]:
         *(c.name for c in suites.QUARANTINE_SHARE_CHECKS.values()),
     ]
     return [results[name] for name in order if name in results]
-
-
-def _issue_summary(checks: Sequence[CheckResult]) -> dict[str, dict[str, Any]]:
-    return {
-        c.name: {
-            "table": c.table,
-            "field": suites.ALL_CHECKS[c.name].api_field,
-            "severity": c.severity,
-            "action": c.action,
-            "count": c.unexpected_count,
-            "share": c.share,
-            "threshold": c.threshold,
-            "status": c.status,
-        }
-        for c in checks
-        if c.action is not None and c.unexpected_count
-    }
 
 
 def _warnings(checks: Sequence[CheckResult], thresholds: Thresholds) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 One issue row per row a gate check found (its keys, date, field, raw value and check); the gate keeps
 only those the flattener has not recorded already, and the audit counts all of them together, the
-flattener's included, by check and by raw value.
+flattener's included, by check and by raw value (the summary's ``issues`` and ``unknown_values``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from letsjobit.quality import suites
 from letsjobit.quality.suites import Check
 
 if TYPE_CHECKING:
+    from letsjobit.quality.audit import CheckResult
     from letsjobit.quality.staged import StagedTable
 
 SAMPLE_SIZE = 5  # example values named in a check's detail and a failure's message
@@ -116,3 +117,21 @@ def unknown_values(issues: pa.Table) -> dict[str, dict[str, int]]:
         values = issues.filter(pc.equal(issues.column("check_name"), name)).column("raw_value").to_pylist()
         unknown[name] = dict(Counter(values).most_common())
     return unknown
+
+
+def by_check(checks: Sequence[CheckResult]) -> dict[str, dict[str, Any]]:
+    """Per field or record check that found any issue rows: its table, field, action, count and verdict."""
+    return {
+        c.name: {
+            "table": c.table,
+            "field": suites.ALL_CHECKS[c.name].api_field,
+            "severity": c.severity,
+            "action": c.action,
+            "count": c.unexpected_count,
+            "share": c.share,
+            "threshold": c.threshold,
+            "status": c.status,
+        }
+        for c in checks
+        if c.action is not None and c.unexpected_count
+    }

@@ -4,9 +4,11 @@ Reading: ``scan`` lists a staged table's parquet files and checks each file's sc
 from its footer; ``load`` reads the columns the checks need, one file after the other with
 pyarrow.parquet (pyarrow.dataset would import pandas), which also tells which file holds each row.
 
-Writing, for a run that passes: ``write_quarantine`` puts the removed rows, with the checks they failed,
-at ``layout.quarantine / run_id=<run_id> / <table>.parquet``; ``write_audited`` builds the run's audited
-output aside and swaps it in as ``layout.audited(run_id)``. The staging area is never changed.
+Writing, for a run that passes: ``write_quarantine`` puts the removed rows, with the checks they failed
+and the values those checks read, at ``layout.quarantine_dir(run_id) / <table>.parquet``;
+``write_audited`` builds the run's audited output aside (files without a change hard-linked from the
+staging area, the others rewritten) and swaps it in as ``layout.audited(run_id)``. The staging area is
+never changed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import logging
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +60,7 @@ class StagedTable:
     problems: dict[str, list[str]]  # problem -> files (relative) that have it
     loaded: pa.Table | None = None  # the checked columns and fetched_at, as read (integers widened)
     frame: pd.DataFrame | None = None  # the checked columns in pandas, plus derived ones: what GX validates
-    key: pa.Array | None = None  # each row's key as one string (suites.key_strings)
+    key: pa.Array | None = None  # each row's key as one string (key_strings)
     parent_key: pa.Array | None = None  # each row's parent key, for child tables
     file_starts: list[int] = field(default_factory=list)  # row of each file's first row, then the total
 
@@ -95,7 +97,7 @@ def scan(name: str, root: Path) -> StagedTable:
         if len(folder) != 1 or not _is_partition_folder(folder[0]):
             problems.append(f"not directly under a {schema.PARTITION_COLUMN}=YYYY-MM-DD folder")
         try:
-            problems.extend(suites.schema_problems(pq.read_schema(path), name))
+            problems.extend(schema_problems(pq.read_schema(path), name))
         except (pa.ArrowInvalid, OSError) as error:
             problems.append(f"unreadable parquet ({error})")
         for problem in problems:
@@ -147,9 +149,9 @@ def load(table: StagedTable) -> None:
         [pa.schema([schema.TABLES[table.name].field(c) for c in columns]).empty_table(), *parts]
     )
     table.file_starts = [0, *np.cumsum([p.num_rows for p in parts]).tolist()]
-    table.key = suites.key_strings(loaded, table.keys)
+    table.key = key_strings(loaded, table.keys)
     if table.name in suites.PARENTS:
-        table.parent_key = suites.key_strings(loaded, schema.KEYS[suites.PARENTS[table.name]])
+        table.parent_key = key_strings(loaded, schema.KEYS[suites.PARENTS[table.name]])
     # GX checks ranges vectorised only on 64-bit numpy dtypes (int8 and int32 go through a Python loop).
     table.loaded = loaded.cast(
         pa.schema([f.with_type(pa.int64()) if pa.types.is_integer(f.type) else f for f in loaded.schema])
@@ -161,6 +163,42 @@ def read_issues(table: StagedTable) -> pa.Table:
     if table.problems or not table.files:
         return schema.DATA_ISSUES.empty_table()
     return pa.concat_tables([_read_file(ISSUES, path) for path in table.files])
+
+
+def key_strings(table: pa.Table, columns: Sequence[str]) -> pa.Array:
+    """One string per row that identifies it by `columns` (joined with a separator no id contains)."""
+    if len(columns) == 1:
+        return table.column(columns[0]).combine_chunks().cast(pa.string())
+    parts = [table.column(c).combine_chunks().cast(pa.string()) for c in columns]
+    return pc.binary_join_element_wise(*parts, "\x1f")
+
+
+def schema_problems(file_schema: pa.Schema, table: str) -> list[str]:
+    """What differs between one staged file's schema and the table's (column order and nullability aside)."""
+    expected = schema.LAKE_TABLES[table]
+    problems = []
+    for name in expected.names:
+        if name == schema.PARTITION_COLUMN and name not in file_schema.names:
+            continue  # held by the hive partition folder
+        if name not in file_schema.names:
+            problems.append(f"missing column {name}")
+            continue
+        want, got = expected.field(name).type, file_schema.field(name).type
+        if not _same_type(want, got):
+            problems.append(f"column {name} is {got}, expected {want}")
+    problems.extend(f"unexpected column {name}" for name in file_schema.names if name not in expected.names)
+    return problems
+
+
+def _same_type(want: pa.DataType, got: pa.DataType) -> bool:
+    # Parquet names list items "element" where pyarrow says "item": compare value types, not names.
+    if pa.types.is_list(want) and pa.types.is_list(got):
+        return _same_type(want.value_type, got.value_type)
+    if pa.types.is_struct(want) and pa.types.is_struct(got):
+        return [f.name for f in want] == [f.name for f in got] and all(
+            _same_type(a.type, b.type) for a, b in zip(want, got, strict=True)
+        )
+    return want.equals(got)
 
 
 # --- quarantine and the audited output ------------------------------------------------------------
