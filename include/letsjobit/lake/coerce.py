@@ -2,8 +2,7 @@
 
 This is the only place a raw value is parsed: the SQL models read the typed lake columns as they are.
 Coercion decides what a value *means*, never whether it is plausible: a rating of 9 or a latitude of 200
-are kept here, and the validation gate (`quality/suites.py`, `quality/audit.py`) NULLs them and records
-the issue.
+are kept here, and the validation gate (`suites.py`, `validate.py`) NULLs them and records the issue.
 
 One function per kind decides what a raw value means (`coerce_text`, `coerce_bool`, ...); it returns
 the column value or raises `CoercionError` naming why (the flattener then records a

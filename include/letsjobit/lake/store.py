@@ -7,7 +7,7 @@ Write -> audit -> publish:
    copy of each visit, and writes typed parquet to `_staging/<run>/<table>/visit_date=YYYY-MM-DD/` for
    the three data tables and `data_issues` (the flattener's issues). Any run can be replayed: staging
    reads only the raw pages.
-2. The validation gate (`quality/audit.py`) audits the staged tables without changing them and writes the
+2. The validation gate (`validate.py`) audits the staged tables without changing them and writes the
    audited output beside them, `_staging/<run>/_audited/<table>/` (see `DataLayout.audited`).
 3. `publish_run(run_id, layout, partitions)` makes the audited output the lake's, the four tables alike
    (`schema.LAKE_TABLES`): a full refresh (None) replaces each whole table, a list of dates replaces
@@ -844,7 +844,7 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
     if not stage.is_dir():
         raise PublishError(
             f"run {run_id!r} has not passed the validation gate (nothing audited at {stage}); "
-            "audit.audit_run it first"
+            "validate.audit_run it first"
         )
     dates = None if partitions is None else sorted({day.isoformat() for day in partitions})
     with publish_lock(layout):
