@@ -101,14 +101,14 @@ def _cpu_seconds() -> float:
 
 
 def audit_child(root: str, counts: str) -> None:
-    from letsjobit.quality import audit as validate
+    from letsjobit.quality import audit, expectations
 
     rows = json.loads(counts)
     started = time.perf_counter()
-    validate._import_gx()
+    expectations.import_gx()
     imported = time.perf_counter()
     cpu_before = _cpu_seconds()
-    result = validate.audit_run(RUN_ID, DataLayout(Path(root)), rows["visits"], rows)
+    result = audit.audit_run(RUN_ID, DataLayout(Path(root)), rows["visits"], rows)
     done = time.perf_counter()
     cpu = _cpu_seconds() - cpu_before
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -99,6 +99,14 @@ class DataLayout:
         """Published parquet dataset of a lake table (visits, visit_lines, line_extra_data, data_issues)."""
         return self.lake / name
 
+    def quarantine_dir(self, run_id: str) -> Path:
+        """The records the validation gate kept out of one run, one `<table>.parquet` per table."""
+        return self.quarantine / f"run_id={run_id}"
+
+    def report_dir(self, run_id: str) -> Path:
+        """One run's validation reports: summary.json, index.html, data_docs/ (and the alerts' failures/)."""
+        return self.reports / run_id
+
 
 def data_dir() -> Path:
     return Path(os.environ.get("LETSJOBIT_DATA_DIR") or PROJECT_ROOT / "data").resolve()
@@ -175,7 +183,7 @@ def task_retry_delay() -> timedelta:
 
 
 def gate_min_rows() -> int:
-    """The validation gate's shares are taken over at least this many rows (see validate.Thresholds).
+    """The validation gate's shares are taken over at least this many rows (see audit.Thresholds).
 
     Unset: `suites.DEFAULT_MIN_ROWS`, the one default (imported here, not at module level: the DAG
     imports this module at parse time, and suites imports pyarrow).

@@ -40,7 +40,7 @@ def test_alert_recipients_are_the_comma_separated_addresses_and_none_when_unset(
 
 
 def test_quality_counts_come_from_the_gates_issue_totals_and_warnings():
-    summary = {  # the shape validate.audit_run writes
+    summary = {  # the shape audit.audit_run writes
         "verdict": "quarantined",
         "quarantined_records": 2,
         "field_issues": 7,

@@ -232,8 +232,8 @@ def test_operations_page_equals_the_visits(marts):
 
 
 def write_validation_summary(layout, run_id: str, verdict: str, failed_checks=()) -> Path:
-    """latest.json and the HTML report, shaped as validate.audit_run writes them."""
-    report = layout.reports / run_id / "index.html"
+    """latest.json and the HTML report, shaped as audit.audit_run writes them."""
+    report = layout.report_dir(run_id) / "index.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(f"<html><body><h1>Validation report {run_id}</h1></body></html>")
     summary = {

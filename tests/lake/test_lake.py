@@ -19,7 +19,7 @@ import pytest
 from letsjobit.config import DataLayout
 from letsjobit.lake import flatten, schema
 from letsjobit.lake import store as lake
-from letsjobit.quality import audit as validate
+from letsjobit.quality import audit
 
 from tests.lake.conftest import FETCHED_AT, raw_page, reference_visit, visits_over_days, write_raw_part
 
@@ -33,14 +33,14 @@ def stage_pages(layout: DataLayout, run_id: str, visits: list[dict], per_page: i
     return lake.stage_run(run_id, layout, workers=options.pop("workers", 1), **options)
 
 
-def audit(layout: DataLayout, run_id: str) -> validate.AuditResult:
+def run_audit(layout: DataLayout, run_id: str) -> audit.AuditResult:
     """The validation gate, as the DAG runs it between stage and publish (not reconciled here)."""
-    return validate.audit_run(run_id, layout, expected_visits=None)
+    return audit.audit_run(run_id, layout, expected_visits=None)
 
 
 def stage_and_audit(layout: DataLayout, run_id: str, visits: list[dict], **options):
     staged = stage_pages(layout, run_id, visits, **options)
-    audit(layout, run_id)
+    run_audit(layout, run_id)
     return staged
 
 
@@ -269,7 +269,7 @@ def test_re_running_stage_audit_and_publish_gives_the_same_lake(layout):
     files_before = sorted(p.relative_to(layout.lake) for p in layout.lake.rglob("*.parquet"))
 
     lake.stage_run("run-a", layout, workers=1)
-    audit(layout, "run-a")
+    run_audit(layout, "run-a")
     lake.publish_run("run-a", layout, [DAY_1, DAY_2])
     lake.publish_run("run-a", layout, [DAY_1, DAY_2])
 
@@ -289,7 +289,7 @@ def test_a_run_the_gate_has_not_passed_cannot_be_published(layout):
         lake.publish_run("run-a", layout, None)
     assert not layout.table("visits").exists()
 
-    audit(layout, "run-a")
+    run_audit(layout, "run-a")
     lake.stage_run("run-a", layout, workers=1)  # a re-stage replaces what the gate passed
     with pytest.raises(lake.PublishError, match="validation gate"):
         lake.publish_run("run-a", layout, None)

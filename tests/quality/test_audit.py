@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from letsjobit import config
 from letsjobit.lake import schema
-from letsjobit.quality import audit as validate
+from letsjobit.quality import audit
 from letsjobit.quality.audit import Thresholds, ValidationFailed, Verdict
 
 from .conftest import (
@@ -42,15 +42,15 @@ def counts(rows: dict[str, list[dict]]) -> dict[str, int]:
     return {name: len(table_rows) for name, table_rows in rows.items() if name in schema.TABLES}
 
 
-def audit(layout, rows, **kwargs):
+def run_audit(layout, rows, **kwargs):
     kwargs.setdefault("expected_visits", len(rows["visits"]))
     kwargs.setdefault("rows_flattened", counts(rows))
-    return validate.audit_run(RUN_ID, layout, **kwargs)
+    return audit.audit_run(RUN_ID, layout, **kwargs)
 
 
 def failed_audit(layout, rows, **kwargs) -> ValidationFailed:
     with pytest.raises(ValidationFailed) as raised:
-        audit(layout, rows, **kwargs)
+        run_audit(layout, rows, **kwargs)
     return raised.value
 
 
@@ -81,12 +81,12 @@ def test_clean_run_passes_links_the_staged_files_and_writes_summary_report_data_
     write_staged(layout, rows)
     staged_before = tree_digest(layout.staging / RUN_ID)
 
-    result = audit(layout, rows)
+    result = run_audit(layout, rows)
 
     assert result.verdict is Verdict.PASS
     assert result.failed_checks == [] and result.field_issues == 0 and result.quarantined_records == 0
     assert result.quarantine_paths == {}
-    assert not validate.quarantine_dir(layout, RUN_ID).exists()
+    assert not layout.quarantine_dir(RUN_ID).exists()
     staged_files = sorted((layout.staging / RUN_ID / "visits").rglob("*.parquet"))
     audited_files = sorted((layout.audited(RUN_ID) / "visits").rglob("*.parquet"))
     assert [p.relative_to(layout.audited(RUN_ID)) for p in audited_files] == [
@@ -115,7 +115,7 @@ def test_files_that_also_hold_visit_date_and_null_date_partition_are_read(layout
     rows = good_rows(6)
     write_staged(layout, rows, visit_date_in_files=True)
 
-    assert audit(layout, rows).verdict is Verdict.PASS
+    assert run_audit(layout, rows).verdict is Verdict.PASS
 
 
 FIELD_PROBLEMS = {
@@ -148,7 +148,7 @@ def test_each_field_problem_is_one_issue_row_and_its_visit_lines_and_extra_data_
     write_staged(layout, rows)
     staged_before = tree_digest(layout.staging / RUN_ID)
 
-    result = audit(layout, rows)
+    result = run_audit(layout, rows)
 
     assert result.verdict is Verdict.PASS  # nothing quarantined: every record is published
     assert issue_rows(layout) == sorted(
@@ -205,7 +205,7 @@ def test_record_level_quarantine_happens_only_for_a_missing_date_and_orphans(lay
         row["signee_rating"] = 7  # field problems cost nothing
     write_staged(layout, rows)
 
-    result = audit(layout, rows)
+    result = run_audit(layout, rows)
 
     assert result.verdict is Verdict.QUARANTINED
     record_issues = [r for r in issue_rows(layout) if r[7] == "record"]
@@ -267,7 +267,7 @@ def test_the_flatteners_issues_are_published_with_the_gates_and_a_bad_date_is_on
     ]
     write_staged(layout, rows | {"data_issues": staged_issues})
 
-    result = audit(layout, rows)
+    result = run_audit(layout, rows)
 
     assert [(r[1], r[4], r[5], r[6], r[8]) for r in issue_rows(layout)] == sorted(
         [
@@ -314,7 +314,7 @@ def test_a_systemic_share_fails_the_run_naming_check_share_threshold_and_example
     )
     assert tree_digest(layout.staging) == staged_before
     assert not layout.audited(RUN_ID).exists()
-    assert not validate.quarantine_dir(layout, RUN_ID).exists()
+    assert not layout.quarantine_dir(RUN_ID).exists()
     summary = json.loads(error.result.report_json.read_text())
     assert summary["verdict"] == "fail" and summary["issues"]["visits.signee_rating_in_range"]["count"] == 30
     assert json.loads(error.result.latest_json.read_text())["verdict"] == "fail"
@@ -346,7 +346,7 @@ def test_unknown_values_never_fail_the_run_and_are_reported_and_warned(layout):
         row["type"] = "checkbox"
     write_staged(layout, rows)
 
-    result = audit(layout, rows)
+    result = run_audit(layout, rows)
 
     assert result.verdict is Verdict.PASS
     assert result.unknown_values == {
@@ -367,7 +367,7 @@ def test_a_share_above_the_warning_level_within_its_threshold_is_a_warning(layou
     rows["visits"][10]["lng"] = 190.0  # 0.5%: no warning
     write_staged(layout, rows)
 
-    result = audit(layout, rows)
+    result = run_audit(layout, rows)
 
     assert result.verdict is Verdict.PASS
     (warning,) = result.warnings
@@ -387,8 +387,8 @@ def test_thresholds_are_configurable_per_check_and_overall(layout):
                 row["visit_date"] = None
     write_staged(layout, rows)
 
-    relaxed = audit(layout, rows, thresholds=Thresholds(per_check={"visits.signee_rating_in_range": 0.5}))
-    never = audit(layout, rows, thresholds=Thresholds(per_check={"visits.signee_rating_in_range": None}))
+    relaxed = run_audit(layout, rows, thresholds=Thresholds(per_check={"visits.signee_rating_in_range": 0.5}))
+    never = run_audit(layout, rows, thresholds=Thresholds(per_check={"visits.signee_rating_in_range": None}))
     error = failed_audit(
         layout,
         rows,
@@ -420,7 +420,7 @@ def test_the_one_default_floor_judges_a_small_run_so_one_bad_record_is_quarantin
 
     strict = failed_audit(layout, rows, thresholds=TRUE_SHARES)
     assert "visits.date_valid: 1 of 2 rows (50.00%)" in str(strict)
-    result = audit(layout, rows)
+    result = run_audit(layout, rows)
 
     assert Thresholds().min_rows == 100
     assert result.verdict is Verdict.QUARANTINED
@@ -450,17 +450,17 @@ def test_reaudit_is_deterministic_and_never_sees_its_own_output(layout):
             if row["visit_id"] == "v00007":
                 row["visit_date"] = None
     write_staged(layout, rows)
-    first = audit(layout, rows)
+    first = run_audit(layout, rows)
     audited_after_first = tree_digest(layout.audited(RUN_ID))
-    quarantine_after_first = tree_digest(validate.quarantine_dir(layout, RUN_ID))
+    quarantine_after_first = tree_digest(layout.quarantine_dir(RUN_ID))
     # What an audit that crashed while building its output would have left behind.
     (layout.staging / RUN_ID / f"{config.AUDIT_SCRATCH_PREFIX}0dead000" / "visits").mkdir(parents=True)
 
-    second = audit(layout, rows)
+    second = run_audit(layout, rows)
 
     assert second.verdict is first.verdict is Verdict.QUARANTINED
     assert tree_digest(layout.audited(RUN_ID)) == audited_after_first
-    assert tree_digest(validate.quarantine_dir(layout, RUN_ID)) == quarantine_after_first
+    assert tree_digest(layout.quarantine_dir(RUN_ID)) == quarantine_after_first
     assert second.counts == first.counts
     assert second.counts["visits"] == {"staged": 100, "quarantined": 1, "clean": 99, "values_nulled": 1}
     rating = next(c for c in second.checks if c.name == "visits.signee_rating_in_range")
@@ -473,7 +473,7 @@ def test_a_failed_reaudit_withdraws_the_earlier_audited_output(layout):
     for row in rows["visits"][:3]:
         row["signee_rating"] = 9
     write_staged(layout, rows)
-    audit(layout, rows)
+    run_audit(layout, rows)
     assert layout.audited(RUN_ID).is_dir()
 
     failed_audit(layout, rows, thresholds=Thresholds(per_check={"visits.signee_rating_in_range": 0.01}))
@@ -484,11 +484,11 @@ def test_a_failed_reaudit_withdraws_the_earlier_audited_output(layout):
 CRASH_SCRIPT = """
 import os, sys
 from pathlib import Path
-from letsjobit.quality import audit as validate
+from letsjobit.quality import audit, staged
 from letsjobit.config import DataLayout
 
 calls = {"n": 0}
-original = validate._rewrite
+original = staged._rewrite
 
 def dies_on_second_rewrite(*args, **kwargs):
     calls["n"] += 1
@@ -496,8 +496,8 @@ def dies_on_second_rewrite(*args, **kwargs):
         os._exit(137)
     return original(*args, **kwargs)
 
-validate._rewrite = dies_on_second_rewrite
-validate.audit_run(sys.argv[2], DataLayout(Path(sys.argv[1])), expected_visits=None)
+staged._rewrite = dies_on_second_rewrite
+audit.audit_run(sys.argv[2], DataLayout(Path(sys.argv[1])), expected_visits=None)
 print("finished")
 """
 
@@ -524,10 +524,10 @@ def test_an_audit_killed_while_writing_its_output_leaves_nothing_publishable_and
     assert {
         k: v for k, v in tree_digest(layout.staging / RUN_ID).items() if k in staged_before
     } == staged_before
-    result = validate.audit_run(RUN_ID, layout, expected_visits=None)
+    result = audit.audit_run(RUN_ID, layout, expected_visits=None)
     clean = type(layout)(tmp_path / "clean")
     write_staged(clean, rows)
-    validate.audit_run(RUN_ID, clean, expected_visits=None)
+    audit.audit_run(RUN_ID, clean, expected_visits=None)
     assert result.counts["visits"]["values_nulled"] == 3
     assert tree_digest(layout.audited(RUN_ID)) == tree_digest(clean.audited(RUN_ID))
 
@@ -626,7 +626,7 @@ def test_reconciliation_is_skipped_when_the_run_gives_no_counts(layout):
     rows = good_rows(5)
     write_staged(layout, rows)
 
-    result = validate.audit_run(RUN_ID, layout, expected_visits=None)
+    result = audit.audit_run(RUN_ID, layout, expected_visits=None)
 
     statuses = {c.name: c.status for c in result.checks}
     assert statuses["visits.rows_match_api"] == "skipped"
@@ -644,7 +644,7 @@ def test_a_run_without_extra_data_passes(layout):
     rows = good_rows(5, extras_per_line=0)
     write_staged(layout, rows)
 
-    result = audit(layout, rows)
+    result = run_audit(layout, rows)
 
     assert result.verdict is Verdict.PASS
     assert result.counts["line_extra_data"]["staged"] == 0
@@ -655,7 +655,7 @@ def test_issue_rows_carry_the_staged_rows_date_and_fetch_time(layout):
     rows["visits"][4]["lat"] = 500.0
     write_staged(layout, rows)
 
-    audit(layout, rows)
+    run_audit(layout, rows)
 
     (issue,) = read_audited(layout, "data_issues").to_pylist()
     assert (issue["visit_id"], issue["visit_date"]) == ("v00004", DATES[1])

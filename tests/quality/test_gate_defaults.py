@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from letsjobit import config
-from letsjobit.quality import audit as validate
-from letsjobit.quality import suites
+from letsjobit.quality import audit, suites
 
 
 def test_the_dag_and_the_library_take_shares_over_the_same_default_floor(monkeypatch):
     monkeypatch.delenv("LETSJOBIT_GATE_MIN_ROWS", raising=False)
 
-    assert config.gate_min_rows() == validate.Thresholds().min_rows == suites.DEFAULT_MIN_ROWS
+    assert config.gate_min_rows() == audit.Thresholds().min_rows == suites.DEFAULT_MIN_ROWS
 
 
 def test_the_floor_can_be_set_or_turned_off_from_the_environment(monkeypatch):

@@ -10,7 +10,7 @@ from letsjobit.api.client import LetsJobItClient
 from letsjobit.api.settings import ClientSettings
 from letsjobit.lake import extract, schema
 from letsjobit.lake import store as lake
-from letsjobit.quality import audit as validate
+from letsjobit.quality import audit
 from letsjobit.quality.audit import Verdict
 from letsjobit.simulator.bad_record_kinds import BAD_RECORD_KIND_NAMES
 from letsjobit.simulator.expectations import ISSUE_COLUMNS, expected_outcome, issue_sort_key
@@ -53,7 +53,7 @@ def test_every_kind_of_bad_record_is_its_oracle_issue_row_and_only_record_cases_
     extracted = extract.extract_to_raw(client, "sim_run", "full", {}, layout)
     staged = lake.stage_run("sim_run", layout)
 
-    result = validate.audit_run("sim_run", layout, extracted.distinct_visits, staged.rows)
+    result = audit.audit_run("sim_run", layout, extracted.distinct_visits, staged.rows)
     lake.publish_run("sim_run", layout, None)
 
     issues = lake.read_table(layout.table("data_issues"))

@@ -10,7 +10,7 @@ import pytest
 from letsjobit.devtools import summary
 from letsjobit.lake import schema
 from letsjobit.lake import store as lake
-from letsjobit.quality import audit as validate
+from letsjobit.quality import audit
 from letsjobit.quality.audit import ValidationFailed, Verdict
 
 from .conftest import DATES, good_rows, keys_of, tree_digest, visit, write_staged
@@ -20,10 +20,10 @@ def counts(rows):
     return {name: len(table_rows) for name, table_rows in rows.items()}
 
 
-def write_audit_publish(layout, run_id: str, rows) -> validate.AuditResult:
+def write_audit_publish(layout, run_id: str, rows) -> audit.AuditResult:
     """What the DAG does: publish only when the audit returns."""
     write_staged(layout, rows, run_id=run_id, visit_date_in_files=True)
-    result = validate.audit_run(run_id, layout, len(rows["visits"]), counts(rows))
+    result = audit.audit_run(run_id, layout, len(rows["visits"]), counts(rows))
     lake.publish_run(run_id, layout, None)
     return result
 

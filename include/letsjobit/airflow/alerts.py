@@ -53,7 +53,7 @@ class QualityIssues:
 
 
 def quality_issues(summary: Mapping[str, Any]) -> QualityIssues:
-    """The counts of a gate's ``summary.json`` (``validate.AuditResult``'s issues, warnings and totals)."""
+    """The counts of a gate's ``summary.json`` (``audit.AuditResult``'s issues, warnings and totals)."""
     by_check = {
         name: int(entry["count"])
         for name, entry in (summary.get("issues") or {}).items()
@@ -69,9 +69,7 @@ def quality_issues(summary: Mapping[str, Any]) -> QualityIssues:
 
 
 def summary_path(layout: config.DataLayout, run_id: str) -> Path:
-    from letsjobit.quality.audit import report_dir
-
-    return report_dir(layout, safe_run_id(run_id)) / "summary.json"
+    return layout.report_dir(safe_run_id(run_id)) / "summary.json"
 
 
 def read_quality(layout: config.DataLayout, run_id: str) -> QualityIssues | None:
@@ -85,7 +83,7 @@ def read_quality(layout: config.DataLayout, run_id: str) -> QualityIssues | None
 
 
 def failures_dir(layout: config.DataLayout, run_id: str) -> Path:
-    return layout.reports / safe_run_id(run_id) / "failures"
+    return layout.report_dir(safe_run_id(run_id)) / "failures"
 
 
 def record_task_failure(context: Mapping[str, Any]) -> Path | None:

@@ -220,15 +220,15 @@ def audit(run_id: str, extracted: list[dict[str, Any]], staged: dict[str, Any]) 
     The thresholds are the checks' own (suites.py) over at least config.gate_min_rows() rows, which
     defaults to suites.DEFAULT_MIN_ROWS like the library itself.
     """
-    from letsjobit.quality import audit as validate
+    from letsjobit.quality import audit
 
     layout = config.layout()
     lineage.record(layout, inputs=[lineage.folder(layout.staging)])
-    result = validate.audit_run(
+    result = audit.audit_run(
         run_id,
         layout,
         expected_visits=expected_visits(extracted, staged),
-        thresholds=validate.Thresholds(min_rows=config.gate_min_rows()),
+        thresholds=audit.Thresholds(min_rows=config.gate_min_rows()),
         rows_flattened=staged.get("rows"),
     )
     return as_dict(result)

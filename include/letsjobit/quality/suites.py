@@ -15,18 +15,19 @@ Severities (what a problem costs):
 
 Each field or record check has an ``action`` (``nulled``, ``kept``, ``quarantined``) and a default
 ``threshold``: the share of its table's rows above which the problem is systemic and fails the run
-(``None``: never fails it). ``validate.Thresholds`` overrides them per check.
+(``None``: never fails it). ``audit.Thresholds`` overrides them per check.
 
 Where each check runs: the flattener (``flatten.py``) records what it meets while reading the pages (the
 structural checks and ``<table>.<column>_parses`` for every value the coercion layer cannot read); the
-validation gate (``validate.py``) runs the rest as Great Expectations expectations, declared here as data
-(class name and arguments) and built into suites only when a run is validated, so importing this module
-never imports GX (it is slow to import). ``visits.date_valid`` is both: the flattener records the raw
-value, the gate quarantines every visit without a date (one issue row either way).
+validation gate (``audit.py``) runs the rest as Great Expectations expectations, declared here as data
+(class name and arguments) and built into suites by ``expectations.py`` only when a run is validated, so
+importing this module never imports GX (it is slow to import). ``visits.date_valid`` is both: the
+flattener records the raw value, the gate quarantines every visit without a date (one issue row either
+way).
 
 Two checks need more than one table (a line's visit must exist, an extra data row's line must exist). GX
-1.x has no cross-table expectation for pandas batches, so ``derive_columns`` computes the lookup as a
-boolean column of the child table, and a plain expectation checks that column.
+1.x has no cross-table expectation for pandas batches, so ``expectations.derive_columns`` computes the
+lookup as a boolean column of the child table, and a plain expectation checks that column.
 
 "Booleans are booleans" and "visit_date is a real date" are enforced by the schema check: a parquet
 ``bool`` column can hold only true, false or null, a ``date32`` column only real dates.
@@ -34,18 +35,12 @@ boolean column of the child table, and a plain expectation checks that column.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import Any
 
 from letsjobit.lake import schema
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 class Severity(StrEnum):
@@ -64,7 +59,7 @@ class Action(StrEnum):
 
 DEFAULT_MIN_ROWS = 100
 """Shares are taken over at least this many rows, so one bad record in a small window run is not a
-"50% problem" that fails every run covering its date (config.gate_min_rows() and validate.Thresholds)."""
+"50% problem" that fails every run covering its date (config.gate_min_rows() and audit.Thresholds)."""
 
 DEFAULT_THRESHOLD = 0.05
 """Default share of a table's rows a field or record check may find before the run fails."""
@@ -462,102 +457,3 @@ def columns_to_load(table: str) -> list[str]:
     for check in SUITES[table]:
         wanted.extend(c for c in (*check.columns, *check.evidence) if c not in DERIVED_COLUMNS)
     return list(dict.fromkeys(wanted))
-
-
-def key_strings(table: pa.Table, columns: Sequence[str]) -> pa.Array:
-    """One string per row that identifies it by `columns` (joined with a separator no id contains)."""
-    if len(columns) == 1:
-        return table.column(columns[0]).combine_chunks().cast(pa.string())
-    parts = [table.column(c).combine_chunks().cast(pa.string()) for c in columns]
-    return pc.binary_join_element_wise(*parts, "\x1f")
-
-
-def derive_columns(
-    tables: Mapping[str, pa.Table], keys: Mapping[str, pa.Array], parent_keys: Mapping[str, pa.Array]
-) -> dict[str, dict[str, np.ndarray]]:
-    """The lookup columns of the cross-table checks, per child table, from the loaded (arrow) tables.
-
-    ``keys``: each table's row keys (``key_strings`` of its KEYS); ``parent_keys``: each child row's
-    parent key.
-    """
-    derived: dict[str, dict[str, np.ndarray]] = {}
-    for child, parent in PARENTS.items():
-        if child not in tables or parent not in tables:
-            continue
-        # Position of each child's parent row (the first, if duplicated: key_unique reports those).
-        position = pc.index_in(parent_keys[child], value_set=keys[parent])
-        exists = position.is_valid()
-        if child == "visit_lines":
-            own = tables[child].column(schema.PARTITION_COLUMN).combine_chunks()
-            theirs = tables[parent].column(schema.PARTITION_COLUMN).combine_chunks().take(position)
-            both_null = pc.and_(own.is_null(), theirs.is_null())
-            same = pc.or_(pc.fill_null(pc.equal(own, theirs), False), both_null)
-            # An orphan has no visit to compare with; the orphan check reports it.
-            matches = pc.or_(same, pc.invert(exists))
-            derived[child] = {
-                VISIT_EXISTS: exists.to_numpy(zero_copy_only=False),
-                VISIT_DATE_MATCHES_VISIT: matches.to_numpy(zero_copy_only=False),
-            }
-        else:
-            derived[child] = {LINE_EXISTS: exists.to_numpy(zero_copy_only=False)}
-    return derived
-
-
-def build_suite(table: str, parameters: Mapping[str, int]):
-    """The GX ExpectationSuite of a table; checks whose run parameter is not given are left out."""
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-    from great_expectations.expectations.row_conditions import Column
-
-    suite = gx.ExpectationSuite(name=table)
-    for check in SUITES[table]:
-        if check.parameter and check.parameter not in parameters:
-            continue
-        kwargs = dict(check.kwargs)
-        if check.when:
-            column, value = check.when
-            kwargs["row_condition"] = Column(column) == value
-        expectation_class = getattr(gxe, check.expectation)
-        suite.add_expectation(
-            expectation_class(
-                **kwargs,
-                meta={"check": check.name, "severity": check.severity.value},
-                notes=f"{check.name} ({_what_happens(check)}): {check.description}",
-            )
-        )
-    return suite
-
-
-def _what_happens(check: Check) -> str:
-    if check.action is None:
-        return f"{check.severity.value}: a failure fails the run"
-    limit = "never fails the run" if check.threshold is None else f"fails the run above {check.threshold:.0%}"
-    return f"{check.severity.value}: {check.action.value}, {limit}"
-
-
-def schema_problems(file_schema: pa.Schema, table: str) -> list[str]:
-    """What differs between one staged file's schema and the table's (column order and nullability aside)."""
-    expected = schema.LAKE_TABLES[table]
-    problems = []
-    for name in expected.names:
-        if name == schema.PARTITION_COLUMN and name not in file_schema.names:
-            continue  # held by the hive partition folder
-        if name not in file_schema.names:
-            problems.append(f"missing column {name}")
-            continue
-        want, got = expected.field(name).type, file_schema.field(name).type
-        if not _same_type(want, got):
-            problems.append(f"column {name} is {got}, expected {want}")
-    problems.extend(f"unexpected column {name}" for name in file_schema.names if name not in expected.names)
-    return problems
-
-
-def _same_type(want: pa.DataType, got: pa.DataType) -> bool:
-    # Parquet names list items "element" where pyarrow says "item": compare value types, not names.
-    if pa.types.is_list(want) and pa.types.is_list(got):
-        return _same_type(want.value_type, got.value_type)
-    if pa.types.is_struct(want) and pa.types.is_struct(got):
-        return [f.name for f in want] == [f.name for f in got] and all(
-            _same_type(a.type, b.type) for a, b in zip(want, got, strict=True)
-        )
-    return want.equals(got)
