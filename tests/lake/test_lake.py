@@ -300,6 +300,7 @@ CRASH_SCRIPT = """
 import os, sys
 from datetime import date
 from pathlib import Path
+from letsjobit import files
 from letsjobit.lake import publish, stage
 from letsjobit.config import DataLayout
 
@@ -316,7 +317,7 @@ def dies_on_second_call(original):
     return wrapper
 
 if mode == "publish":
-    publish._replace_dir = dies_on_second_call(publish._replace_dir)
+    files.replace_dir = dies_on_second_call(files.replace_dir)
     publish.publish_run("run-b", layout, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)])
 else:
     stage._write_partition_of = dies_on_second_call(stage._write_partition_of)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from letsjobit import files
 from letsjobit.api.client import LetsJobItClient, Page, ScanStats, normalize_filters
 from letsjobit.config import DataLayout
 from letsjobit.lake import coerce
@@ -80,25 +80,21 @@ def extract_to_raw(
     normalize_filters(filters)  # refuse a bad filter before touching the disk
     target = part_path(layout, run_id, chunk)
     manifest_target = manifest_path(layout, run_id, chunk)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     stats = ScanStats()
     visit_dates: set[str] = set()
     started_at = datetime.now(UTC)
     log.info("Extracting chunk %s of run %s into %s", chunk, run_id, target)
-    try:
-        with gzip.open(tmp, "wb", compresslevel=GZIP_LEVEL) as out:
-            for page in client.iter_pages(stats=stats, **filters):
-                out.write(_raw_line(page))
-                out.write(b"\n")
-                for visit in page.new_data:
-                    if isinstance(visit, dict) and visit.get("date") is not None:
-                        visit_dates.add(str(visit["date"]))
-        _fsync(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # Durable: later runs replay the raw pages, so after a power loss a part is old or whole, never half.
+    with (
+        files.atomic_path(target, durable=True) as temporary,
+        gzip.open(temporary, "wb", compresslevel=GZIP_LEVEL) as out,
+    ):
+        for page in client.iter_pages(stats=stats, **filters):
+            out.write(_raw_line(page))
+            out.write(b"\n")
+            for visit in page.new_data:
+                if isinstance(visit, dict) and visit.get("date") is not None:
+                    visit_dates.add(str(visit["date"]))
     report = stats.as_dict()
     manifest = {
         "format": MANIFEST_FORMAT_VERSION,
@@ -112,7 +108,7 @@ def extract_to_raw(
         "visit_dates": sorted(visit_dates),
         **report,
     }
-    _write_atomic(manifest_target, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    files.write_json(manifest_target, manifest)
     result = ExtractResult(
         run_id=run_id,
         chunk=chunk,
@@ -170,18 +166,3 @@ def _checked_name(what: str, value: str) -> str:
     if not value or not _SAFE_NAME.match(value) or ".." in value:
         raise ValueError(f"{what} {value!r} cannot be used in a file name (letters, digits, ._=+:- only)")
     return value
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

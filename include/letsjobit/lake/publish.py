@@ -14,13 +14,9 @@ pending) and removes the scratch of killed attempts.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import logging
-import os
 import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,7 +26,7 @@ import orjson
 import pyarrow.parquet as pq
 from filelock import FileLock
 
-from letsjobit import config
+from letsjobit import config, files
 from letsjobit.config import DataLayout
 from letsjobit.lake import schema
 from letsjobit.lake.parquet import partition_name, partition_value
@@ -57,66 +53,6 @@ class PublishResult:
         return asdict(self)
 
 
-# --- atomic directory replacement ----------------------------------------------------------------
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-_libc: Any = None
-
-
-def _exchange(first: Path, second: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2); False where the system cannot."""
-    global _libc
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.renameat2  # noqa: B018 - probe: glibc >= 2.28
-        except (OSError, AttributeError):
-            _libc = False
-    if _libc is False:
-        return False
-    result = _libc.renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP):
-        return False
-    raise OSError(code, f"cannot exchange {first} and {second}: {os.strerror(code)}")
-
-
-def _replace_dir(new: Path, target: Path, trash: Path) -> None:
-    """Make directory `new` visible as `target` in one step; the old `target` is deleted afterwards."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        if _exchange(new, target):
-            shutil.rmtree(new)  # `new` now names the previous content
-            return
-        os.rename(target, trash)  # no atomic exchange here: a reader may see no directory for a moment
-        os.rename(new, target)
-        shutil.rmtree(trash)
-        return
-    os.rename(new, target)
-
-
-def _remove_dir(target: Path, trash: Path) -> None:
-    """Remove a directory in one step (rename away, then delete)."""
-    if target.exists():
-        os.rename(target, trash)
-        shutil.rmtree(trash)
-
-
-def _link_tree(source: Path, destination: Path) -> None:
-    """Copy a directory tree by hard links (same file system) or copies; the source stays as it is."""
-
-    def link_or_copy(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, destination, copy_function=link_or_copy)
-
-
 # --- publishing ----------------------------------------------------------------------------------
 
 
@@ -126,13 +62,6 @@ def _journal_dir(layout: DataLayout) -> Path:
 
 def _journal_path(layout: DataLayout, run_id: str) -> Path:
     return _journal_dir(layout) / f"{run_id}.json"
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    temporary.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
-    os.replace(temporary, path)
 
 
 def publish_lock(layout: DataLayout) -> FileLock:
@@ -173,10 +102,10 @@ def _apply(layout: DataLayout, run_id: str, dates: list[str] | None) -> tuple[li
             if dates is None:
                 incoming = scratch / table
                 if (stage / table).is_dir():
-                    _link_tree(stage / table, incoming)
+                    files.link_tree(stage / table, incoming)
                 else:
                     incoming.mkdir()
-                _replace_dir(incoming, target, scratch / f"{table}.previous")
+                files.replace_dir(incoming, target, scratch / f"{table}.previous")
                 replaced |= staged if is_data else set()
                 continue
             target.mkdir(parents=True, exist_ok=True)
@@ -184,12 +113,12 @@ def _apply(layout: DataLayout, run_id: str, dates: list[str] | None) -> tuple[li
                 name = partition_name(day)
                 if day in staged:
                     incoming = scratch / f"{table}.{name}"
-                    _link_tree(stage / table / name, incoming)
-                    _replace_dir(incoming, target / name, scratch / f"{table}.{name}.previous")
+                    files.link_tree(stage / table / name, incoming)
+                    files.replace_dir(incoming, target / name, scratch / f"{table}.{name}.previous")
                     if is_data:
                         replaced.add(day)
                 elif (target / name).exists():
-                    _remove_dir(target / name, scratch / f"{table}.{name}.previous")
+                    files.remove_dir(target / name, scratch / f"{table}.{name}.previous")
                     if is_data:
                         removed.add(day)
             ignored |= staged - set(dates)
@@ -223,7 +152,7 @@ def _finish_interrupted(layout: DataLayout, skip: str | None = None) -> list[str
             )
         log.warning("Finishing the interrupted publication of run %s", run_id)
         _apply(layout, run_id, journal["partitions"])
-        _write_json(_journal_path(layout, run_id), {**journal, "state": "published", "recovered": True})
+        files.write_json(_journal_path(layout, run_id), {**journal, "state": "published", "recovered": True})
         finished.append(run_id)
     return finished
 
@@ -256,7 +185,7 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
             "state": "publishing",
             "started_at": datetime.now(UTC).isoformat(),
         }
-        _write_json(_journal_path(layout, run_id), journal)
+        files.write_json(_journal_path(layout, run_id), journal)
         replaced, removed = _apply(layout, run_id, dates)
         published_days = None if dates is None else set(dates)
         rows = {
@@ -264,7 +193,7 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
                        if published_days is None or partition_value(folder.name) in published_days)
             for table in schema.LAKE_TABLES
         }  # fmt: skip
-        _write_json(
+        files.write_json(
             _journal_path(layout, run_id),
             {**journal, "state": "published", "finished_at": datetime.now(UTC).isoformat(),
              "replaced": replaced, "removed": removed, "rows": rows},
