@@ -312,7 +312,7 @@ def check_warehouse(
         touched.add(change["_id"])
         if change.get("visit") is not None:
             meanwhile[change["_id"]].append(change["visit"])
-    publication = json.loads((layout.lake / "_last_publication.json").read_text())
+    publication = json.loads(layout.last_publication.read_text())
     partitions = publication["partitions"]
     covered = None if partitions is None else {date.fromisoformat(day) for day in partitions}
     check = RunCheck(run_id=publication["run_id"], covered_dates=None if covered is None else len(covered))
@@ -626,7 +626,7 @@ def phase_markers(layout: config.DataLayout, phase: str) -> set[str]:
         return {str(path) for path in layout.staging.glob(".*.tmp-*/staged/**/*.parquet")}
     if phase == "publish":
         publishing = set()
-        for journal in (layout.lake / "_journal").glob("*.json"):
+        for journal in layout.journals.glob("*.json"):
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(journal.read_text()).get("state") == "publishing":
                     publishing.add(str(journal))

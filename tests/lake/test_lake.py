@@ -202,7 +202,7 @@ def test_a_corrupt_raw_line_fails_the_stage_naming_the_part_and_line(layout):
         out.write(b'{"offset": 2, "truncated\n')
     with pytest.raises(flatten.RawPageError, match=r"part-full\.jsonl\.gz:2"):
         stage.stage_run("run-a", layout, workers=1)
-    assert not stage.staging_dir(layout, "run-a").exists()
+    assert not layout.staging_run("run-a").exists()
 
 
 def test_replaying_a_run_from_its_raw_pages_gives_the_same_tables(layout):
@@ -353,15 +353,15 @@ def test_a_crash_mid_publish_leaves_whole_partitions_and_the_next_publish_finish
     for day in (DAY_1, DAY_2, DAY_3):  # each partition is entirely old or entirely new
         assert len({doc_no for (d, _, doc_no) in after_crash if d == day}) == 1
     assert after_crash != old
-    journal = json.loads((layout.lake / "_journal" / "run-b.json").read_text())
+    journal = json.loads(layout.journal("run-b").read_text())
     assert journal["state"] == "publishing"
 
     assert publish.recover(layout) == ["run-b"]
     assert {doc_no for (_, _, doc_no) in lake_rows(layout)} == {"NEW"}
     assert published_issues(layout) == [(DAY_1, "v00000", "visits.priority_parses", "soon")]
     assert len(lake_rows(layout)) == 6
-    assert not (layout.lake / "_publish_tmp" / "run-b").exists()
-    assert json.loads((layout.lake / "_journal" / "run-b.json").read_text())["state"] == "published"
+    assert not layout.publish_scratch("run-b").exists()
+    assert json.loads(layout.journal("run-b").read_text())["state"] == "published"
 
 
 def test_an_interrupted_publish_is_finished_before_the_next_run_publishes(layout):
@@ -396,12 +396,10 @@ def test_a_crash_mid_staging_leaves_the_previous_staging_intact(layout):
 def test_prune_keeps_the_newest_runs_and_any_pending_publication(layout):
     for n in range(4):
         stage_pages(layout, f"run-{n}", visits_over_days(1))
-        os.utime(stage.raw_run_dir(layout, f"run-{n}"), (1000 + n, 1000 + n))
-        os.utime(stage.staging_dir(layout, f"run-{n}"), (1000 + n, 1000 + n))
-    (layout.lake / "_journal").mkdir(parents=True)
-    (layout.lake / "_journal" / "run-0.json").write_text(
-        json.dumps({"run_id": "run-0", "state": "publishing"})
-    )
+        os.utime(layout.raw_run(f"run-{n}"), (1000 + n, 1000 + n))
+        os.utime(layout.staging_run(f"run-{n}"), (1000 + n, 1000 + n))
+    layout.journals.mkdir(parents=True)
+    layout.journal("run-0").write_text(json.dumps({"run_id": "run-0", "state": "publishing"}))
 
     publish.prune_runs(layout, keep=2)
 
@@ -411,7 +409,7 @@ def test_prune_keeps_the_newest_runs_and_any_pending_publication(layout):
 
 def test_prune_removes_the_scratch_of_dead_attempts_once_stale(layout):
     stage_pages(layout, "run-a", visits_over_days(1))
-    dead_part = stage.raw_run_dir(layout, "run-a") / ".part-all.jsonl.gz.4242.tmp"
+    dead_part = layout.raw_run("run-a") / ".part-all.jsonl.gz.4242.tmp"
     dead_stage = layout.staging / ".run-b.tmp-0badc0de"
     live_stage = layout.staging / ".run-c.tmp-00c0ffee"
     dead_audit = layout.staging / "run-a" / ".audited-0badc0de"

@@ -54,7 +54,7 @@ def test_a_page_nested_deeper_than_orjson_writes_is_extracted_and_staged_with_it
     extract.extract_to_raw(AnsweredPages(pages), RUN_ID, "all", {}, layout)
     staged = stage.stage_run(RUN_ID, layout, workers=1, pseudonymise_key=None)
 
-    visits = parquet.read_table(stage.staging_dir(layout, RUN_ID) / "visits")
+    visits = parquet.read_table(layout.staging_run(RUN_ID) / "visits")
     assert sorted(visits.column("visit_id").to_pylist()) == ["after", "before", "deep"]
     assert staged.pages == 3
     geocoding = {row["visit_id"]: row["geocoding"] for row in visits.to_pylist()}["deep"]

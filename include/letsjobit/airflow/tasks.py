@@ -239,17 +239,13 @@ def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any
             for key in ("verdict", "failed_checks", "report_html", "field_issues", "quarantined_records")
         },
     }
-    atomic_write_json(last_publication_path(layout), publication)
+    atomic_write_json(layout.last_publication, publication)
     lineage.record(layout, inputs=[lineage.folder(layout.staging)], outputs=lineage.lake_tables(layout))
     prune_runs(layout, keep=config.keep_runs())
     log.info(
         "Published run %s (%s)", run_id, "full refresh" if partitions is None else f"{len(partitions)} dates"
     )
     return {**publication, "lake": result}
-
-
-def last_publication_path(layout: config.DataLayout):
-    return layout.lake / "_last_publication.json"
 
 
 def atomic_write_json(path, payload: dict[str, Any]) -> None:
@@ -286,7 +282,7 @@ def rebuild_if_stale() -> dict[str, Any]:
     from letsjobit.warehouse import build as warehouse
 
     layout = config.layout()
-    path = last_publication_path(layout)
+    path = layout.last_publication
     if not path.exists():
         log.info("Nothing published to the lake yet at %s; nothing to build", layout.lake)
         return {"rebuilt": False, "reason": "no publication"}

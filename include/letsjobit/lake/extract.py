@@ -1,17 +1,16 @@
 """Extraction to the raw zone: one chunk of the visits listing, written as the API answered it.
 
-``extract_to_raw`` streams every page of one filtered listing into
-``layout.raw / run_id=<run_id> / part-<chunk>.jsonl.gz`` (one JSON object per page: offset, filters,
-fetched_at, body) and writes ``manifest-<chunk>.json`` beside it with the extraction report. Both are
-written to a temporary name and renamed, so a chunk is either wholly there or absent, and a re-run
-replaces it exactly. Memory stays flat: pages go to disk as they arrive.
+``extract_to_raw`` streams every page of one filtered listing into ``layout.raw_part(run_id, chunk)``
+(``raw/run_id=<run_id>/part-<chunk>.jsonl.gz``, one JSON object per page: offset, filters, fetched_at,
+body) and writes ``layout.raw_manifest(run_id, chunk)`` (``manifest-<chunk>.json``) beside it with the
+extraction report. Both are written to a temporary name and renamed, so a chunk is either wholly there
+or absent, and a re-run replaces it exactly. Memory stays flat: pages go to disk as they arrive.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
-import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT_VERSION = 1
 GZIP_LEVEL = 5
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+:\-]*$")
 
 
 @dataclass(frozen=True)
@@ -55,18 +53,6 @@ class ExtractResult:
         return out
 
 
-def run_dir(layout: DataLayout, run_id: str) -> Path:
-    return layout.raw / f"run_id={_checked_name('run_id', run_id)}"
-
-
-def part_path(layout: DataLayout, run_id: str, chunk: str | int) -> Path:
-    return run_dir(layout, run_id) / f"part-{_checked_name('chunk', str(chunk))}.jsonl.gz"
-
-
-def manifest_path(layout: DataLayout, run_id: str, chunk: str | int) -> Path:
-    return run_dir(layout, run_id) / f"manifest-{_checked_name('chunk', str(chunk))}.json"
-
-
 def extract_to_raw(
     client: LetsJobItClient,
     run_id: str,
@@ -78,8 +64,8 @@ def extract_to_raw(
     chunk = str(chunk)
     filters = dict(filters or {})
     normalize_filters(filters)  # refuse a bad filter before touching the disk
-    target = part_path(layout, run_id, chunk)
-    manifest_target = manifest_path(layout, run_id, chunk)
+    target = layout.raw_part(run_id, chunk)
+    manifest_target = layout.raw_manifest(run_id, chunk)
     stats = ScanStats()
     visit_dates: set[str] = set()
     started_at = datetime.now(UTC)
@@ -160,9 +146,3 @@ def read_raw_pages(path: Path):
         for line in handle:
             if line.strip():
                 yield orjson.loads(line)
-
-
-def _checked_name(what: str, value: str) -> str:
-    if not value or not _SAFE_NAME.match(value) or ".." in value:
-        raise ValueError(f"{what} {value!r} cannot be used in a file name (letters, digits, ._=+:- only)")
-    return value

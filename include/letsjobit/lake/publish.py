@@ -30,7 +30,6 @@ from letsjobit import config, files
 from letsjobit.config import DataLayout
 from letsjobit.lake import schema
 from letsjobit.lake.parquet import partition_name, partition_value
-from letsjobit.lake.stage import staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +55,10 @@ class PublishResult:
 # --- publishing ----------------------------------------------------------------------------------
 
 
-def _journal_dir(layout: DataLayout) -> Path:
-    return layout.lake / "_journal"
-
-
-def _journal_path(layout: DataLayout, run_id: str) -> Path:
-    return _journal_dir(layout) / f"{run_id}.json"
-
-
 def publish_lock(layout: DataLayout) -> FileLock:
     """Held while a publication changes the lake; whoever holds it sees one publication, whole."""
     layout.state.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(layout.state / "lake-publish.lock"))
+    return FileLock(str(layout.publish_lock_file))
 
 
 def _staged_partitions(stage: Path, table: str) -> set[str]:
@@ -88,7 +79,7 @@ def _apply(layout: DataLayout, run_id: str, dates: list[str] | None) -> tuple[li
     hold partitions of its own, e.g. the null partition of a full refresh).
     """
     stage = layout.audited(run_id)
-    scratch = layout.lake / "_publish_tmp" / run_id
+    scratch = layout.publish_scratch(run_id)
     shutil.rmtree(scratch, ignore_errors=True)  # leftovers of an interrupted attempt
     scratch.mkdir(parents=True)
     replaced: set[str] = set()
@@ -135,7 +126,7 @@ def _apply(layout: DataLayout, run_id: str, dates: list[str] | None) -> tuple[li
 def _finish_interrupted(layout: DataLayout, skip: str | None = None) -> list[str]:
     """Roll forward publications whose journal says they started and did not finish."""
     finished = []
-    directory = _journal_dir(layout)
+    directory = layout.journals
     if not directory.is_dir():
         return finished
     journals = []
@@ -152,7 +143,7 @@ def _finish_interrupted(layout: DataLayout, skip: str | None = None) -> list[str
             )
         log.warning("Finishing the interrupted publication of run %s", run_id)
         _apply(layout, run_id, journal["partitions"])
-        files.write_json(_journal_path(layout, run_id), {**journal, "state": "published", "recovered": True})
+        files.write_json(layout.journal(run_id), {**journal, "state": "published", "recovered": True})
         finished.append(run_id)
     return finished
 
@@ -166,9 +157,9 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
     exactly the audited rows of that date (removed if there are none); other partitions are not touched.
     """
     started = time.monotonic()
-    if not staging_dir(layout, run_id).is_dir():
+    if not layout.staging_run(run_id).is_dir():
         raise PublishError(
-            f"run {run_id!r} has nothing staged at {staging_dir(layout, run_id)}; stage_run it first"
+            f"run {run_id!r} has nothing staged at {layout.staging_run(run_id)}; stage_run it first"
         )
     stage = layout.audited(run_id)
     if not stage.is_dir():
@@ -185,7 +176,7 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
             "state": "publishing",
             "started_at": datetime.now(UTC).isoformat(),
         }
-        files.write_json(_journal_path(layout, run_id), journal)
+        files.write_json(layout.journal(run_id), journal)
         replaced, removed = _apply(layout, run_id, dates)
         published_days = None if dates is None else set(dates)
         rows = {
@@ -194,7 +185,7 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
             for table in schema.LAKE_TABLES
         }  # fmt: skip
         files.write_json(
-            _journal_path(layout, run_id),
+            layout.journal(run_id),
             {**journal, "state": "published", "finished_at": datetime.now(UTC).isoformat(),
              "replaced": replaced, "removed": removed, "rows": rows},
         )  # fmt: skip
@@ -238,8 +229,8 @@ def prune_runs(
     A run whose publication is still pending in the journal is always kept.
     """
     pending = set()
-    if _journal_dir(layout).is_dir():
-        for path in _journal_dir(layout).glob("*.json"):
+    if layout.journals.is_dir():
+        for path in layout.journals.glob("*.json"):
             journal = orjson.loads(path.read_bytes())
             if journal.get("state") == "publishing":
                 pending.add(journal["run_id"])

@@ -96,17 +96,9 @@ class StageResult:
         return asdict(self)
 
 
-def raw_run_dir(layout: DataLayout, run_id: str) -> Path:
-    return layout.raw / f"run_id={run_id}"
-
-
-def staging_dir(layout: DataLayout, run_id: str) -> Path:
-    return layout.staging / run_id
-
-
 def raw_parts(layout: DataLayout, run_id: str) -> list[Path]:
     """The run's raw parts in a stable order (by chunk name)."""
-    run_dir = raw_run_dir(layout, run_id)
+    run_dir = layout.raw_run(run_id)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no raw pages for run {run_id!r}: {run_dir} does not exist")
     return sorted(path for path in run_dir.iterdir() if _PART_RE.fullmatch(path.name))
@@ -488,7 +480,7 @@ def stage_run(
     key = config.pseudonymise_key() if pseudonymise_key is ... else pseudonymise_key
     workers = workers or default_workers()
     parts = raw_parts(layout, run_id)
-    final = staging_dir(layout, run_id)
+    final = layout.staging_run(run_id)
     layout.staging.mkdir(parents=True, exist_ok=True)
     for stale in layout.staging.glob(f".{run_id}.tmp-*"):  # scratch of an attempt that died
         shutil.rmtree(stale, ignore_errors=True)
