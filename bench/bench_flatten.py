@@ -5,7 +5,7 @@
 
 The raw pages are generated once with the simulator's generator (the extractor's format: gzip JSON lines,
 100 visits a page) and cached under --cache-dir, so a re-run measures only the lake. The figures are the
-wall time of `lake.stage_run` (parse, flatten, coerce, dedupe, sort, write parquet) and the peak resident
+wall time of `stage.stage_run` (parse, flatten, coerce, dedupe, sort, write parquet) and the peak resident
 memory of the whole process tree (this process and its workers, summed, sampled every 50 ms).
 With --floor it first measures the floor: gunzip + orjson parse of the same pages, nothing else.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 import psutil
 from letsjobit.config import DataLayout
-from letsjobit.lake import store as lake
+from letsjobit.lake import stage
 
 PAGE_SIZE = 100
 GENERATION_BLOCK = 10_000
@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--visits", type=int, default=1_000_000)
     parser.add_argument("--parts", type=int, default=1, help="raw parts (a full refresh is one part)")
     parser.add_argument("--workers", type=int, default=None, help="flatten processes (default: CPUs, max 2)")
-    parser.add_argument("--pages-per-batch", type=int, default=lake.PAGES_PER_BATCH)
+    parser.add_argument("--pages-per-batch", type=int, default=stage.PAGES_PER_BATCH)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--anchor", type=date.fromisoformat, default=date(2026, 11, 1))
     parser.add_argument("--generator", default="letsjobit.simulator.data:generate_visits")
@@ -200,7 +200,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     with PeakMemory() as memory:
         started = time.monotonic()
-        result = lake.stage_run(
+        result = stage.stage_run(
             "bench", layout, workers=args.workers, pages_per_batch=args.pages_per_batch, pseudonymise_key=None
         )
         seconds = time.monotonic() - started

@@ -161,7 +161,7 @@ def write_lake(layout: DataLayout, visits: int, where: str = "true", overrides: 
 
 
 def republish(layout: DataLayout, visits: int, days: list[date], run: str) -> None:
-    """Replace whole partitions, as lake.publish_run does: ratings and run id change."""
+    """Replace whole partitions, as publish.publish_run does: ratings and run id change."""
     for table in schema.TABLES:
         for day in days:
             shutil.rmtree(layout.table(table) / f"visit_date={day}", ignore_errors=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -51,6 +52,15 @@ SIMULATOR_DEFAULT_KEY = "sim-local-key"
 # The validation gate builds a run's audited output beside it under this prefix, then swaps it in.
 AUDIT_SCRATCH_PREFIX = ".audited-"
 
+# What a run id or chunk may be where it names a raw file: Airflow's run ids pass, paths do not.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+:\-]*$")
+
+
+def _file_name(what: str, value: str) -> str:
+    if not value or not _SAFE_NAME.match(value) or ".." in value:
+        raise ValueError(f"{what} {value!r} cannot be used in a file name (letters, digits, ._=+:- only)")
+    return value
+
 
 @dataclass(frozen=True)
 class DataLayout:
@@ -67,10 +77,29 @@ class DataLayout:
         """Raw API pages, gzip JSON lines, one folder per extraction run."""
         return self.lake / "raw"
 
+    def raw_run(self, run_id: str) -> Path:
+        """A run's raw pages: its parts and their manifests."""
+        return self.raw / f"run_id={run_id}"
+
+    def raw_part(self, run_id: str, chunk: str | int) -> Path:
+        """The pages of one chunk of a run as fetched (`part-<chunk>.jsonl.gz`); the names are checked."""
+        return self._raw_file(run_id, f"part-{_file_name('chunk', str(chunk))}.jsonl.gz")
+
+    def raw_manifest(self, run_id: str, chunk: str | int) -> Path:
+        """The extraction report of one chunk of a run, beside its part; the names are checked."""
+        return self._raw_file(run_id, f"manifest-{_file_name('chunk', str(chunk))}.json")
+
+    def _raw_file(self, run_id: str, name: str) -> Path:
+        return self.raw_run(_file_name("run_id", run_id)) / name
+
     @property
     def staging(self) -> Path:
         """Write area of write-audit-publish: a run's tables before validation."""
         return self.lake / "_staging"
+
+    def staging_run(self, run_id: str) -> Path:
+        """A run's staged tables (`<table>/visit_date=.../`), what the validation gate audits."""
+        return self.staging / run_id
 
     @property
     def quarantine(self) -> Path:
@@ -79,7 +108,30 @@ class DataLayout:
 
     def audited(self, run_id: str) -> Path:
         """The validation gate's output for a staged run: what publishing takes (the staging stays as it is)."""
-        return self.staging / run_id / "_audited"
+        return self.staging_run(run_id) / "_audited"
+
+    @property
+    def journals(self) -> Path:
+        """The publication journal: one `<run>.json` per publication (state, partitions, rows)."""
+        return self.lake / "_journal"
+
+    def journal(self, run_id: str) -> Path:
+        """The journal of a run's publication."""
+        return self.journals / f"{run_id}.json"
+
+    def publish_scratch(self, run_id: str) -> Path:
+        """Where a publication links the audited files before swapping them in; removed after."""
+        return self.lake / "_publish_tmp" / run_id
+
+    @property
+    def publish_lock_file(self) -> Path:
+        """The lock file held while a publication changes the lake (the warehouse build takes it too)."""
+        return self.state / "lake-publish.lock"
+
+    @property
+    def last_publication(self) -> Path:
+        """The latest publication (run, partitions, validation) the warehouse is rebuilt from."""
+        return self.lake / "_last_publication.json"
 
     @property
     def warehouse(self) -> Path:

@@ -118,7 +118,7 @@ def window_run(sim, airflow, full_refresh) -> Published:
     code, _ = dags_test(airflow, logical_date=WINDOW_RUN_DATE, conf=WINDOW_CONF)
     assert code == 0, f"window run failed; see {airflow.log_file}"
     layout = config.DataLayout(airflow.data_dir)
-    publication = json.loads((layout.lake / "_last_publication.json").read_text())
+    publication = json.loads(layout.last_publication.read_text())
     assert {date.fromisoformat(day) for day in publication["partitions"]} == WINDOW
     return Published(sim.store.snapshot(), dict(sim.store.bad_records), layout)
 

@@ -149,7 +149,7 @@ def raw_page(visits: list[Any], offset: int = 0, fetched_at: datetime = FETCHED_
 
 def write_raw_part(layout: DataLayout, run_id: str, chunk: int | str, pages: list[dict]) -> Path:
     """Write pages to `raw/run_id=<run>/part-<chunk>.jsonl.gz` the way the extractor does."""
-    path = layout.raw / f"run_id={run_id}" / f"part-{chunk}.jsonl.gz"
+    path = layout.raw_part(run_id, chunk)
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wb") as out:
         for page in pages:

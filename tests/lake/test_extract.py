@@ -117,6 +117,6 @@ def test_unsafe_run_ids_and_chunks_are_refused(simulator, client_factory, layout
 
 
 def test_airflow_run_ids_are_accepted(layout):
-    path = extract.part_path(layout, "scheduled__2026-11-24T00:00:00+00:00", "2026-11-23")
+    path = layout.raw_part("scheduled__2026-11-24T00:00:00+00:00", "2026-11-23")
     assert path.name == "part-2026-11-23.jsonl.gz"
     assert path.parent.name == "run_id=scheduled__2026-11-24T00:00:00+00:00"

@@ -8,8 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from letsjobit.api.client import LetsJobItClient
 from letsjobit.api.settings import ClientSettings
-from letsjobit.lake import extract, schema
-from letsjobit.lake import store as lake
+from letsjobit.lake import extract, parquet, publish, schema, stage
 from letsjobit.quality import audit
 from letsjobit.quality.audit import Verdict
 from letsjobit.simulator.bad_record_kinds import BAD_RECORD_KIND_NAMES
@@ -51,19 +50,19 @@ def test_every_kind_of_bad_record_is_its_oracle_issue_row_and_only_record_cases_
     expected = expected_outcome(sim.store.snapshot(), bad_records)
     client = client_of(sim, layout)
     extracted = extract.extract_to_raw(client, "sim_run", "full", {}, layout)
-    staged = lake.stage_run("sim_run", layout)
+    staged = stage.stage_run("sim_run", layout)
 
     result = audit.audit_run("sim_run", layout, extracted.distinct_visits, staged.rows)
-    lake.publish_run("sim_run", layout, None)
+    publish.publish_run("sim_run", layout, None)
 
-    issues = lake.read_table(layout.table("data_issues"))
+    issues = parquet.read_table(layout.table("data_issues"))
     wanted = sorted(((*issue.row(), issue.visit_date) for issue in expected.issues), key=issue_sort_key)
     assert rows_of(issues, COMPARED) == wanted
     assert result.verdict is Verdict.QUARANTINED
     assert result.field_issues == sum(issue.severity == "field" for issue in expected.issues)
     assert result.quarantined_records == sum(issue.severity == "record" for issue in expected.issues)
 
-    tables = {name: lake.read_table(layout.table(name)) for name in schema.TABLES}
+    tables = {name: parquet.read_table(layout.table(name)) for name in schema.TABLES}
     assert {name: table.num_rows for name, table in tables.items()} == expected.row_counts
     assert set(tables["visits"].column("visit_id").to_pylist()) == expected.published
     # Only a visit that cannot be placed is quarantined whole; one without _id never even landed.

@@ -8,8 +8,7 @@ import json
 import pyarrow as pa
 import pytest
 from letsjobit.devtools import summary
-from letsjobit.lake import schema
-from letsjobit.lake import store as lake
+from letsjobit.lake import parquet, publish, schema
 from letsjobit.quality import audit
 from letsjobit.quality.audit import ValidationFailed, Verdict
 
@@ -24,12 +23,12 @@ def write_audit_publish(layout, run_id: str, rows) -> audit.AuditResult:
     """What the DAG does: publish only when the audit returns."""
     write_staged(layout, rows, run_id=run_id, visit_date_in_files=True)
     result = audit.audit_run(run_id, layout, len(rows["visits"]), counts(rows))
-    lake.publish_run(run_id, layout, None)
+    publish.publish_run(run_id, layout, None)
     return result
 
 
 def published(layout) -> dict[str, pa.Table]:
-    return {name: lake.read_table(layout.table(name)) for name in schema.TABLES}
+    return {name: parquet.read_table(layout.table(name)) for name in schema.TABLES}
 
 
 def test_failed_audit_leaves_the_published_lake_as_it_was(layout):
@@ -56,8 +55,8 @@ def test_a_systemic_problem_publishes_nothing(layout):
         write_audit_publish(layout, "run_rescaled", broken)
 
     assert {name: tree_digest(layout.table(name)) for name in schema.LAKE_TABLES} == before
-    with pytest.raises(lake.PublishError, match="validation gate"):
-        lake.publish_run("run_rescaled", layout, None)
+    with pytest.raises(publish.PublishError, match="validation gate"):
+        publish.publish_run("run_rescaled", layout, None)
 
 
 def test_a_bad_rating_costs_only_itself_and_a_visit_without_date_is_quarantined_with_its_children(layout):
@@ -82,7 +81,7 @@ def test_a_bad_rating_costs_only_itself_and_a_visit_without_date_is_quarantined_
         )
     )
     assert ratings[rated_badly] is None and ratings["v00008"] == 4
-    issues = lake.read_table(layout.table("data_issues")).to_pylist()
+    issues = parquet.read_table(layout.table("data_issues")).to_pylist()
     assert sorted((i["visit_id"], i["check_name"], i["action"]) for i in issues) == [
         (rated_badly, "visits.signee_rating_in_range", "nulled"),
         ("v00011", "visits.date_valid", "quarantined"),

@@ -155,7 +155,7 @@ def check_warehouse(
         touched.add(change["_id"])
         if change.get("visit") is not None:
             meanwhile[change["_id"]].append(change["visit"])
-    publication = json.loads((layout.lake / "_last_publication.json").read_text())
+    publication = json.loads(layout.last_publication.read_text())
     partitions = publication["partitions"]
     covered = None if partitions is None else {date.fromisoformat(day) for day in partitions}
     check = RunCheck(run_id=publication["run_id"], covered_dates=None if covered is None else len(covered))

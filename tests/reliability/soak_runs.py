@@ -111,7 +111,7 @@ def phase_markers(layout: config.DataLayout, phase: str) -> set[str]:
         return {str(path) for path in layout.staging.glob(".*.tmp-*/staged/**/*.parquet")}
     if phase == "publish":
         publishing = set()
-        for journal in (layout.lake / "_journal").glob("*.json"):
+        for journal in layout.journals.glob("*.json"):
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(journal.read_text()).get("state") == "publishing":
                     publishing.add(str(journal))

@@ -27,8 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from letsjobit.config import DataLayout
-from letsjobit.lake import coerce, flatten, schema
-from letsjobit.lake import store as lake
+from letsjobit.lake import coerce, flatten, parquet, schema, stage
 from letsjobit.quality import suites
 
 from tests.lake.conftest import FETCHED_AT, raw_page, reference_visit
@@ -259,7 +258,7 @@ def test_values_nested_up_to_the_json_parsers_limit_land_or_are_recorded(depth, 
 
 
 def write_raw_lines(layout: DataLayout, run_id: str, lines: list[bytes]) -> None:
-    path = lake.raw_run_dir(layout, run_id) / "part-0.jsonl.gz"
+    path = layout.raw_run(run_id) / "part-0.jsonl.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wb") as out:
         for line in lines:
@@ -278,9 +277,9 @@ def test_staging_a_run_of_hostile_pages_keeps_every_good_visit(tmp_path_factory,
             continue  # nested past orjson's 254 levels: the extractor could not have written it either
     write_raw_lines(layout, RUN_ID, lines)
 
-    result = lake.stage_run(RUN_ID, layout, workers=1, pseudonymise_key=None)
+    result = stage.stage_run(RUN_ID, layout, workers=1, pseudonymise_key=None)
 
-    staged = lake.read_table(lake.staging_dir(layout, RUN_ID) / "visits").column("visit_id").to_pylist()
+    staged = parquet.read_table(layout.staging_run(RUN_ID) / "visits").column("visit_id").to_pylist()
     landed = {visit_id_of(v.get("_id")) for v, _ in landed_visits([orjson.loads(line) for line in lines])[0]}
     assert sorted(staged) == sorted(landed), "each visit with an id is staged exactly once"
     assert result.rows["visits"] == len(landed)
@@ -300,10 +299,10 @@ def test_a_raw_line_with_invalid_utf8_fails_staging_with_an_error_naming_the_fil
     write_raw_lines(layout, RUN_ID, [good, broken])
 
     with pytest.raises(flatten.RawPageError) as error:
-        lake.stage_run(RUN_ID, layout, workers=1, pseudonymise_key=None)
+        stage.stage_run(RUN_ID, layout, workers=1, pseudonymise_key=None)
 
     assert "part-0.jsonl.gz:2" in str(error.value)
-    assert not lake.staging_dir(layout, RUN_ID).exists(), "a failed staging leaves nothing half-written"
+    assert not layout.staging_run(RUN_ID).exists(), "a failed staging leaves nothing half-written"
 
 
 @FUZZ

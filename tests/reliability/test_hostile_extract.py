@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from letsjobit.api.pages import Page
 from letsjobit.config import DataLayout
-from letsjobit.lake import extract
-from letsjobit.lake import store as lake
+from letsjobit.lake import extract, parquet, stage
 
 from tests.lake.conftest import reference_visit
 from tests.reliability.hostile import nested
@@ -53,9 +52,9 @@ def test_a_page_nested_deeper_than_orjson_writes_is_extracted_and_staged_with_it
     ]
 
     extract.extract_to_raw(AnsweredPages(pages), RUN_ID, "all", {}, layout)
-    staged = lake.stage_run(RUN_ID, layout, workers=1, pseudonymise_key=None)
+    staged = stage.stage_run(RUN_ID, layout, workers=1, pseudonymise_key=None)
 
-    visits = lake.read_table(lake.staging_dir(layout, RUN_ID) / "visits")
+    visits = parquet.read_table(layout.staging_run(RUN_ID) / "visits")
     assert sorted(visits.column("visit_id").to_pylist()) == ["after", "before", "deep"]
     assert staged.pages == 3
     geocoding = {row["visit_id"]: row["geocoding"] for row in visits.to_pylist()}["deep"]

@@ -38,9 +38,7 @@ def build_warehouse(
 ):
     """A warehouse with just what the soak reads: build_info, fct_visits, kpi_daily and fct_data_issues."""
     layout.lake.mkdir(parents=True, exist_ok=True)
-    (layout.lake / "_last_publication.json").write_text(
-        json.dumps({"run_id": run_id, "partitions": partitions})
-    )
+    layout.last_publication.write_text(json.dumps({"run_id": run_id, "partitions": partitions}))
     with duckdb.connect(str(layout.warehouse)) as connection:
         connection.execute("create schema marts")
         connection.execute("create table marts.build_info as select ? as run_id", [run_id])
@@ -105,7 +103,7 @@ def test_lost_duplicated_mismatched_ghost_visits_and_wrong_kpis_are_each_counted
 def test_a_warehouse_built_by_another_run_than_the_lake_publication_fails(tmp_path):
     layout = DataLayout(tmp_path)
     build_warehouse(layout, [row(record("a"))], [record("a")], None)
-    (layout.lake / "_last_publication.json").write_text(json.dumps({"run_id": "run-3", "partitions": None}))
+    layout.last_publication.write_text(json.dumps({"run_id": "run-3", "partitions": None}))
 
     check = soak_checks.check_warehouse(layout, truth(record("a")), truth(record("a")))
 

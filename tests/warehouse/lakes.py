@@ -1,6 +1,6 @@
 """Write small published lakes for warehouse tests, typed exactly as the lake types them.
 
-Mirrors what lake.publish_run leaves behind: ``layout.table(name) / visit_date=YYYY-MM-DD /
+Mirrors what publish.publish_run leaves behind: ``layout.table(name) / visit_date=YYYY-MM-DD /
 *.parquet``, a whole partition replaced at a time, for the three keyed tables (schema.TABLES) and
 the issues table (``data_issues``, whose issues without a date sit in the hive null partition).
 Rows hold what the lake stores, not what the API sent: an unrated visit has ``signee_rating`` None
@@ -115,7 +115,7 @@ def issue(visit_row: dict | None, check_name: str, field: str, raw_value, **colu
 def publish(layout, visits=(), lines=(), extra_data=(), dates=None, issues=()) -> set[date]:
     """Replace the partitions of ``dates`` (default: the dates of the rows given) with these rows.
 
-    A partition named in ``dates`` with no rows is removed, as lake.publish_run does; the issues of
+    A partition named in ``dates`` with no rows is removed, as publish.publish_run does; the issues of
     a date are replaced with the date (``None`` in ``dates`` names the null partition). Returns the
     visit dates replaced, as a caller names them to an incremental build.
     """

@@ -198,11 +198,11 @@ def _one_publication(layout, generation: int, days: list[date]) -> int:
 def test_a_build_reads_one_publication_whole_while_the_next_lands(layout):
     """The build links the lake's files under the publish lock: a publication in progress makes it wait,
     and one that lands after the snapshot neither mixes into the build nor pulls files from under it."""
-    from letsjobit.lake import store as lake
+    from letsjobit.lake import publish
 
     days = [date(2026, 10, 1) + timedelta(days=n) for n in range(5)]
     _one_publication(layout, 1, days)
-    with lake.publish_lock(layout):  # a publication is under way...
+    with publish.publish_lock(layout):  # a publication is under way...
         builder = threading.Thread(target=warehouse.build, args=(layout,), kwargs={"run_id": "during"})
         builder.start()
         time.sleep(0.5)

@@ -206,10 +206,10 @@ def partitions_of(extracted: list[dict[str, Any]]) -> list[str] | None:
 
 
 def stage(run_id: str) -> dict[str, Any]:
-    from letsjobit.lake import store as lake
+    from letsjobit.lake.stage import stage_run
 
     layout = config.layout()
-    result = as_dict(lake.stage_run(run_id, layout))
+    result = as_dict(stage_run(run_id, layout))
     lineage.record(layout, inputs=[lineage.folder(layout.raw)], outputs=[lineage.folder(layout.staging)])
     return result
 
@@ -236,12 +236,12 @@ def audit(run_id: str, extracted: list[dict[str, Any]], staged: dict[str, Any]) 
 
 def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any]) -> dict[str, Any]:
     """Publish the gate's audited output into the lake and record the publication for the warehouse."""
-    from letsjobit.lake import store as lake
+    from letsjobit.lake.publish import prune_runs, publish_run
 
     layout = config.layout()
     partitions = partitions_of(extracted)
     dates = None if partitions is None else [date.fromisoformat(day) for day in partitions]
-    result = as_dict(lake.publish_run(run_id, layout, dates))
+    result = as_dict(publish_run(run_id, layout, dates))
     publication = {
         "run_id": run_id,
         "partitions": partitions,
@@ -251,17 +251,13 @@ def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any
             for key in ("verdict", "failed_checks", "report_html", "field_issues", "quarantined_records")
         },
     }
-    atomic_write_json(last_publication_path(layout), publication)
+    atomic_write_json(layout.last_publication, publication)
     lineage.record(layout, inputs=[lineage.folder(layout.staging)], outputs=lineage.lake_tables(layout))
-    lake.prune_runs(layout, keep=config.keep_runs())
+    prune_runs(layout, keep=config.keep_runs())
     log.info(
         "Published run %s (%s)", run_id, "full refresh" if partitions is None else f"{len(partitions)} dates"
     )
     return {**publication, "lake": result}
-
-
-def last_publication_path(layout: config.DataLayout):
-    return layout.lake / "_last_publication.json"
 
 
 def atomic_write_json(path, payload: dict[str, Any]) -> None:
@@ -298,7 +294,7 @@ def rebuild_if_stale() -> dict[str, Any]:
     from letsjobit.warehouse import build as warehouse
 
     layout = config.layout()
-    path = last_publication_path(layout)
+    path = layout.last_publication
     if not path.exists():
         log.info("Nothing published to the lake yet at %s; nothing to build", layout.lake)
         return {"rebuilt": False, "reason": "no publication"}

@@ -38,9 +38,7 @@ def validation_summary(layout: config.DataLayout) -> dict:
 
 def last_publication(layout: config.DataLayout) -> dict:
     """The lake's latest publication record (run id, the partitions it replaced), or {}."""
-    from letsjobit.airflow.tasks import last_publication_path
-
-    path = last_publication_path(layout)
+    path = layout.last_publication
     return json.loads(path.read_text()) if path.exists() else {}
 
 

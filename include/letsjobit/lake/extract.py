@@ -1,18 +1,16 @@
 """Extraction to the raw zone: one chunk of the visits listing, written as the API answered it.
 
-``extract_to_raw`` streams every page of one filtered listing into
-``layout.raw / run_id=<run_id> / part-<chunk>.jsonl.gz`` (one JSON object per page: offset, filters,
-fetched_at, body) and writes ``manifest-<chunk>.json`` beside it with the extraction report. Both are
-written to a temporary name and renamed, so a chunk is either wholly there or absent, and a re-run
-replaces it exactly. Memory stays flat: pages go to disk as they arrive.
+``extract_to_raw`` streams every page of one filtered listing into ``layout.raw_part(run_id, chunk)``
+(``raw/run_id=<run_id>/part-<chunk>.jsonl.gz``, one JSON object per page: offset, filters, fetched_at,
+body) and writes ``layout.raw_manifest(run_id, chunk)`` (``manifest-<chunk>.json``) beside it with the
+extraction report. Both are written to a temporary name and renamed, so a chunk is either wholly there
+or absent, and a re-run replaces it exactly. Memory stays flat: pages go to disk as they arrive.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
-import os
-import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from letsjobit import files
 from letsjobit.api.client import LetsJobItClient
 from letsjobit.api.pages import Page
 from letsjobit.api.paging import ScanStats
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT_VERSION = 1
 GZIP_LEVEL = 5
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+:\-]*$")
 
 
 @dataclass(frozen=True)
@@ -58,18 +56,6 @@ class ExtractResult:
         return out
 
 
-def run_dir(layout: DataLayout, run_id: str) -> Path:
-    return layout.raw / f"run_id={_checked_name('run_id', run_id)}"
-
-
-def part_path(layout: DataLayout, run_id: str, chunk: str | int) -> Path:
-    return run_dir(layout, run_id) / f"part-{_checked_name('chunk', str(chunk))}.jsonl.gz"
-
-
-def manifest_path(layout: DataLayout, run_id: str, chunk: str | int) -> Path:
-    return run_dir(layout, run_id) / f"manifest-{_checked_name('chunk', str(chunk))}.json"
-
-
 def extract_to_raw(
     client: LetsJobItClient,
     run_id: str,
@@ -81,27 +67,23 @@ def extract_to_raw(
     chunk = str(chunk)
     filters = dict(filters or {})
     normalize_filters(filters)  # refuse a bad filter before touching the disk
-    target = part_path(layout, run_id, chunk)
-    manifest_target = manifest_path(layout, run_id, chunk)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    target = layout.raw_part(run_id, chunk)
+    manifest_target = layout.raw_manifest(run_id, chunk)
     stats = ScanStats()
     visit_dates: set[str] = set()
     started_at = datetime.now(UTC)
     log.info("Extracting chunk %s of run %s into %s", chunk, run_id, target)
-    try:
-        with gzip.open(tmp, "wb", compresslevel=GZIP_LEVEL) as out:
-            for page in client.iter_pages(stats=stats, **filters):
-                out.write(_raw_line(page))
-                out.write(b"\n")
-                for visit in page.new_data:
-                    if isinstance(visit, dict) and visit.get("date") is not None:
-                        visit_dates.add(str(visit["date"]))
-        _fsync(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # Durable: later runs replay the raw pages, so after a power loss a part is old or whole, never half.
+    with (
+        files.atomic_path(target, durable=True) as temporary,
+        gzip.open(temporary, "wb", compresslevel=GZIP_LEVEL) as out,
+    ):
+        for page in client.iter_pages(stats=stats, **filters):
+            out.write(_raw_line(page))
+            out.write(b"\n")
+            for visit in page.new_data:
+                if isinstance(visit, dict) and visit.get("date") is not None:
+                    visit_dates.add(str(visit["date"]))
     report = stats.as_dict()
     manifest = {
         "format": MANIFEST_FORMAT_VERSION,
@@ -115,7 +97,7 @@ def extract_to_raw(
         "visit_dates": sorted(visit_dates),
         **report,
     }
-    _write_atomic(manifest_target, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    files.write_json(manifest_target, manifest)
     result = ExtractResult(
         run_id=run_id,
         chunk=chunk,
@@ -167,24 +149,3 @@ def read_raw_pages(path: Path):
         for line in handle:
             if line.strip():
                 yield orjson.loads(line)
-
-
-def _checked_name(what: str, value: str) -> str:
-    if not value or not _SAFE_NAME.match(value) or ".." in value:
-        raise ValueError(f"{what} {value!r} cannot be used in a file name (letters, digits, ._=+:- only)")
-    return value
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

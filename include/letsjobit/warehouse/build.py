@@ -219,7 +219,7 @@ def snapshot_lake(layout: config.DataLayout, root: Path) -> config.DataLayout:
     Links are taken in milliseconds and keep the files of one publication alive for the whole build,
     while the next publication goes ahead. (Copies if the lake is on another file system.)
     """
-    from letsjobit.lake.store import publish_lock
+    from letsjobit.lake.publish import publish_lock
 
     snapshot = config.DataLayout(root)
     linked = 0

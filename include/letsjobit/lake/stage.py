@@ -1,37 +1,29 @@
-"""The parquet lake: stage a run from its raw pages, publish it atomically, keep history tidy.
+"""Staging: a run's raw pages -> typed parquet tables in `_staging/<run>/`, with bounded memory.
 
-Write -> audit -> publish:
+`stage_run(run_id, layout)` reads every raw part of the run (`layout.raw_run(run_id)`), flattens the
+pages in batches (`flatten.py`, in a pool of worker processes), keeps the latest fetched copy of each
+visit, and writes typed parquet to `_staging/<run>/<table>/visit_date=YYYY-MM-DD/` for the three data
+tables and `data_issues` (the flattener's issues). Any run can be replayed: staging reads only the raw
+pages. The validation gate then audits the staged tables, and `publish.py` publishes its output.
 
-1. `stage_run(run_id, layout)` reads every raw part of the run (`raw/run_id=<run>/part-*.jsonl.gz`),
-   flattens the pages in batches (`flatten.py`, in a pool of worker processes), keeps the latest fetched
-   copy of each visit, and writes typed parquet to `_staging/<run>/<table>/visit_date=YYYY-MM-DD/` for
-   the three data tables and `data_issues` (the flattener's issues). Any run can be replayed: staging
-   reads only the raw pages.
-2. The validation gate (`validate.py`) audits the staged tables without changing them and writes the
-   audited output beside them, `_staging/<run>/_audited/<table>/` (see `DataLayout.audited`).
-3. `publish_run(run_id, layout, partitions)` makes the audited output the lake's, the four tables alike
-   (`schema.LAKE_TABLES`): a full refresh (None) replaces each whole table, a list of dates replaces
-   exactly those `visit_date` partitions (removing those with no audited rows). Each table or partition
-   appears by one atomic directory exchange, so a reader sees the old or the new partition, never a mix;
-   a journal lets a crashed publish be finished by the next call.
+Memory is bounded by a batch of pages, not by the size of the run:
 
-Memory is bounded by a batch of pages, not by the size of the run: each worker flattens one batch of
-pages at a time into Arrow spill files (uncompressed IPC, on disk); deduplication needs only each visit's
-id, fetch time and read position; then one worker per table streams the spill, in reading order, into
-per-partition buffers of bounded size that are written out as parquet row groups.
+1. each worker flattens one batch of pages at a time and writes its rows, sorted by `visit_date`, to
+   Arrow spill files (one bare IPC message per partition, on disk);
+2. deduplication needs only each visit's id, fetch time and read position;
+3. then one job per `visit_date` partition gathers that partition's messages from every spill file, in
+   reading order, leaves out the older copies, and writes the partition of each table as parquet row
+   groups of bounded size.
 
-Rows with no `visit_date` are staged under `visit_date=__HIVE_DEFAULT_PARTITION__` (the null partition
-of Hive, pyarrow and DuckDB), where the validation gate finds and quarantines them (issues without a
-date stay there and are published by a full refresh). `visit_date` is also
-stored inside the files, so a file is typed on its own: read the lake with DuckDB
-(`read_parquet('<table>/*/*.parquet')`, with or without `hive_partitioning`) or with `dataset()` here.
+Rows with no `visit_date` are staged in the null partition (`parquet.NULL_PARTITION`), where the
+validation gate finds and quarantines them.
+
+Over 500 lines: the three phases share the private batch and spill types, and the spill's format (what
+a worker writes, what a partition job reads back) is one decision best read in one place.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import errno
 import gc
 import logging
 import multiprocessing
@@ -44,27 +36,22 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from filelock import FileLock
 
-from letsjobit import config
+from letsjobit import config, files
 from letsjobit.config import DataLayout
 from letsjobit.lake import flatten, schema
+from letsjobit.lake.parquet import NULL_PARTITION, partition_name
 from letsjobit.quality import suites
 
 log = logging.getLogger(__name__)
 
-TABLE_NAMES = tuple(schema.TABLES)  # the data tables
-LAKE_TABLE_NAMES = tuple(schema.LAKE_TABLES)  # what is staged and published: the data tables and the issues
-NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 SEQUENCE_COLUMN = "_seq"  # spill only: the visit's read position, to keep the latest copy of a visit
 
 RAW_READ_BYTES = 4 * 2**20
@@ -81,10 +68,6 @@ _SEQUENCE_BITS = 32  # _seq = batch number << 32 | row of the visit in its batch
 # The _seq of an issue about a visit without _id: batch number << 32 | this | row of the issue (visits of
 # a batch number far fewer), so that a copy of that record read twice is dropped like a visit's.
 _UNPLACED_SEQUENCE = 1 << (_SEQUENCE_BITS - 1)
-
-
-class PublishError(RuntimeError):
-    """A publication that cannot be done (nothing staged for the run, a journal that cannot finish)."""
 
 
 @dataclass
@@ -113,67 +96,12 @@ class StageResult:
         return asdict(self)
 
 
-@dataclass
-class PublishResult:
-    run_id: str
-    mode: str  # "full" or "partitions"
-    replaced: list[str]  # partitions now holding the run's rows (every table)
-    removed: list[str]  # partitions removed because the run staged no rows for them
-    rows: dict[str, int]  # rows published per lake table (data_issues included)
-    recovered: list[str] = field(default_factory=list)  # runs whose interrupted publication was finished
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# --- paths -------------------------------------------------------------------------------------
-
-
-def raw_run_dir(layout: DataLayout, run_id: str) -> Path:
-    return layout.raw / f"run_id={run_id}"
-
-
-def staging_dir(layout: DataLayout, run_id: str) -> Path:
-    return layout.staging / run_id
-
-
-def partition_name(day: date | str | None) -> str:
-    """`visit_date=YYYY-MM-DD`, or the null partition."""
-    if day is None or day == NULL_PARTITION:
-        return f"{schema.PARTITION_COLUMN}={NULL_PARTITION}"
-    return f"{schema.PARTITION_COLUMN}={day.isoformat() if isinstance(day, date) else day}"
-
-
-def partition_value(directory_name: str) -> str:
-    """The ISO date (or NULL_PARTITION) of a partition directory name."""
-    return directory_name.split("=", 1)[1]
-
-
 def raw_parts(layout: DataLayout, run_id: str) -> list[Path]:
     """The run's raw parts in a stable order (by chunk name)."""
-    run_dir = raw_run_dir(layout, run_id)
+    run_dir = layout.raw_run(run_id)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no raw pages for run {run_id!r}: {run_dir} does not exist")
     return sorted(path for path in run_dir.iterdir() if _PART_RE.fullmatch(path.name))
-
-
-def dataset(path: Path) -> ds.Dataset:
-    """A lake or staged table directory as a pyarrow dataset with the exact lake schema."""
-    name = path.name
-    table_schema = schema.LAKE_TABLES[name]
-    partitioning = ds.partitioning(pa.schema([table_schema.field(schema.PARTITION_COLUMN)]), flavor="hive")
-    return ds.dataset(path, schema=table_schema, format="parquet", partitioning=partitioning)
-
-
-def read_table(path: Path) -> pa.Table:
-    """A whole lake or staged table (small tables and tests; use DuckDB for analysis)."""
-    if not path.exists():
-        return schema.LAKE_TABLES[path.name].empty_table()
-    return dataset(path).to_table()
-
-
-# --- staging -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -552,7 +480,7 @@ def stage_run(
     key = config.pseudonymise_key() if pseudonymise_key is ... else pseudonymise_key
     workers = workers or default_workers()
     parts = raw_parts(layout, run_id)
-    final = staging_dir(layout, run_id)
+    final = layout.staging_run(run_id)
     layout.staging.mkdir(parents=True, exist_ok=True)
     for stale in layout.staging.glob(f".{run_id}.tmp-*"):  # scratch of an attempt that died
         shutil.rmtree(stale, ignore_errors=True)
@@ -596,7 +524,7 @@ def stage_run(
             ]
             written = [job.result() for job in jobs]
             lap("write")
-            for name in LAKE_TABLE_NAMES:
+            for name in schema.LAKE_TABLES:
                 (staged / name).mkdir(exist_ok=True)
         # CPU seconds of the work itself, whatever else the machine runs (inline: counted in flatten/write).
         timings["cpu_flatten"] = round(sum(summary.cpu_seconds for summary in summaries), 3)
@@ -604,7 +532,7 @@ def stage_run(
         if workers > 1:
             timings["cpu_main"] = round(time.process_time() - main_cpu, 3)
         shutil.rmtree(spill)
-        _replace_dir(staged, final, work / "previous")
+        files.replace_dir(staged, final, work / "previous")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -619,7 +547,7 @@ def stage_run(
         )  # fmt: skip
     visits_read = sum(summary.rows["visits"] for summary in summaries)
     partitions = written
-    rows = {name: sum(job.partitions.get(name, 0) for job in partitions) for name in TABLE_NAMES}
+    rows = {name: sum(job.partitions.get(name, 0) for job in partitions) for name in schema.TABLES}
     visits_without_date = sum(
         job.partitions.get("visits", 0) for job in partitions if job.name == NULL_PARTITION
     )
@@ -634,7 +562,7 @@ def stage_run(
         duplicates_dropped=len(older),
         visits_in_several_parts=in_several_parts,
         partitions=sorted(
-            job.name for job in partitions if any(job.partitions.get(name) for name in TABLE_NAMES)
+            job.name for job in partitions if any(job.partitions.get(name) for name in schema.TABLES)
         ),
         visits_without_date=visits_without_date,
         unknown_fields={table: sorted(names) for table, names in sorted(unknown.items())},
@@ -654,290 +582,3 @@ def stage_run(
         len(result.partitions), result.seconds,
     )  # fmt: skip
     return result
-
-
-# --- atomic directory replacement ----------------------------------------------------------------
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-_libc: Any = None
-
-
-def _exchange(first: Path, second: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2); False where the system cannot."""
-    global _libc
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.renameat2  # noqa: B018 - probe: glibc >= 2.28
-        except (OSError, AttributeError):
-            _libc = False
-    if _libc is False:
-        return False
-    result = _libc.renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP):
-        return False
-    raise OSError(code, f"cannot exchange {first} and {second}: {os.strerror(code)}")
-
-
-def _replace_dir(new: Path, target: Path, trash: Path) -> None:
-    """Make directory `new` visible as `target` in one step; the old `target` is deleted afterwards."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        if _exchange(new, target):
-            shutil.rmtree(new)  # `new` now names the previous content
-            return
-        os.rename(target, trash)  # no atomic exchange here: a reader may see no directory for a moment
-        os.rename(new, target)
-        shutil.rmtree(trash)
-        return
-    os.rename(new, target)
-
-
-def _remove_dir(target: Path, trash: Path) -> None:
-    """Remove a directory in one step (rename away, then delete)."""
-    if target.exists():
-        os.rename(target, trash)
-        shutil.rmtree(trash)
-
-
-def _link_tree(source: Path, destination: Path) -> None:
-    """Copy a directory tree by hard links (same file system) or copies; the source stays as it is."""
-
-    def link_or_copy(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, destination, copy_function=link_or_copy)
-
-
-# --- publishing ----------------------------------------------------------------------------------
-
-
-def _journal_dir(layout: DataLayout) -> Path:
-    return layout.lake / "_journal"
-
-
-def _journal_path(layout: DataLayout, run_id: str) -> Path:
-    return _journal_dir(layout) / f"{run_id}.json"
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    temporary.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
-    os.replace(temporary, path)
-
-
-def publish_lock(layout: DataLayout) -> FileLock:
-    """Held while a publication changes the lake; whoever holds it sees one publication, whole."""
-    layout.state.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(layout.state / "lake-publish.lock"))
-
-
-def _staged_partitions(stage: Path, table: str) -> set[str]:
-    directory = stage / table
-    if not directory.is_dir():
-        return set()
-    return {partition_value(path.name) for path in directory.iterdir() if path.is_dir() and "=" in path.name}
-
-
-def _count_rows(directory: Path) -> int:
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in directory.rglob("*.parquet"))
-
-
-def _apply(layout: DataLayout, run_id: str, dates: list[str] | None) -> tuple[list[str], list[str]]:
-    """Make the audited run the lake's data (the whole tables, or the given partitions).
-
-    Returns the partitions replaced and removed in the data tables (data_issues follows them, and may
-    hold partitions of its own, e.g. the null partition of a full refresh).
-    """
-    stage = layout.audited(run_id)
-    scratch = layout.lake / "_publish_tmp" / run_id
-    shutil.rmtree(scratch, ignore_errors=True)  # leftovers of an interrupted attempt
-    scratch.mkdir(parents=True)
-    replaced: set[str] = set()
-    removed: set[str] = set()
-    ignored: set[str] = set()
-    try:
-        for table in LAKE_TABLE_NAMES:
-            is_data = table in TABLE_NAMES
-            staged = _staged_partitions(stage, table)
-            target = layout.table(table)
-            if dates is None:
-                incoming = scratch / table
-                if (stage / table).is_dir():
-                    _link_tree(stage / table, incoming)
-                else:
-                    incoming.mkdir()
-                _replace_dir(incoming, target, scratch / f"{table}.previous")
-                replaced |= staged if is_data else set()
-                continue
-            target.mkdir(parents=True, exist_ok=True)
-            for day in dates:
-                name = partition_name(day)
-                if day in staged:
-                    incoming = scratch / f"{table}.{name}"
-                    _link_tree(stage / table / name, incoming)
-                    _replace_dir(incoming, target / name, scratch / f"{table}.{name}.previous")
-                    if is_data:
-                        replaced.add(day)
-                elif (target / name).exists():
-                    _remove_dir(target / name, scratch / f"{table}.{name}.previous")
-                    if is_data:
-                        removed.add(day)
-            ignored |= staged - set(dates)
-        if ignored:
-            log.warning(
-                "Run %s staged rows for partitions outside the dates it publishes, left unpublished: %s",
-                run_id, ", ".join(sorted(ignored)),
-            )  # fmt: skip
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return sorted(replaced), sorted(removed)
-
-
-def _finish_interrupted(layout: DataLayout, skip: str | None = None) -> list[str]:
-    """Roll forward publications whose journal says they started and did not finish."""
-    finished = []
-    directory = _journal_dir(layout)
-    if not directory.is_dir():
-        return finished
-    journals = []
-    for path in directory.glob("*.json"):
-        journal = orjson.loads(path.read_bytes())
-        if journal.get("state") == "publishing" and journal["run_id"] != skip:
-            journals.append(journal)
-    for journal in sorted(journals, key=lambda item: item["started_at"]):
-        run_id = journal["run_id"]
-        if not layout.audited(run_id).is_dir():
-            raise PublishError(
-                f"publication of run {run_id} was interrupted and its audited staging area "
-                f"{layout.audited(run_id)} is gone; re-stage and audit the run and publish it again"
-            )
-        log.warning("Finishing the interrupted publication of run %s", run_id)
-        _apply(layout, run_id, journal["partitions"])
-        _write_json(_journal_path(layout, run_id), {**journal, "state": "published", "recovered": True})
-        finished.append(run_id)
-    return finished
-
-
-def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) -> PublishResult:
-    """Make an audited run the lake's data; safe to re-run, and finishes crashed runs.
-
-    What is published is the validation gate's output (`layout.audited(run_id)`), never the raw staging:
-    a run the gate has not passed cannot be published. None: full refresh, each lake table (data_issues
-    included) becomes exactly the audited table. A list of dates: those `visit_date` partitions become
-    exactly the audited rows of that date (removed if there are none); other partitions are not touched.
-    """
-    started = time.monotonic()
-    if not staging_dir(layout, run_id).is_dir():
-        raise PublishError(
-            f"run {run_id!r} has nothing staged at {staging_dir(layout, run_id)}; stage_run it first"
-        )
-    stage = layout.audited(run_id)
-    if not stage.is_dir():
-        raise PublishError(
-            f"run {run_id!r} has not passed the validation gate (nothing audited at {stage}); "
-            "validate.audit_run it first"
-        )
-    dates = None if partitions is None else sorted({day.isoformat() for day in partitions})
-    with publish_lock(layout):
-        recovered = _finish_interrupted(layout, skip=run_id)
-        journal = {
-            "run_id": run_id,
-            "partitions": dates,
-            "state": "publishing",
-            "started_at": datetime.now(UTC).isoformat(),
-        }
-        _write_json(_journal_path(layout, run_id), journal)
-        replaced, removed = _apply(layout, run_id, dates)
-        published_days = None if dates is None else set(dates)
-        rows = {
-            table: sum(_count_rows(folder) for folder in (stage / table).glob(f"{schema.PARTITION_COLUMN}=*")
-                       if published_days is None or partition_value(folder.name) in published_days)
-            for table in LAKE_TABLE_NAMES
-        }  # fmt: skip
-        _write_json(
-            _journal_path(layout, run_id),
-            {**journal, "state": "published", "finished_at": datetime.now(UTC).isoformat(),
-             "replaced": replaced, "removed": removed, "rows": rows},
-        )  # fmt: skip
-    result = PublishResult(
-        run_id=run_id,
-        mode="full" if dates is None else "partitions",
-        replaced=replaced,
-        removed=removed,
-        rows=rows,
-        recovered=recovered,
-        seconds=round(time.monotonic() - started, 3),
-    )
-    log.info(
-        "Published run %s (%s): %d partitions replaced, %d removed, rows %s",
-        run_id, result.mode, len(replaced), len(removed), rows,
-    )  # fmt: skip
-    return result
-
-
-def recover(layout: DataLayout) -> list[str]:
-    """Finish any publication a crash interrupted; returns the run ids finished."""
-    with publish_lock(layout):
-        return _finish_interrupted(layout)
-
-
-# --- retention ---------------------------------------------------------------------------------
-
-
-# Scratch of a killed attempt that no later attempt of the same run id cleaned up: removed by
-# prune_runs once this old (no live stage or extraction leaves its scratch untouched that long).
-STALE_SCRATCH_SECONDS = 6 * 3600
-
-
-def prune_runs(
-    layout: DataLayout, keep: int = 10, *, stale_after_seconds: float = STALE_SCRATCH_SECONDS
-) -> list[Path]:
-    """Delete raw pages and staging areas of all but the `keep` newest runs (by modification time),
-    and the scratch of killed attempts (hidden temp parts, staging and audit folders) older than
-    `stale_after_seconds`.
-
-    A run whose publication is still pending in the journal is always kept.
-    """
-    pending = set()
-    if _journal_dir(layout).is_dir():
-        for path in _journal_dir(layout).glob("*.json"):
-            journal = orjson.loads(path.read_bytes())
-            if journal.get("state") == "publishing":
-                pending.add(journal["run_id"])
-    removed = []
-    for root, run_of in ((layout.raw, lambda name: name.removeprefix("run_id=")), (layout.staging, str)):
-        if not root.is_dir():
-            continue
-        runs = sorted(
-            (path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")),
-            key=lambda path: path.stat().st_mtime,
-            reverse=True,
-        )
-        for path in runs[keep:]:
-            if run_of(path.name) in pending:
-                continue
-            shutil.rmtree(path)
-            removed.append(path)
-            log.info("Pruned %s", path)
-    cutoff = time.time() - stale_after_seconds
-    scratch = [
-        *(layout.raw.glob("run_id=*/.part-*.tmp") if layout.raw.is_dir() else ()),
-        *(layout.staging.glob(".*.tmp-*") if layout.staging.is_dir() else ()),
-        *(layout.staging.glob(f"*/{config.AUDIT_SCRATCH_PREFIX}*") if layout.staging.is_dir() else ()),
-    ]
-    for path in scratch:
-        with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_mtime < cutoff:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-                removed.append(path)
-                log.info("Removed the scratch of a dead attempt: %s", path)
-    return removed
