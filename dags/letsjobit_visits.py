@@ -9,7 +9,7 @@ Two DAGs:
 - letsjobit_warehouse: runs on its own whenever the lake asset changes, and rebuilds the warehouse
   unless the lake's latest publication is already built (so it never repeats the daily run's build).
 
-Every task runs inside ``pipeline.fail_fast()``: an error that waiting cannot heal (the key refused, a
+Every task runs inside ``tasks.fail_fast()``: an error that waiting cannot heal (the key refused, a
 bad request, a failed gate) fails it at once, without retries. A failed run sends one mail, and a run
 that publishes with data issues one quality mail, when LETSJOBIT_ALERT_EMAILS is set (include/letsjobit/airflow/alerts.py).
 """
@@ -21,8 +21,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 from letsjobit import config
-from letsjobit.airflow import alerts
-from letsjobit.airflow import tasks as pipeline
+from letsjobit.airflow import alerts, tasks
 
 LAKE = Asset("letsjobit_lake")
 WAREHOUSE = Asset("letsjobit_warehouse")
@@ -34,7 +33,7 @@ default_args = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(hours=2),
-    "on_failure_callback": pipeline.log_task_failure,
+    "on_failure_callback": tasks.log_task_failure,
 }
 
 
@@ -69,8 +68,8 @@ default_args = {
 def letsjobit_visits():
     @task
     def plan(params=None, data_interval_start=None, data_interval_end=None, dag_run=None) -> list[dict]:
-        with pipeline.fail_fast():
-            return pipeline.plan_chunks(
+        with tasks.fail_fast():
+            return tasks.plan_chunks(
                 full_refresh=params["full_refresh"],
                 interval_start=data_interval_start,
                 interval_end=data_interval_end,
@@ -82,30 +81,30 @@ def letsjobit_visits():
     # The pool bounds how many chunks call the API at once; the key's rate budget is shared by all of them.
     @task(pool=config.API_POOL, max_active_tis_per_dagrun=config.API_POOL_SLOTS, retries=3)
     def extract(chunk: dict) -> dict:
-        with pipeline.fail_fast():
-            return pipeline.extract_chunk_from_connection(
-                pipeline.safe_run_id(get_current_context()["run_id"]), chunk
+        with tasks.fail_fast():
+            return tasks.extract_chunk_from_connection(
+                tasks.safe_run_id(get_current_context()["run_id"]), chunk
             )
 
     @task
     def stage(extracted: list[dict]) -> dict:
-        with pipeline.fail_fast():
-            return pipeline.stage(pipeline.safe_run_id(get_current_context()["run_id"]))
+        with tasks.fail_fast():
+            return tasks.stage(tasks.safe_run_id(get_current_context()["run_id"]))
 
     @task
     def audit(extracted: list[dict], staged: dict) -> dict:
         # A failed gate fails the same way again: fail_fast fails it now, no retries (nothing is published).
-        with pipeline.fail_fast():
-            return pipeline.audit(
-                pipeline.safe_run_id(get_current_context()["run_id"]), pipeline.materialise(extracted), staged
+        with tasks.fail_fast():
+            return tasks.audit(
+                tasks.safe_run_id(get_current_context()["run_id"]), tasks.materialise(extracted), staged
             )
 
     @task(outlets=[LAKE])
     def publish(extracted: list[dict], audited: dict) -> dict:
         context = get_current_context()
-        with pipeline.fail_fast():
-            published = pipeline.publish(
-                pipeline.safe_run_id(context["run_id"]), pipeline.materialise(extracted), audited
+        with tasks.fail_fast():
+            published = tasks.publish(
+                tasks.safe_run_id(context["run_id"]), tasks.materialise(extracted), audited
             )
         context["outlet_events"][LAKE].extra = {
             "run_id": published["run_id"],
@@ -115,8 +114,8 @@ def letsjobit_visits():
 
     @task(outlets=[WAREHOUSE])
     def build_warehouse(published: dict) -> dict:
-        with pipeline.fail_fast():
-            return pipeline.build_warehouse(published)
+        with tasks.fail_fast():
+            return tasks.build_warehouse(published)
 
     extracted = extract.expand(chunk=plan())
     staged = stage(extracted)
@@ -139,8 +138,8 @@ def letsjobit_visits():
 def letsjobit_warehouse():
     @task(outlets=[WAREHOUSE])
     def rebuild_if_stale() -> dict:
-        with pipeline.fail_fast():
-            return pipeline.rebuild_if_stale()
+        with tasks.fail_fast():
+            return tasks.rebuild_if_stale()
 
     rebuild_if_stale()
 

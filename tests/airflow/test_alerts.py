@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from letsjobit import config
-from letsjobit.airflow import alerts
-from letsjobit.airflow import tasks as pipeline
+from letsjobit.airflow import alerts, tasks
 from letsjobit.api.errors import (
     LetsJobItAuthError,
     LetsJobItBadRequest,
@@ -91,7 +90,7 @@ def test_field_issues_below_the_warning_share_are_not_worth_a_quality_mail():
 def test_errors_waiting_cannot_heal_fail_the_task_without_retries(error):
     from airflow.sdk.exceptions import AirflowFailException
 
-    with pytest.raises(AirflowFailException, match="not retried") as raised, pipeline.fail_fast():
+    with pytest.raises(AirflowFailException, match="not retried") as raised, tasks.fail_fast():
         raise error
     assert raised.value.__cause__ is error and str(error) in str(raised.value)
 
@@ -99,7 +98,7 @@ def test_errors_waiting_cannot_heal_fail_the_task_without_retries(error):
 def test_a_failed_gate_fails_without_retries():
     from letsjobit.quality.audit import ValidationFailed
 
-    assert pipeline.cannot_heal(ValidationFailed("validation failed for run r: visits.rows_match_api"))
+    assert tasks.cannot_heal(ValidationFailed("validation failed for run r: visits.rows_match_api"))
 
 
 @pytest.mark.parametrize(
@@ -114,5 +113,5 @@ def test_a_failed_gate_fails_without_retries():
     ids=type,
 )
 def test_errors_that_may_heal_keep_airflows_retries(error):
-    with pytest.raises(type(error)), pipeline.fail_fast():
+    with pytest.raises(type(error)), tasks.fail_fast():
         raise error

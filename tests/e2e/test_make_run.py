@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from letsjobit import config
-from letsjobit.devtools import run as demo
+from letsjobit.devtools import run
 from letsjobit.simulator import SimulatorConfig, SimulatorServer, data
 from letsjobit.simulator.bad_record_kinds import bad_record_kind
 from letsjobit.simulator.expectations import expected_outcome
@@ -74,7 +74,7 @@ def test_make_run_loads_the_simulator_and_prints_a_summary_with_its_bad_records(
     out = result.stdout
     assert "run succeeded" in out
     # The embedded simulator's bad records, as the oracle says the run must have met them.
-    settings = json.loads(demo.simulator_state_path(config.DataLayout(root / "data")).read_text())
+    settings = json.loads(run.simulator_state_path(config.DataLayout(root / "data")).read_text())
     bad_records: dict[str, str] = {}
     visits = data.generate_visits(
         settings["visits"],

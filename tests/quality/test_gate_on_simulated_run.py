@@ -99,7 +99,7 @@ def test_a_visit_rescheduled_between_two_listings_of_a_window_run_reconciles(
 ):
     """Chunk A lists the visit under its old date, then it moves, then chunk B lists it under the new one:
     both listings count it, staging keeps it once, and the reconciliation must still balance."""
-    from letsjobit.airflow import tasks as pipeline
+    from letsjobit.airflow import tasks
 
     monkeypatch.setenv("LETSJOBIT_DATA_DIR", str(layout.root))
     sim = simulator_factory(visits=300)
@@ -110,11 +110,11 @@ def test_a_visit_rescheduled_between_two_listings_of_a_window_run_reconciles(
     moved = by_date[old_date][0]
     client = client_of(sim, layout)
     run_id = "window_run"
-    first = pipeline.extract_chunk(client, run_id, {"chunk": "a", "dates": [old_date]})
+    first = tasks.extract_chunk(client, run_id, {"chunk": "a", "dates": [old_date]})
     sim.store.update(moved, {"date": new_date})
-    second = pipeline.extract_chunk(client, run_id, {"chunk": "b", "dates": [new_date]})
+    second = tasks.extract_chunk(client, run_id, {"chunk": "b", "dates": [new_date]})
     extracted = [first, second]
-    staged = pipeline.stage(run_id)
+    staged = tasks.stage(run_id)
 
     assert staged["visits_in_several_parts"] == 1
     assert (
@@ -122,7 +122,7 @@ def test_a_visit_rescheduled_between_two_listings_of_a_window_run_reconciles(
         == len(by_date[old_date]) + len(by_date[new_date]) + 1
     )
     assert staged["rows"]["visits"] == len(by_date[old_date]) + len(by_date[new_date])
-    assert pipeline.expected_visits(extracted, staged) == staged["rows"]["visits"]
-    audited = pipeline.audit(run_id, extracted, staged)
+    assert tasks.expected_visits(extracted, staged) == staged["rows"]["visits"]
+    audited = tasks.audit(run_id, extracted, staged)
     assert "reconciliation" not in " ".join(audited["failed_checks"])
     assert audited["verdict"] != Verdict.FAIL.value

@@ -31,12 +31,12 @@ import json, sys
 import pendulum
 from airflow.dag_processing.dagbag import DagBag
 from airflow.serialization.encoders import coerce_to_core_timetable
-from letsjobit.airflow import tasks as pipeline
+from letsjobit.airflow import tasks
 
 dag = DagBag().dags[sys.argv[1]]
 timetable = coerce_to_core_timetable(dag.timetable)
 interval = timetable.infer_manual_data_interval(run_after=pendulum.parse(sys.argv[2]))
-dates = pipeline.window_dates(
+dates = tasks.window_dates(
     interval.start, interval.end, dag.params["lookback_days"], dag.params["lookahead_days"]
 )
 print(json.dumps([day.isoformat() for day in dates]))
