@@ -45,6 +45,7 @@ from letsjobit.devtools.services import (
     free_port,
     log_tail,
     simulator_base_url,
+    spawn_logged,
     start_postgres,
     start_redis,
     start_simulator,
@@ -135,15 +136,7 @@ class OneShot:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
-        with open(self.log_path, "ab") as log_file:
-            self.process = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=PROJECT_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = spawn_logged(argv, env, self.log_path)
 
     def wait(self, timeout: float) -> None:
         try:
@@ -159,22 +152,7 @@ class OneShot:
 
 
 def run_once(name: str, argv: list[str], env: dict[str, str], log_dir: Path, timeout: float) -> None:
-    log_path = log_dir / f"{name}.log"
-    with open(log_path, "ab") as log_file:
-        result = subprocess.run(
-            argv,
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise DistributedRunError(
-            f"{name} exited with code {result.returncode}\n{log_tail(log_path, LOG_TAIL_LINES)}"
-        )
+    OneShot(name, argv, env, log_dir).wait(timeout)
 
 
 class RestClient:

@@ -115,6 +115,20 @@ class Started:
     stop_signal: int
 
 
+def spawn_logged(argv: list[str], env: dict[str, str], log_path: Path, **popen: Any) -> subprocess.Popen:
+    """Start ``argv`` in the project root, its stdout and stderr appended to ``log_path``."""
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            **popen,
+        )
+
+
 class Processes:
     """Long-running processes, each the leader of its own process group, logging to one file each."""
 
@@ -132,17 +146,7 @@ class Processes:
         stop_signal: int = signal.SIGTERM,
     ) -> Started:
         log_path = self.log_dir / f"{name}.log"
-        with open(log_path, "ab") as log_file:
-            process = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=PROJECT_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                user=user,
-            )
+        process = spawn_logged(argv, env, log_path, start_new_session=True, user=user)
         started = Started(name, process, log_path, stop_signal)
         self.started.append(started)
         log.info("started %s (pid %d)", name, process.pid)
