@@ -32,7 +32,6 @@ Raw pages are the lines the extractor writes: `{"offset", "filters", "fetched_at
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import hmac
@@ -180,41 +179,87 @@ def mask_contacts(text: str | None, key: str) -> str | None:
 # --- flattening --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What is the same for every row of a batch: the run it is staged for, the key contacts are hashed with."""
+
+    run_id: str
+    pseudonymise_key: str | None
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One page of the batch, as the issues about its records name it."""
+
+    number: int  # position in the batch
+    offset: int | None  # the listing's offset the page was read at
+    fetched_at: datetime
+    listing_date: date | None  # the `date` filter of the listing the page came from
+
+
+@dataclass(frozen=True, slots=True)
+class _Landed:
+    """A visit that landed in `visits`: its page, its row there and its id (what its children's issues name)."""
+
+    page: _Page
+    row: int
+    visit_id: str
+
+
 class _Issues:
     """Accumulates issue rows column by column; their visit dates are known once the visits are coerced."""
 
-    def __init__(self, run_id: str, pseudonymise_key: str | None):
-        self.run_id = run_id
-        self.key = pseudonymise_key
+    def __init__(self, run: _Run):
+        self.run = run
         self.columns: dict[str, list[Any]] = {name: [] for name in schema.DATA_ISSUES.names}
         self.parents: list[int | None] = []  # row of `visits` each issue is about
-        self.pages: list[int] = []  # page number of each issue, for its listing's date filter
+        self.page_numbers: list[int] = []  # page of each issue, for its listing's date filter
 
-    def add(
+    def about_page(self, page: _Page, check: Check, raw: Any, *, record_date: date | None = None) -> None:
+        """An issue about no landed visit: the page's data, an entry that is not a visit, a visit without
+        `_id` (`record_date`: its own date, as the visit will not give it one)."""
+        self._add(page, check, raw, record_date=record_date)
+
+    def about_visit(
         self,
-        page_number: int,
-        page_offset: int | None,
-        fetched_at: datetime | None,
+        visit: _Landed,
         check: Check,
-        parent: int | None,
-        visit_id: str | None,
-        line_index: int | None,
-        extra_index: int | None,
         raw: Any,
         *,
+        line_index: int | None = None,
+        extra_index: int | None = None,
         reason: str | None = None,
-        record_date: date | None = None,  # the date of a record that did not land (no _id)
     ) -> None:
+        """An issue about a landed visit, one of its lines (`line_index`) or extraData entries."""
+        self._add(
+            visit.page, check, raw, parent=visit.row, visit_id=visit.visit_id,
+            line_index=line_index, extra_index=extra_index, reason=reason,
+        )  # fmt: skip
+
+    def _add(
+        self,
+        page: _Page,
+        check: Check,
+        raw: Any,
+        *,
+        parent: int | None = None,
+        visit_id: str | None = None,
+        line_index: int | None = None,
+        extra_index: int | None = None,
+        reason: str | None = None,
+        record_date: date | None = None,
+    ) -> None:
+        key = self.run.pseudonymise_key
         api_field = check.api_field
-        if self.key and check is suites.VISIT_ID_PRESENT and isinstance(raw, dict):
-            raw = _pseudonymised_record(raw, self.key)
+        if key and check is suites.VISIT_ID_PRESENT and isinstance(raw, dict):
+            raw = _pseudonymised_record(raw, key)
         raw_value = coerce.raw_text(raw)
-        if self.key and api_field in _PSEUDONYMISED_API_NAMES and check.table == "visits":
-            raw_value = pseudonymise(raw_value, self.key, api_field)
-        elif self.key and api_field in _MASKED_API_NAMES and check.table == "visits":
-            raw_value = mask_contacts(raw_value, self.key)
+        if key and api_field in _PSEUDONYMISED_API_NAMES and check.table == "visits":
+            raw_value = pseudonymise(raw_value, key, api_field)
+        elif key and api_field in _MASKED_API_NAMES and check.table == "visits":
+            raw_value = mask_contacts(raw_value, key)
         row = {
-            "run_id": self.run_id,
+            "run_id": self.run.run_id,
             "table_name": check.table,
             "visit_id": visit_id,
             "line_index": line_index,
@@ -226,18 +271,19 @@ class _Issues:
             "severity": check.severity.value,
             "action": check.action.value,
             "reason": reason or check.description,
-            "page_offset": page_offset,
-            "fetched_at": fetched_at,
+            "page_offset": page.offset,
+            "fetched_at": page.fetched_at,
         }
         for name, value in row.items():
             self.columns[name].append(value)
         self.parents.append(parent)
-        self.pages.append(page_number)
+        self.page_numbers.append(page.number)
 
-    def table(self, visit_date: pa.Array, listing_dates: list[date | None]) -> pa.Table:
+    def table(self, visit_date: pa.Array, pages: list[_Page]) -> pa.Table:
         """The issue rows, each dated by its visit, else the record's own date, else its listing's filter."""
         parents = pa.array(self.parents, pa.int32())
-        listing = pa.array(listing_dates, pa.date32()).take(pa.array(self.pages, pa.int32()))
+        listing_dates = pa.array([page.listing_date for page in pages], pa.date32())
+        listing = listing_dates.take(pa.array(self.page_numbers, pa.int32()))
         own = pa.array(self.columns["visit_date"], pa.date32())
         columns = dict(self.columns)
         columns["visit_date"] = pc.coalesce(visit_date.take(parents), own, listing)
@@ -259,6 +305,124 @@ def _pseudonymised_record(record: dict[str, Any], key: str) -> dict[str, Any]:
     return record
 
 
+class _Records:
+    """The records of a batch by level, in reading order; each child row knows its visit's row (parent)."""
+
+    def __init__(self) -> None:
+        self.pages: list[_Page] = []
+        self.visits: list[dict[str, Any]] = []
+        self.visit_ids: list[str] = []
+        self.visit_pages: list[int] = []  # page number of each visit
+        self.line_counts: list[int] = []  # lines of each visit that landed
+        self.lines: list[dict[str, Any]] = []
+        self.line_parents: list[int] = []
+        self.line_indexes: list[int] = []
+        self.extra_data_counts: list[int] = []  # extraData entries of each line that landed
+        self.entries: list[dict[str, Any]] = []
+        self.entry_parents: list[int] = []
+        self.entry_line_indexes: list[int] = []
+        self.entry_indexes: list[int] = []
+
+    def landed(self, row: int) -> _Landed:
+        """The visit at `row` of `visits`, for an issue about one of its values."""
+        return _Landed(page=self.pages[self.visit_pages[row]], row=row, visit_id=self.visit_ids[row])
+
+
+# Reading: one function per level (a page, a visit, a visit's lines, a line's extraData). What cannot
+# be read as a record is an issue; what can is kept as a raw dict for the column phase below.
+
+
+def _read_page(records: _Records, issues: _Issues, number: int, page: Mapping[str, Any]) -> None:
+    """A page's visits, or one issue when its data is not a list."""
+    source = _Page(
+        number=number,
+        offset=_page_offset(page),
+        fetched_at=fetched_at_of(page, f"page at offset {page.get('offset')!r}"),
+        listing_date=_listing_date(page),
+    )
+    records.pages.append(source)
+    body = page.get("body")
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        issues.about_page(source, suites.PAGE_DATA_IS_LIST, data)
+        return
+    for visit in data:
+        _read_visit(records, issues, source, visit)
+
+
+def _read_visit(records: _Records, issues: _Issues, page: _Page, visit: Any) -> None:
+    """A visit and its lines; one issue instead when it is not an object or has no `_id`."""
+    if visit.__class__ is not dict:
+        issues.about_page(page, suites.VISIT_IS_OBJECT, visit)
+        return
+    raw_id = visit.get(VISIT_KEY)
+    try:
+        visit_id = raw_id if raw_id.__class__ is str else coerce.coerce_text(raw_id)
+    except coerce.CoercionError:
+        visit_id = None
+    if not visit_id:
+        identity = {key: value for key, value in visit.items() if key not in (LINES_KEY, SIGNATURE_KEY)}
+        issues.about_page(
+            page, suites.VISIT_ID_PRESENT, identity, record_date=_date_or_none(visit.get("date"))
+        )
+        return
+    landed = _Landed(page=page, row=len(records.visits), visit_id=visit_id)
+    records.visits.append(visit)
+    records.visit_ids.append(visit_id)
+    records.visit_pages.append(page.number)
+    records.line_counts.append(_read_lines(records, issues, landed, visit.get(LINES_KEY)))
+
+
+def _read_lines(records: _Records, issues: _Issues, visit: _Landed, lines: Any) -> int:
+    """The lines of a landed visit and their extraData; an issue for each that is not an object, or for
+    `lines` itself when it is not a list. Returns how many landed."""
+    if lines.__class__ is not list:
+        if lines is not None:
+            issues.about_visit(visit, suites.LINES_IS_LIST, lines)
+        return 0
+    landed = 0
+    for line_index, line in enumerate(lines):
+        if line.__class__ is not dict:
+            issues.about_visit(visit, suites.LINE_IS_OBJECT, line, line_index=line_index)
+            continue
+        records.lines.append(line)
+        records.line_parents.append(visit.row)
+        records.line_indexes.append(line_index)
+        records.extra_data_counts.append(
+            _read_extra_data(records, issues, visit, line_index, line.get(EXTRA_DATA_KEY))
+        )
+        landed += 1
+    return landed
+
+
+def _read_extra_data(
+    records: _Records, issues: _Issues, visit: _Landed, line_index: int, extra_data: Any
+) -> int:
+    """The extraData entries of a line; an issue for each that is not an object, or for `extraData`
+    itself when it is not a list. Returns how many landed."""
+    if extra_data.__class__ is not list:
+        if extra_data is not None:
+            issues.about_visit(visit, suites.EXTRA_DATA_IS_LIST, extra_data, line_index=line_index)
+        return 0
+    landed = 0
+    for extra_index, entry in enumerate(extra_data):
+        if entry.__class__ is not dict:
+            issues.about_visit(
+                visit,
+                suites.EXTRA_DATA_ENTRY_IS_OBJECT,
+                entry,
+                line_index=line_index,
+                extra_index=extra_index,
+            )
+            continue
+        records.entries.append(entry)
+        records.entry_parents.append(visit.row)
+        records.entry_line_indexes.append(line_index)
+        records.entry_indexes.append(extra_index)
+        landed += 1
+    return landed
+
+
 def _listing_date(page: Mapping[str, Any]) -> date | None:
     """The `date` filter of the listing a page came from (a window run lists each date), or None."""
     filters = page.get("filters")
@@ -272,6 +436,10 @@ def _listing_date(page: Mapping[str, Any]) -> date | None:
 def _page_offset(page: Mapping[str, Any]) -> int | None:
     offset = page.get("offset")
     return offset if isinstance(offset, int) and not isinstance(offset, bool) else None
+
+
+# Columns: each level's records become typed columns through the coercion layer, one issue per value
+# it cannot read.
 
 
 def _unknown_json(rows: list[dict[str, Any]], known: frozenset[str], names: set[str]) -> list[str | None]:
@@ -295,6 +463,120 @@ def _raw_columns(rows: list[dict[str, Any]], fields: tuple[Field, ...]) -> list[
     return list(zip(*[tuple(map(row.get, names)) for row in rows], strict=True))
 
 
+def _record_unreadable(
+    issues: _Issues,
+    records: _Records,
+    table: str,
+    field_: Field,
+    unreadable: list[coerce.Unreadable],
+    *,
+    parents: Sequence[int],
+    line_indexes: Sequence[int] | None = None,
+    extra_indexes: Sequence[int] | None = None,
+) -> None:
+    """One `<table>.<column>_parses` issue per value the coercion layer could not read."""
+    check = suites.parse_check(table, field_.api_name)
+    for position, raw, reason in unreadable:
+        issues.about_visit(
+            records.landed(parents[position]),
+            check,
+            raw,
+            line_index=None if line_indexes is None else line_indexes[position],
+            extra_index=None if extra_indexes is None else extra_indexes[position],
+            reason=reason,
+        )
+
+
+def _pseudonymised_column(array: pa.Array, api_name: str, key: str | None) -> pa.Array:
+    """A visit column with its contacts hashed (or quoted contacts masked) when there is a key."""
+    if key and api_name in _PSEUDONYMISED_API_NAMES:
+        return pa.array([pseudonymise(value, key, api_name) for value in array.to_pylist()], pa.string())
+    if key and api_name in _MASKED_API_NAMES:
+        return pa.array([mask_contacts(value, key) for value in array.to_pylist()], pa.string())
+    return array
+
+
+def _visit_columns(records: _Records, issues: _Issues, run: _Run, unknown: set[str]) -> dict[str, pa.Array]:
+    visits = records.visits
+    parents = range(len(visits))
+    columns: dict[str, pa.Array] = {"visit_id": pa.array(records.visit_ids, pa.string())}
+    for field_, values in zip(schema.VISIT_FIELDS, _raw_columns(visits, schema.VISIT_FIELDS), strict=True):
+        array, bad = coerce.coerce_column(field_, values)
+        if field_.column == schema.PARTITION_COLUMN:
+            # One issue per visit without a usable date, whatever the reason: it cannot be placed.
+            reasons = {position: reason for position, _, reason in bad}
+            for position in pc.indices_nonzero(array.is_null()).to_pylist():
+                issues.about_visit(
+                    records.landed(position),
+                    suites.VISIT_DATE_VALID,
+                    values[position],
+                    reason=reasons.get(position, REASON_DATE_MISSING),
+                )
+        else:
+            array = _pseudonymised_column(array, field_.api_name, run.pseudonymise_key)
+            _record_unreadable(issues, records, "visits", field_, bad, parents=parents)
+        columns[field_.column] = array
+    columns["has_signature"] = pa.array(
+        [_has_signature(visit.get(SIGNATURE_KEY)) for visit in visits], pa.bool_()
+    )
+    columns["line_count"] = pa.array(records.line_counts, pa.int32())
+    columns["extra_fields"] = pa.array(_unknown_json(visits, KNOWN_VISIT_KEYS, unknown), pa.string())
+    return columns
+
+
+def _line_columns(
+    records: _Records, issues: _Issues, parent_columns: dict[str, pa.Array], unknown: set[str]
+) -> dict[str, pa.Array]:
+    columns = {**parent_columns, "line_index": pa.array(records.line_indexes, pa.int32())}
+    for field_, values in zip(
+        schema.LINE_FIELDS, _raw_columns(records.lines, schema.LINE_FIELDS), strict=True
+    ):
+        array, bad = coerce.coerce_column(field_, values)
+        columns[field_.column] = array
+        _record_unreadable(
+            issues, records, "visit_lines", field_, bad,
+            parents=records.line_parents, line_indexes=records.line_indexes,
+        )  # fmt: skip
+    columns["extra_data_count"] = pa.array(records.extra_data_counts, pa.int32())
+    columns["extra_fields"] = pa.array(_unknown_json(records.lines, KNOWN_LINE_KEYS, unknown), pa.string())
+    return columns
+
+
+def _extra_data_columns(
+    records: _Records, issues: _Issues, parent_columns: dict[str, pa.Array], unknown: set[str]
+) -> dict[str, pa.Array]:
+    columns = {
+        **parent_columns,
+        "line_index": pa.array(records.entry_line_indexes, pa.int32()),
+        "extra_index": pa.array(records.entry_indexes, pa.int32()),
+    }
+    raw_values: Sequence[Any] = ()
+    for field_, values in zip(
+        schema.EXTRA_DATA_FIELDS, _raw_columns(records.entries, schema.EXTRA_DATA_FIELDS), strict=True
+    ):
+        if field_.api_name == "value":
+            raw_values = values
+        array, bad = coerce.coerce_column(field_, values)
+        columns[field_.column] = array
+        _record_unreadable(
+            issues, records, "line_extra_data", field_, bad, parents=records.entry_parents,
+            line_indexes=records.entry_line_indexes, extra_indexes=records.entry_indexes,
+        )  # fmt: skip
+    columns["value_number"] = coerce.coerce_column(_VALUE_NUMBER, _decimal_points(raw_values))[0]
+    columns["extra_fields"] = pa.array(
+        _unknown_json(records.entries, KNOWN_EXTRA_DATA_KEYS, unknown), pa.string()
+    )
+    return columns
+
+
+def _table(name: str, columns: dict[str, pa.Array], run_id: str, fetched_at: pa.Array) -> pa.Table:
+    """A data table in its schema's column order, with the run and each row's fetch time."""
+    columns["run_id"] = pa.repeat(pa.scalar(run_id, pa.string()), len(columns["visit_id"]))
+    columns["fetched_at"] = fetched_at
+    table_schema = schema.TABLES[name]
+    return pa.Table.from_arrays([columns[column] for column in table_schema.names], schema=table_schema)
+
+
 def flatten_pages(
     pages: Iterable[Mapping[str, Any]],
     run_id: str,
@@ -302,226 +584,38 @@ def flatten_pages(
     pseudonymise_key: str | None = None,
 ) -> FlatBatch:
     """Flatten a batch of raw pages. Memory is that of the batch; call it once per batch of pages."""
-    issues = _Issues(run_id, pseudonymise_key)
+    run = _Run(run_id=run_id, pseudonymise_key=pseudonymise_key)
+    records = _Records()
+    issues = _Issues(run)
+    for number, page in enumerate(pages):
+        _read_page(records, issues, number, page)
 
-    page_times: list[datetime] = []
-    page_offsets: list[int | None] = []
-    listing_dates: list[date | None] = []
+    unknown_fields: dict[str, set[str]] = {"visits": set(), "visit_lines": set(), "line_extra_data": set()}
+    page_times = pa.array([page.fetched_at for page in records.pages], pa.timestamp("us", tz="UTC"))
+    visit_fetched_at = page_times.take(pa.array(records.visit_pages, pa.int32()))
+    line_parents = pa.array(records.line_parents, pa.int32())
+    entry_parents = pa.array(records.entry_parents, pa.int32())
 
-    visits: list[dict[str, Any]] = []
-    visit_ids: list[str] = []
-    visit_pages: list[int] = []
-    line_counts: list[int] = []
-
-    lines: list[dict[str, Any]] = []
-    line_parents: list[int] = []
-    line_indexes: list[int] = []
-    extra_data_counts: list[int] = []
-
-    entries: list[dict[str, Any]] = []
-    entry_parents: list[int] = []
-    entry_line_indexes: list[int] = []
-    entry_indexes: list[int] = []
-
-    for page_number, page in enumerate(pages):
-        fetched_at = fetched_at_of(page, f"page at offset {page.get('offset')!r}")
-        offset = _page_offset(page)
-        page_times.append(fetched_at)
-        page_offsets.append(offset)
-        listing_dates.append(_listing_date(page))
-        body = page.get("body")
-        data = body.get("data") if isinstance(body, dict) else None
-        issue = functools.partial(issues.add, page_number, offset, fetched_at)
-        if not isinstance(data, list):
-            issue(suites.PAGE_DATA_IS_LIST, None, None, None, None, data)
-            continue
-        for visit in data:
-            if visit.__class__ is not dict:
-                issue(suites.VISIT_IS_OBJECT, None, None, None, None, visit)
-                continue
-            raw_id = visit.get(VISIT_KEY)
-            try:
-                visit_id = raw_id if raw_id.__class__ is str else coerce.coerce_text(raw_id)
-            except coerce.CoercionError:
-                visit_id = None
-            if not visit_id:
-                identity = {
-                    key: value for key, value in visit.items() if key not in (LINES_KEY, SIGNATURE_KEY)
-                }
-                issue(
-                    suites.VISIT_ID_PRESENT, None, None, None, None, identity,
-                    record_date=_date_or_none(visit.get("date")),
-                )  # fmt: skip
-                continue
-            parent = len(visits)
-            visits.append(visit)
-            visit_ids.append(visit_id)
-            visit_pages.append(page_number)
-            visit_lines = visit.get(LINES_KEY)
-            landed_lines = 0
-            if visit_lines.__class__ is list:
-                for line_index, line in enumerate(visit_lines):
-                    if line.__class__ is not dict:
-                        issue(suites.LINE_IS_OBJECT, parent, visit_id, line_index, None, line)
-                        continue
-                    lines.append(line)
-                    line_parents.append(parent)
-                    line_indexes.append(line_index)
-                    landed_lines += 1
-                    extra_data = line.get(EXTRA_DATA_KEY)
-                    landed_entries = 0
-                    if extra_data.__class__ is list:
-                        for extra_index, entry in enumerate(extra_data):
-                            if entry.__class__ is not dict:
-                                issue(
-                                    suites.EXTRA_DATA_ENTRY_IS_OBJECT, parent, visit_id, line_index,
-                                    extra_index, entry,
-                                )  # fmt: skip
-                                continue
-                            entries.append(entry)
-                            entry_parents.append(parent)
-                            entry_line_indexes.append(line_index)
-                            entry_indexes.append(extra_index)
-                            landed_entries += 1
-                    elif extra_data is not None:
-                        issue(suites.EXTRA_DATA_IS_LIST, parent, visit_id, line_index, None, extra_data)
-                    extra_data_counts.append(landed_entries)
-            elif visit_lines is not None:
-                issue(suites.LINES_IS_LIST, parent, visit_id, None, None, visit_lines)
-            line_counts.append(landed_lines)
-
-    unknown_fields = {"visits": set(), "visit_lines": set(), "line_extra_data": set()}
-    fetched_at_by_page = pa.array(page_times, pa.timestamp("us", tz="UTC"))
-    visit_page_array = pa.array(visit_pages, pa.int32())
-    visit_fetched_at = fetched_at_by_page.take(visit_page_array)
-    visit_id_array = pa.array(visit_ids, pa.string())
-    line_parent_array = pa.array(line_parents, pa.int32())
-    entry_parent_array = pa.array(entry_parents, pa.int32())
-
-    def record_issues(
-        table: str, field_: Field, unreadable: list[coerce.Unreadable], rows: dict[str, Sequence]
-    ) -> None:
-        """One `<table>.<column>_parses` issue per value the coercion layer could not read."""
-        check = suites.parse_check(table, field_.api_name)
-        for position, raw, reason in unreadable:
-            record_issue(check, table, position, raw, rows, reason=reason)
-
-    def record_issue(
-        check: Check, table: str, position: int, raw: Any, rows: dict[str, Sequence], reason: str | None
-    ) -> None:
-        parent = rows["parent"][position]
-        page_number = visit_pages[parent]
-        issues.add(
-            page_number,
-            page_offsets[page_number],
-            page_times[page_number],
-            check,
-            parent,
-            visit_ids[parent],
-            rows["line_index"][position] if "line_index" in rows else None,
-            rows["extra_index"][position] if "extra_index" in rows else None,
-            raw,
-            reason=reason,
-        )
-
-    # visits
-    visit_rows = {"parent": range(len(visits))}
-    visit_columns: dict[str, pa.Array] = {"visit_id": visit_id_array}
-    for field_, values in zip(schema.VISIT_FIELDS, _raw_columns(visits, schema.VISIT_FIELDS), strict=True):
-        api_name = field_.api_name
-        array, bad = coerce.coerce_column(field_, values)
-        if field_.column == schema.PARTITION_COLUMN:
-            # One issue per visit without a usable date, whatever the reason: it cannot be placed.
-            reasons = {position: reason for position, _, reason in bad}
-            for position in pc.indices_nonzero(array.is_null()).to_pylist():
-                reason = reasons.get(position, REASON_DATE_MISSING)
-                record_issue(
-                    suites.VISIT_DATE_VALID, "visits", position, values[position], visit_rows, reason
-                )
-            visit_columns[field_.column] = array
-            continue
-        if pseudonymise_key and api_name in _PSEUDONYMISED_API_NAMES:
-            array = pa.array(
-                [pseudonymise(value, pseudonymise_key, api_name) for value in array.to_pylist()], pa.string()
-            )
-        elif pseudonymise_key and api_name in _MASKED_API_NAMES:
-            array = pa.array(
-                [mask_contacts(value, pseudonymise_key) for value in array.to_pylist()], pa.string()
-            )
-        visit_columns[field_.column] = array
-        record_issues("visits", field_, bad, visit_rows)
-    visit_columns["has_signature"] = pa.array(
-        [_has_signature(visit.get(SIGNATURE_KEY)) for visit in visits], pa.bool_()
-    )
-    visit_columns["line_count"] = pa.array(line_counts, pa.int32())
-    visit_columns["extra_fields"] = pa.array(
-        _unknown_json(visits, KNOWN_VISIT_KEYS, unknown_fields["visits"]), pa.string()
-    )
-    visit_date = visit_columns["visit_date"]
-
-    # visit_lines
-    line_rows = {"parent": line_parents, "line_index": line_indexes}
-    line_columns: dict[str, pa.Array] = {
-        "visit_id": visit_id_array.take(line_parent_array),
-        "line_index": pa.array(line_indexes, pa.int32()),
-        "visit_date": visit_date.take(line_parent_array),
-    }
-    for field_, values in zip(schema.LINE_FIELDS, _raw_columns(lines, schema.LINE_FIELDS), strict=True):
-        array, bad = coerce.coerce_column(field_, values)
-        line_columns[field_.column] = array
-        record_issues("visit_lines", field_, bad, line_rows)
-    line_columns["extra_data_count"] = pa.array(extra_data_counts, pa.int32())
-    line_columns["extra_fields"] = pa.array(
-        _unknown_json(lines, KNOWN_LINE_KEYS, unknown_fields["visit_lines"]), pa.string()
-    )
-
-    # line_extra_data
-    entry_rows = {"parent": entry_parents, "line_index": entry_line_indexes, "extra_index": entry_indexes}
-    entry_columns: dict[str, pa.Array] = {
-        "visit_id": visit_id_array.take(entry_parent_array),
-        "line_index": pa.array(entry_line_indexes, pa.int32()),
-        "extra_index": pa.array(entry_indexes, pa.int32()),
-        "visit_date": visit_date.take(entry_parent_array),
-    }
-    raw_values: Sequence[Any] = ()
-    for field_, values in zip(
-        schema.EXTRA_DATA_FIELDS, _raw_columns(entries, schema.EXTRA_DATA_FIELDS), strict=True
-    ):
-        if field_.api_name == "value":
-            raw_values = values
-        array, bad = coerce.coerce_column(field_, values)
-        entry_columns[field_.column] = array
-        record_issues("line_extra_data", field_, bad, entry_rows)
-    entry_columns["value_number"] = coerce.coerce_column(_VALUE_NUMBER, _decimal_points(raw_values))[0]
-    entry_columns["extra_fields"] = pa.array(
-        _unknown_json(entries, KNOWN_EXTRA_DATA_KEYS, unknown_fields["line_extra_data"]), pa.string()
-    )
-
-    run_id_scalar = pa.scalar(run_id, pa.string())
-    tables = {}
-    for name, columns, parents in (
-        ("visits", visit_columns, None),
-        ("visit_lines", line_columns, line_parent_array),
-        ("line_extra_data", entry_columns, entry_parent_array),
-    ):
-        rows = len(columns["visit_id"])
-        columns["run_id"] = pa.repeat(run_id_scalar, rows)
-        columns["fetched_at"] = visit_fetched_at if parents is None else visit_fetched_at.take(parents)
-        table_schema = schema.TABLES[name]
-        tables[name] = pa.Table.from_arrays(
-            [columns[column] for column in table_schema.names], schema=table_schema
-        )
-
+    visits = _visit_columns(records, issues, run, unknown_fields["visits"])
+    visit_keys = {name: visits[name] for name in ("visit_id", "visit_date")}
+    lines = _line_columns(
+        records, issues, {name: column.take(line_parents) for name, column in visit_keys.items()},
+        unknown_fields["visit_lines"],
+    )  # fmt: skip
+    entries = _extra_data_columns(
+        records, issues, {name: column.take(entry_parents) for name, column in visit_keys.items()},
+        unknown_fields["line_extra_data"],
+    )  # fmt: skip
     return FlatBatch(
-        visits=tables["visits"],
-        visit_lines=tables["visit_lines"],
-        line_extra_data=tables["line_extra_data"],
-        issues=issues.table(visit_date, listing_dates),
-        line_parents=line_parent_array,
-        extra_data_parents=entry_parent_array,
+        visits=_table("visits", visits, run_id, visit_fetched_at),
+        visit_lines=_table("visit_lines", lines, run_id, visit_fetched_at.take(line_parents)),
+        line_extra_data=_table("line_extra_data", entries, run_id, visit_fetched_at.take(entry_parents)),
+        issues=issues.table(visits["visit_date"], records.pages),
+        line_parents=line_parents,
+        extra_data_parents=entry_parents,
         issue_parents=pa.array(issues.parents, pa.int32()),
         unknown_fields={name: names for name, names in unknown_fields.items() if names},
-        pages=len(page_times),
+        pages=len(records.pages),
     )
 
 
