@@ -36,12 +36,10 @@ same private records and issues of a batch, which would otherwise cross a module
 
 from __future__ import annotations
 
-import gzip
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -108,14 +106,6 @@ def parse_page(line: bytes | str, where: str) -> dict[str, Any]:
     if not isinstance(page, dict) or "fetched_at" not in page or "body" not in page:
         raise RawPageError(f"{where}: not a raw page (expected an object with fetched_at and body)")
     return page
-
-
-def iter_raw_pages(path: Path) -> Iterator[dict[str, Any]]:
-    """The pages of one raw part (`part-*.jsonl.gz`), in the order they were fetched."""
-    with gzip.open(path, "rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                yield parse_page(line, f"{path}:{number}")
 
 
 def fetched_at_of(page: Mapping[str, Any], where: str = "page") -> datetime:
@@ -581,6 +571,5 @@ __all__ = [
     "empty_batch",
     "fetched_at_of",
     "flatten_pages",
-    "iter_raw_pages",
     "parse_page",
 ]
