@@ -79,7 +79,6 @@ class CoercionError(ValueError):
 
 _DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
 _NAIVE_TIMESTAMP_PATTERN = _DATE_PATTERN + r"(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
-_OFFSET_PATTERN = r"(?:Z|[+-]\d{2}:?\d{2})"
 # The same patterns serve the per-value functions (Python re) and the fast paths (Arrow's RE2).
 DATE_REGEX = "^" + _DATE_PATTERN + "$"
 NAIVE_TIMESTAMP_REGEX = "^" + _NAIVE_TIMESTAMP_PATTERN + "$"

@@ -23,30 +23,30 @@ An issue's `visit_date` is its record's date, else the date filter of the listin
 
 `signature` is not copied (`has_signature` says whether there was one). `line_count` and
 `extra_data_count` count the rows that landed in `visit_lines` and `line_extra_data`. When a key is
-given, the contact columns in `schema.PSEUDONYMISED_COLUMNS` hold an HMAC-SHA256 of the (normalised)
-value instead of the value, in the tables and in the issues' raw values alike.
+given, contacts are pseudonymised (`pseudonyms.py`), in the tables and in the issues' raw values alike.
 
 Raw pages are the lines the extractor writes: `{"offset", "filters", "fetched_at", "body": {"meta",
 "data"}}`; a line that is not such an object is a corrupt raw file and raises `RawPageError`.
+
+`flatten_pages` reads a batch in two phases: reading (one function per level: page, visit, lines,
+extraData) keeps each record as it came and records what is not a record; then the columns of each
+table are coerced, one issue per value that cannot be read. Over 500 lines: both phases work on the
+same private records and issues of a batch, which would otherwise cross a module boundary.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import hmac
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from letsjobit.lake import coerce, schema
+from letsjobit.lake import coerce, pseudonyms, schema
 from letsjobit.lake.schema import Field, Kind
 from letsjobit.quality import suites
 from letsjobit.quality.suites import Check
@@ -60,18 +60,7 @@ KNOWN_VISIT_KEYS = frozenset(f.api_name for f in schema.VISIT_FIELDS) | {VISIT_K
 KNOWN_LINE_KEYS = frozenset(f.api_name for f in schema.LINE_FIELDS) | {EXTRA_DATA_KEY}
 KNOWN_EXTRA_DATA_KEYS = frozenset(f.api_name for f in schema.EXTRA_DATA_FIELDS)
 
-_PSEUDONYMISED_API_NAMES = frozenset(
-    f.api_name for f in schema.VISIT_FIELDS if f.column in schema.PSEUDONYMISED_COLUMNS
-)
-# Free text that quotes contacts (the reference's own `obs`: "Contact Info: ..., John: 01999999999").
-_MASKED_API_NAMES = frozenset({"obs"})
 _VALUE_NUMBER = Field("value", "value_number", Kind.FLOAT)
-_PHONE_PUNCTUATION = re.compile(r"[\s().-]")
-_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# A run of digits with the usual phone punctuation on one line; a phone when it has 9 to 15 digits.
-_PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{6,}\d(?![\w])")
-_DATE_IN_TEXT = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b")
-PSEUDONYM_TOKEN_HEX = 12
 # extraData values follow the reference's own pattern `[0-9]+([\.,][0-9]+)?`: a decimal comma is a number.
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*", re.ASCII)
 
@@ -119,14 +108,6 @@ def parse_page(line: bytes | str, where: str) -> dict[str, Any]:
     return page
 
 
-def iter_raw_pages(path: Path) -> Iterator[dict[str, Any]]:
-    """The pages of one raw part (`part-*.jsonl.gz`), in the order they were fetched."""
-    with gzip.open(path, "rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                yield parse_page(line, f"{path}:{number}")
-
-
 def fetched_at_of(page: Mapping[str, Any], where: str = "page") -> datetime:
     """The page's fetch time as an aware UTC datetime."""
     value = page.get("fetched_at")
@@ -137,43 +118,6 @@ def fetched_at_of(page: Mapping[str, Any], where: str = "page") -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-# --- pseudonymisation --------------------------------------------------------------------------
-
-
-def pseudonymise(value: str | None, key: str, api_name: str) -> str | None:
-    """HMAC-SHA256 of a contact value, normalised first so that formatting does not split a person."""
-    if value is None:
-        return None
-    text = value.strip()
-    if api_name == "signeeEmail":
-        text = text.lower()
-    elif api_name == "contactPhone":
-        text = _PHONE_PUNCTUATION.sub("", text)
-    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
-
-
-def mask_contacts(text: str | None, key: str) -> str | None:
-    """Free text with its email addresses and phone numbers replaced by ``[email:…]`` / ``[phone:…]``.
-
-    The token is the start of the value's pseudonym (`pseudonymise`), so a number quoted in `obs` can
-    still be matched with `contact_phone`. A phone is a run of 9 to 15 digits (spaces, dots, dashes and
-    brackets allowed between them, no date in it); times, dates and quantities are left alone.
-    """
-    if not text:
-        return text
-
-    def email(match: re.Match) -> str:
-        return f"[email:{pseudonymise(match.group(), key, 'signeeEmail')[:PSEUDONYM_TOKEN_HEX]}]"
-
-    def phone(match: re.Match) -> str:
-        digits = sum(character.isdigit() for character in match.group())
-        if not 9 <= digits <= 15 or _DATE_IN_TEXT.search(match.group()):
-            return match.group()
-        return f"[phone:{pseudonymise(match.group(), key, 'contactPhone')[:PSEUDONYM_TOKEN_HEX]}]"
-
-    return _PHONE_IN_TEXT.sub(phone, _EMAIL_IN_TEXT.sub(email, text))
 
 
 # --- flattening --------------------------------------------------------------------------------
@@ -252,12 +196,10 @@ class _Issues:
         key = self.run.pseudonymise_key
         api_field = check.api_field
         if key and check is suites.VISIT_ID_PRESENT and isinstance(raw, dict):
-            raw = _pseudonymised_record(raw, key)
+            raw = pseudonyms.visit_record(raw, key)
         raw_value = coerce.raw_text(raw)
-        if key and api_field in _PSEUDONYMISED_API_NAMES and check.table == "visits":
-            raw_value = pseudonymise(raw_value, key, api_field)
-        elif key and api_field in _MASKED_API_NAMES and check.table == "visits":
-            raw_value = mask_contacts(raw_value, key)
+        if key and check.table == "visits":
+            raw_value = pseudonyms.visit_value(raw_value, api_field, key)
         row = {
             "run_id": self.run.run_id,
             "table_name": check.table,
@@ -288,21 +230,6 @@ class _Issues:
         columns = dict(self.columns)
         columns["visit_date"] = pc.coalesce(visit_date.take(parents), own, listing)
         return pa.Table.from_pydict(columns, schema=schema.DATA_ISSUES)
-
-
-def _pseudonymised_record(record: dict[str, Any], key: str) -> dict[str, Any]:
-    """A record's fields with its contacts pseudonymised as their columns are (for an issue's raw value)."""
-    record = dict(record)
-    for api_name in _PSEUDONYMISED_API_NAMES & record.keys():
-        try:
-            text = coerce.coerce_text(record[api_name])
-        except coerce.CoercionError:
-            text = coerce.json_text(record[api_name])
-        record[api_name] = pseudonymise(text, key, api_name)
-    for api_name in _MASKED_API_NAMES & record.keys():
-        value = record[api_name]
-        record[api_name] = mask_contacts(value if isinstance(value, str) else coerce.raw_text(value), key)
-    return record
 
 
 class _Records:
@@ -487,15 +414,6 @@ def _record_unreadable(
         )
 
 
-def _pseudonymised_column(array: pa.Array, api_name: str, key: str | None) -> pa.Array:
-    """A visit column with its contacts hashed (or quoted contacts masked) when there is a key."""
-    if key and api_name in _PSEUDONYMISED_API_NAMES:
-        return pa.array([pseudonymise(value, key, api_name) for value in array.to_pylist()], pa.string())
-    if key and api_name in _MASKED_API_NAMES:
-        return pa.array([mask_contacts(value, key) for value in array.to_pylist()], pa.string())
-    return array
-
-
 def _visit_columns(records: _Records, issues: _Issues, run: _Run, unknown: set[str]) -> dict[str, pa.Array]:
     visits = records.visits
     parents = range(len(visits))
@@ -513,7 +431,7 @@ def _visit_columns(records: _Records, issues: _Issues, run: _Run, unknown: set[s
                     reason=reasons.get(position, REASON_DATE_MISSING),
                 )
         else:
-            array = _pseudonymised_column(array, field_.api_name, run.pseudonymise_key)
+            array = pseudonyms.visit_column(array, field_.api_name, run.pseudonymise_key)
             _record_unreadable(issues, records, "visits", field_, bad, parents=parents)
         columns[field_.column] = array
     columns["has_signature"] = pa.array(
@@ -653,8 +571,5 @@ __all__ = [
     "empty_batch",
     "fetched_at_of",
     "flatten_pages",
-    "iter_raw_pages",
     "parse_page",
-    "mask_contacts",
-    "pseudonymise",
 ]
