@@ -210,6 +210,7 @@ def debris(layout: config.DataLayout) -> list[str]:
         (layout.staging, ".*.tmp-*"),
         (layout.root, ".warehouse-build-*"),
         (layout.lake, "**/.*.tmp-*"),
+        (layout.lake, "**/.*.tmp"),  # letsjobit.files' temporaries (journal, manifests, raw parts)
     ]
     found = {str(path) for root, pattern in patterns if root.exists() for path in root.glob(pattern)}
     return sorted(found)

@@ -4,8 +4,8 @@
 the four tables alike (`schema.LAKE_TABLES`): a full refresh (None) replaces each whole table, a list of
 dates replaces exactly those `visit_date` partitions (removing those with no audited rows). Each table
 or partition appears by one atomic directory exchange, so a reader sees the old or the new partition,
-never a mix; a journal (`lake/_journal/<run>.json`) records the intent first, so a publication killed
-half-way is finished by `recover()` or by the next `publish_run`. `publish_lock` is held meanwhile.
+never a mix; a journal (`layout.journal(run_id)`) records the intent first, so a publication killed
+half-way is finished by `recover(layout)` or by the next `publish_run`. `publish_lock` is held meanwhile.
 
 `prune_runs` keeps the raw pages and staging areas of the newest runs (never one whose publication is
 pending) and removes the scratch of killed attempts.
@@ -165,7 +165,7 @@ def publish_run(run_id: str, layout: DataLayout, partitions: list[date] | None) 
     if not stage.is_dir():
         raise PublishError(
             f"run {run_id!r} has not passed the validation gate (nothing audited at {stage}); "
-            "validate.audit_run it first"
+            "audit it first (letsjobit.quality.audit.audit_run)"
         )
     dates = None if partitions is None else sorted({day.isoformat() for day in partitions})
     with publish_lock(layout):
