@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from letsjobit import config
-from letsjobit.airflow.tasks import atomic_write_json, safe_run_id
+from letsjobit import config, files
+from letsjobit.airflow.tasks import safe_run_id
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def record_task_failure(context: Mapping[str, Any]) -> Path | None:
     }
     name = ti.task_id if map_index is None or map_index < 0 else f"{ti.task_id}.{map_index}"
     path = failures_dir(config.layout(), run_id) / f"{name}.json"
-    atomic_write_json(path, note)
+    files.write_json(path, note)
     return path
 
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from letsjobit import config
+from letsjobit import config, files
 from letsjobit.airflow import lineage
 
 log = logging.getLogger(__name__)
@@ -251,20 +250,13 @@ def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any
             for key in ("verdict", "failed_checks", "report_html", "field_issues", "quarantined_records")
         },
     }
-    atomic_write_json(layout.last_publication, publication)
+    files.write_json(layout.last_publication, publication)
     lineage.record(layout, inputs=[lineage.folder(layout.staging)], outputs=lineage.lake_tables(layout))
     prune_runs(layout, keep=config.keep_runs())
     log.info(
         "Published run %s (%s)", run_id, "full refresh" if partitions is None else f"{len(partitions)} dates"
     )
     return {**publication, "lake": result}
-
-
-def atomic_write_json(path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def build_warehouse(published: dict[str, Any]) -> dict[str, Any]:

@@ -20,10 +20,9 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from letsjobit import config
+from letsjobit import config, files
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +39,9 @@ def write_admin_password(username: str, password: str) -> Path:
     if path.exists() and path.read_text().strip():
         passwords = json.loads(path.read_text())
     passwords[username] = password
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".passwords-", delete=False) as handle:
-        json.dump(passwords, handle)
-        handle.write("\n")
-    os.chmod(handle.name, 0o600)
-    os.replace(handle.name, path)
+    with files.atomic_path(path) as temporary:
+        temporary.touch(mode=0o600)  # readable by its owner only, before a secret is in it
+        temporary.write_text(json.dumps(passwords) + "\n")
     return path
 
 
