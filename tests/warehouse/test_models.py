@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 from letsjobit import config
+from letsjobit.lake import snapshot
 from letsjobit.warehouse import build as warehouse
 from letsjobit.warehouse import dictionary, kpis
 from letsjobit.warehouse.models import ModelError, column_docs, load_models, parse_model
@@ -23,7 +24,8 @@ def built(tmp_path_factory):
     connection = duckdb.connect(str(layout.warehouse), read_only=True)
     scratch = duckdb.connect()
     warehouse.create_macros(scratch)
-    sources = warehouse._source_sql(layout, tmp_path_factory.mktemp("sources"))
+    lake = snapshot.take(layout, tmp_path_factory.mktemp("snapshot"))
+    sources = warehouse._source_sql(lake, tmp_path_factory.mktemp("sources"))
     for model in MODELS:
         if model.layer == "staging":
             scratch.execute(f"create view {model.relation} as {model.render(sources)}")

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import duckdb
 import pytest
+from letsjobit.lake import snapshot
 from letsjobit.warehouse import build as warehouse
 
 from tests.warehouse import lakes
@@ -213,10 +214,10 @@ def test_a_build_reads_one_publication_whole_while_the_next_lands(layout):
     )
     assert built == [(second, 1)], "the build read the lake while a publication was replacing it"
 
-    snapshot = warehouse.snapshot_lake(layout, layout.root / "snapshot")
+    lake = snapshot.take(layout, layout.root / "snapshot")
     third = _one_publication(layout, 3, days)  # deletes every file the snapshot linked
     rows = duckdb.sql(
-        f"select count(*) from read_parquet('{snapshot.table('visits')}/*/*.parquet')"
+        f"select count(*) from read_parquet({[str(path) for path in lake.files['visits']]})"
     ).fetchall()[0][0]
     assert rows == second != third
 

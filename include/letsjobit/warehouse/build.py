@@ -35,7 +35,6 @@ dictionary lives in ``dictionary.py``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import shutil
@@ -52,7 +51,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 
 from letsjobit import config
-from letsjobit.lake import schema
+from letsjobit.lake import schema, snapshot
 from letsjobit.warehouse import dictionary
 from letsjobit.warehouse.models import (
     Model,
@@ -162,8 +161,8 @@ def build(
         try:
             build_path = workdir / layout.warehouse.name
             # The build reads a snapshot, so a publication landing meanwhile is not half seen.
-            lake_snapshot = snapshot_lake(layout, workdir / "lake_snapshot")
-            partitions = lake_partitions(lake_snapshot)
+            lake_snapshot = snapshot.take(layout, workdir / "lake_snapshot")
+            partitions = dict(lake_snapshot.fingerprints)
             requested = None if changed_dates is None else {_as_date(day) for day in changed_dates}
             plan = _plan(layout, build_path, requested, digest, partitions)
             log.info(
@@ -209,64 +208,6 @@ def build(
 
 
 # --- planning -----------------------------------------------------------------------------------
-
-
-def snapshot_lake(layout: config.DataLayout, root: Path) -> config.DataLayout:
-    """The published lake tables as hard links under ``root``, taken under the lake's publish lock.
-
-    A publication replaces partition folders one after another and deletes the old files; a build
-    reading the lake itself meanwhile could see new visits with old lines, or lose a file it listed.
-    Links are taken in milliseconds and keep the files of one publication alive for the whole build,
-    while the next publication goes ahead. (Copies if the lake is on another file system.)
-    """
-    from letsjobit.lake.publish import publish_lock
-
-    snapshot = config.DataLayout(root)
-    linked = 0
-    with publish_lock(layout):
-        for table in schema.LAKE_TABLES:
-            for source in sorted(layout.table(table).glob(f"{schema.PARTITION_COLUMN}=*/*.parquet")):
-                target = snapshot.table(table) / source.parent.name / source.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(source, target)
-                except OSError:
-                    shutil.copy2(source, target)
-                linked += 1
-    log.info("warehouse build reads a snapshot of the lake: %d files at %s", linked, root)
-    return snapshot
-
-
-def lake_partitions(layout: config.DataLayout) -> dict[tuple[str, date], str]:
-    """Fingerprint of each (lake table, visit_date) partition: its file names, sizes and mtimes.
-
-    Only the keyed tables: the data issue marts are rebuilt from the whole issues table every build,
-    so a change there needs no partition of visits reloaded."""
-    fingerprints: dict[tuple[str, date], str] = {}
-    for table in schema.TABLES:
-        root = layout.table(table)
-        if not root.is_dir():
-            continue
-        for folder in sorted(root.glob(f"{schema.PARTITION_COLUMN}=*")):
-            day = _partition_date(folder)
-            files = sorted(folder.glob("*.parquet"))
-            if day is None or not files:
-                continue
-            digest = hashlib.sha256()
-            for path in files:
-                stat = path.stat()
-                digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-            fingerprints[(table, day)] = digest.hexdigest()[:16]
-    return fingerprints
-
-
-def _partition_date(folder: Path) -> date | None:
-    value = folder.name.split("=", 1)[1]
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        log.warning("lake folder %s is not a visit_date partition; the build reads it anyway", folder)
-        return None
 
 
 def _plan(
@@ -437,7 +378,7 @@ def _prepare_build_relations(
     )
 
 
-def _source_sql(layout: config.DataLayout, workdir: Path) -> dict[str, str]:
+def _source_sql(lake: snapshot.LakeSnapshot, workdir: Path) -> dict[str, str]:
     """``read_parquet(...)`` of each lake table, always with every column of its schema.
 
     An empty file with the table's schema is read along with the lake, so a column no lake file has
@@ -449,10 +390,7 @@ def _source_sql(layout: config.DataLayout, workdir: Path) -> dict[str, str]:
         empty = workdir / "schema" / table / f"{schema.PARTITION_COLUMN}=1970-01-01" / "empty.parquet"
         empty.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table_schema.empty_table(), empty)
-        files = [_quote(empty)]
-        pattern = layout.table(table) / f"{schema.PARTITION_COLUMN}=*" / "*.parquet"
-        if any(layout.table(table).glob(f"{schema.PARTITION_COLUMN}=*/*.parquet")):
-            files.append(_quote(pattern))
+        files = [_quote(empty), *(_quote(path) for path in lake.files[table])]
         sources[table] = (
             f"read_parquet([{', '.join(files)}], hive_partitioning = true, union_by_name = true, "
             f"hive_types = {{'{schema.PARTITION_COLUMN}': date}})"
