@@ -1,9 +1,14 @@
-"""Fixtures of the lake tests: the reference's own example visit, and raw runs written as the extractor does."""
+"""Fixtures of the lake tests: the reference's own example visit, raw runs written as the extractor does,
+runs staged and audited as the DAG does, and a child process that dies on purpose."""
 
 from __future__ import annotations
 
 import copy
 import gzip
+import os
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +16,10 @@ from typing import Any
 import orjson
 import pytest
 from letsjobit.config import DataLayout
+from letsjobit.lake import stage
+from letsjobit.quality import audit
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # The visit of the reference's "Get All Visits" example, verbatim (signature shortened as it is there).
 REFERENCE_VISIT: dict[str, Any] = {
@@ -171,3 +180,32 @@ def visits_over_days(
 @pytest.fixture
 def layout(tmp_path: Path) -> DataLayout:
     return DataLayout(tmp_path / "data")
+
+
+def stage_pages(layout: DataLayout, run_id: str, visits: list[dict], per_page: int = 4, **options):
+    """Write ``visits`` as one raw part of pages and stage the run."""
+    pages = [raw_page(visits[n : n + per_page], offset=n) for n in range(0, len(visits), per_page)]
+    write_raw_part(layout, run_id, "full", pages)
+    return stage.stage_run(run_id, layout, workers=options.pop("workers", 1), **options)
+
+
+def run_audit(layout: DataLayout, run_id: str) -> audit.AuditResult:
+    """The validation gate, as the DAG runs it between stage and publish (not reconciled here)."""
+    return audit.audit_run(run_id, layout, expected_visits=None)
+
+
+def stage_and_audit(layout: DataLayout, run_id: str, visits: list[dict], **options):
+    staged = stage_pages(layout, run_id, visits, **options)
+    run_audit(layout, run_id)
+    return staged
+
+
+def die_in_child(script: str, *args) -> None:
+    """Run ``script`` in a real child process that must die half-way (``os._exit(137)``, no cleanup)."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 137, done.stderr
+    assert "finished" not in done.stdout
