@@ -88,8 +88,8 @@ class LakeLocation:
     """Where the lake's Delta tables are: a local folder or an object-store URL, and its storage options.
 
     Every reader and writer of the lake takes the tables' URIs and the options from here. The options
-    hold credentials, so they stay out of ``repr``; `redacted` is the URL as it may be logged (any user
-    info dropped).
+    hold credentials, and so may a URL's user info: ``repr`` and ``str`` show `redacted`, the URL as it
+    may be logged (user info dropped), never the options.
     """
 
     url: str
@@ -117,10 +117,14 @@ class LakeLocation:
         if self.is_local:
             return self.url
         parts = urllib.parse.urlsplit(self.url)
-        return urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or ""))
+        host = parts.netloc.rpartition("@")[2]  # the bucket (or host:port) without any user info
+        return urllib.parse.urlunsplit(parts._replace(netloc=host))
 
     def __str__(self) -> str:
         return self.redacted
+
+    def __repr__(self) -> str:
+        return f"LakeLocation({self.redacted!r})"
 
 
 @dataclass(frozen=True)

@@ -147,17 +147,18 @@ def test_a_run_the_gate_has_not_passed_cannot_be_published(layout):
 
 # --- kills: a real process dies half-way (os._exit: no finally, no cleanup) -------------------------
 
-# argv: data dir, where to die ("between-commits": after the first table's commit; "mid-commit": once
+# argv: data dir ("from-env": config.layout(), e.g. an object-store lake), where to die ("between-commits": after the first table's commit; "mid-commit": once
 # delta-rs has read the first table's last batch, while it writes the files, before its commit), then
 # the run id and its dates.
 PUBLISH_CRASH_SCRIPT = """
 import os, sys
 from datetime import date
 from pathlib import Path
+from letsjobit import config
 from letsjobit.lake import publish
-from letsjobit.config import DataLayout
 
-layout, where, run_id = DataLayout(Path(sys.argv[1])), sys.argv[2], sys.argv[3]
+where, run_id = sys.argv[2], sys.argv[3]
+layout = config.layout() if sys.argv[1] == "from-env" else config.DataLayout(Path(sys.argv[1]))
 dates = [date.fromisoformat(day) for day in sys.argv[4:]] or None
 
 if where == "between-commits":
@@ -182,8 +183,10 @@ print("finished")
 """
 
 
-def kill_publication(layout: DataLayout, where: str, run_id: str, dates: list[date] | None) -> None:
-    die_in_child(PUBLISH_CRASH_SCRIPT, layout.root, where, run_id, *[day.isoformat() for day in dates or ()])
+def kill_publication(layout: DataLayout | None, where: str, run_id: str, dates: list[date] | None) -> None:
+    """Die in a child process publishing ``run_id`` (``layout`` None: the child's config.layout())."""
+    root = "from-env" if layout is None else layout.root
+    die_in_child(PUBLISH_CRASH_SCRIPT, root, where, run_id, *[day.isoformat() for day in dates or ()])
 
 
 def new_generation(layout: DataLayout, run_id: str, doc_no: str) -> None:
