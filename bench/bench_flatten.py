@@ -215,7 +215,11 @@ def main() -> None:
         published = publish.publish_run("bench", layout, None)
         publish_seconds = time.monotonic() - linked
         seconds = staged_seconds + publish_seconds
-    staged_bytes = sum(path.stat().st_size for path in Path(result.path).rglob("*.parquet"))
+    staged_bytes = sum(
+        path.stat().st_size
+        for table in schema.LAKE_TABLES
+        for path in (Path(result.path) / table).rglob("*.parquet")
+    )
     timings = result.timings
     main_cpu = max(0.0, timings.get("cpu_main", 0.0) - memory.own_cpu)  # less the sampler's
     cpu = timings["cpu_flatten"] + timings["cpu_write"] + main_cpu

@@ -52,6 +52,13 @@ def published_partitions(layout: DataLayout, table: str = "visits") -> list[str]
     return sorted({path.parent.name for path in lake.files[table]})
 
 
+def version_files(layout: DataLayout, table: str, version: int) -> set[str]:
+    """The data files (paths in the table) of a table version."""
+    return set(
+        tables.open_table(layout, table, version).get_add_actions(flatten=True).column("path").to_pylist()
+    )
+
+
 def latest_rows(layout: DataLayout, table: str = "visits") -> list[tuple]:
     """(visit_date, doc_no) of the table's latest commit, published or not."""
     rows = tables.open_table(layout, table).to_pyarrow_table(columns=["visit_date", "doc_no"])
@@ -94,11 +101,13 @@ def test_publishing_dates_replaces_exactly_those_partitions_in_one_commit_per_ta
     assert (result.replaced, result.removed) == (["2026-11-02"], ["2026-11-03"])
     assert result.versions == {table: first.versions[table] + 1 for table in schema.LAKE_TABLES}
     commit = tables.open_table(layout, "visits").history(1)[0]
-    assert (
-        commit["operationParameters"]["mode"] == "Overwrite"
-        and "2026-11-03" in commit["operationParameters"]["predicate"]
-    )
     assert commit[publish.RUN_ID_KEY] == "run-b"
+    before, after = (
+        version_files(layout, "visits", v) for v in (first.versions["visits"], result.versions["visits"])
+    )
+    untouched = {path for path in before if path.startswith("visit_date=2026-11-01/")}
+    assert {path for path in after if path.startswith("visit_date=2026-11-01/")} == untouched
+    assert {path.split("/")[0] for path in after - before} == {"visit_date=2026-11-02"}  # and day 3 is gone
     assert published_partitions(layout) == ["visit_date=2026-11-01", "visit_date=2026-11-02"]
     assert lake_rows(layout) == [
         (DAY_1, "v00000", "H-017623"), (DAY_1, "v00003", "H-017623"), (DAY_2, "v00001", "CHANGED"),
@@ -147,9 +156,9 @@ def test_a_run_the_gate_has_not_passed_cannot_be_published(layout):
 
 # --- kills: a real process dies half-way (os._exit: no finally, no cleanup) -------------------------
 
-# argv: data dir ("from-env": config.layout(), e.g. an object-store lake), where to die ("between-commits": after the first table's commit; "mid-commit": once
-# delta-rs has read the first table's last batch, while it writes the files, before its commit), then
-# the run id and its dates.
+# argv: data dir ("from-env": config.layout(), e.g. an object-store lake), where to die
+# ("between-commits": after the first table's commit; "mid-commit": once the first table's new files
+# are written, before its commit), then the run id and its dates.
 PUBLISH_CRASH_SCRIPT = """
 import os, sys
 from datetime import date
@@ -170,14 +179,11 @@ if where == "between-commits":
         return commits[-1]
     publish._commit_table = dies_before_the_second_commit
 else:
-    reader = publish._reader
-    def dies_after_the_last_batch(data):
-        batches = reader(data)
-        def stream():
-            yield from batches
-            os._exit(137)
-        return publish.pa.RecordBatchReader.from_batches(batches.schema, stream())
-    publish._reader = dies_after_the_last_batch
+    write_files = publish._write_files
+    def dies_once_the_files_are_written(*args, **kwargs):
+        write_files(*args, **kwargs)
+        os._exit(137)
+    publish._write_files = dies_once_the_files_are_written
 publish.publish_run(run_id, layout, dates)
 print("finished")
 """
@@ -222,20 +228,26 @@ def test_a_kill_between_two_table_commits_leaves_the_previous_publication_whole_
     assert tables.read_state(layout.lake_location).publishing is None
 
 
-def test_a_kill_inside_a_commit_leaves_no_new_version_and_the_retry_finishes_it(layout):
+def test_a_kill_inside_a_commit_leaves_no_new_version_and_vacuum_removes_its_files(layout):
     stage_and_audit(layout, "run-a", visits_over_days(6))
     published = publish.publish_run("run-a", layout, None)
+    files_before = set(Path(layout.table_uri("visits")).rglob("*.parquet"))
     new_generation(layout, "run-b", "NEW")
 
     kill_publication(layout, "mid-commit", "run-b", [DAY_1, DAY_2, DAY_3])
 
     assert tables.open_table(layout, "visits").version() == published.versions["visits"]  # no commit
+    written = set(Path(layout.table_uri("visits")).rglob("*.parquet")) - files_before
+    assert written, "the kill came after the new files were written (else this test proves nothing)"
     assert {doc_no for (_, _, doc_no) in lake_rows(layout)} == {"H-017623"}
     assert tables.read_state(layout.lake_location).publishing.run_id == "run-b"
 
     publish.publish_run("run-b", layout, [DAY_1, DAY_2, DAY_3])
     assert {doc_no for (_, _, doc_no) in lake_rows(layout)} == {"NEW"}
     assert tables.read_state(layout.lake_location).publishing is None
+    publish.vacuum(layout, retention=timedelta(0))
+    assert not any(path.exists() for path in written)  # the dead attempt's files, never in any version
+    assert {doc_no for (_, _, doc_no) in lake_rows(layout)} == {"NEW"}
 
 
 def test_an_interrupted_publication_is_finished_before_the_next_run_publishes(layout):

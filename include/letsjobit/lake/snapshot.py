@@ -136,14 +136,15 @@ def _local_copies(
     layout.state.mkdir(parents=True, exist_ok=True)
     downloaded = pruned = 0
     linked: dict[str, tuple[Path, ...]] = {}
+    store, lake_root = tables.filesystem(layout.lake_location)
     with FileLock(str(layout.state / "lake-cache.lock")):
         for table, items in data_files.items():
-            store = tables.table_store(layout.lake_location, table)
             paths = []
             for item in items:
                 cached = cache / table / item.path
                 if not cached.exists() or cached.stat().st_size != item.size:
-                    with store.open_input_stream(item.path) as source, files.atomic_path(cached) as temporary:
+                    remote = f"{lake_root}/{table}/{item.path}"
+                    with store.open_input_stream(remote) as source, files.atomic_path(cached) as temporary:
                         with open(temporary, "wb") as target:
                             shutil.copyfileobj(source, target, 2**20)
                     downloaded += 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,7 +28,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable, write_deltalake
-from deltalake.fs import DeltaStorageHandler
 
 from letsjobit import config
 from letsjobit.lake import schema
@@ -67,10 +67,26 @@ def storage_options(location: config.LakeLocation) -> dict[str, str] | None:
     return dict(location.storage_options) or None
 
 
-def table_store(location: config.LakeLocation, name: str) -> pa_fs.FileSystem:
-    """A lake table's folder as a read-only pyarrow file system, through deltalake's object store (same
-    options): what copies a remote table's files (its write path is not usable with pyarrow 26)."""
-    return pa_fs.PyFileSystem(DeltaStorageHandler(location.table_uri(name), storage_options(location)))
+def filesystem(location: config.LakeLocation) -> tuple[pa_fs.FileSystem, str]:
+    """The lake's files as pyarrow sees them: a file system and the lake's root path in it.
+
+    pyarrow writes a publication's data files and copies a remote version's files to the local cache;
+    an S3 lake gets the same settings as deltalake (the storage options, from the AWS variables)."""
+    if location.is_local:
+        return pa_fs.LocalFileSystem(), str(location.local_root)
+    if not location.url.startswith("s3://"):  # other object stores: pyarrow's own settings from the URL
+        return pa_fs.FileSystem.from_uri(location.url)
+    options = location.storage_options
+    endpoint = urllib.parse.urlsplit(options.get("AWS_ENDPOINT_URL") or "")
+    s3 = pa_fs.S3FileSystem(
+        access_key=options.get("AWS_ACCESS_KEY_ID"),
+        secret_key=options.get("AWS_SECRET_ACCESS_KEY"),
+        session_token=options.get("AWS_SESSION_TOKEN"),
+        region=options.get("AWS_REGION"),
+        endpoint_override=endpoint.netloc or None,
+        scheme=endpoint.scheme or "https",
+    )
+    return s3, location.url.removeprefix("s3://").rstrip("/")
 
 
 def read_state(location: config.LakeLocation) -> LakeState:
