@@ -187,12 +187,12 @@ def test_partitions_changed_without_being_named_are_reloaded(layout):
 def test_changed_sql_forces_a_full_build(layout, tmp_path):
     lakes.publish(layout, [lakes.visit("a", DAY1)])
     warehouse.build(layout)
-    sql_dir = tmp_path / "sql"
-    shutil.copytree(config.SQL_DIR, sql_dir)
-    kpi = sql_dir / "marts" / "kpi_daily.sql"
+    project_dir = tmp_path / "sql"
+    shutil.copytree(config.SQL_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    kpi = project_dir / "models" / "marts" / "kpi_daily.sql"
     kpi.write_text(kpi.read_text() + "\n")
 
-    result = warehouse.build(layout, changed_dates=[DAY1], sql_dir=sql_dir)
+    result = warehouse.build(layout, changed_dates=[DAY1], project_dir=project_dir)
 
     assert result.mode == "full" and "SQL models changed" in result.reason
 

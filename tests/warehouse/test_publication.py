@@ -132,16 +132,16 @@ def test_a_failed_build_leaves_the_published_warehouse_and_no_debris(layout, tmp
     _publish_visits(layout, 10)
     warehouse.build(layout, run_id="good")
     before = layout.warehouse.read_bytes()
-    sql_dir = tmp_path / "sql"
-    shutil.copytree(warehouse.config.SQL_DIR, sql_dir)
-    broken = sql_dir / "marts" / "kpi_daily.sql"
+    project_dir = tmp_path / "sql"
+    shutil.copytree(warehouse.config.SQL_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    broken = project_dir / "models" / "marts" / "kpi_daily.sql"
     broken.write_text(broken.read_text().replace("from measures", "from no_such_relation"))
 
-    with pytest.raises(warehouse.WarehouseError, match="marts.kpi_daily"):
-        warehouse.build(layout, run_id="bad", sql_dir=sql_dir)
+    with pytest.raises(warehouse.WarehouseError, match="(?s)model kpi_daily error: .*no_such_relation"):
+        warehouse.build(layout, run_id="bad", project_dir=project_dir)
 
     assert layout.warehouse.read_bytes() == before
-    assert not list(layout.warehouse.parent.glob(f"{warehouse.BUILD_DIR_PREFIX}*"))
+    assert not (layout.warehouse.parent / warehouse.BUILD_DIR).exists()
     assert not list(layout.warehouse.parent.glob("*.wal"))
 
 
