@@ -19,7 +19,7 @@ names the file budget (``keystate.py``), never the key; it holds slot ids and ti
 write sets its TTL to when nothing in it can matter any more (the newest slot's keep time, a pause's
 end) plus a minute, so an abandoned key's state goes away by itself.
 
-If Redis stops answering (after a few quick reconnects), the request fails with
+If Redis stops answering (after reconnects for about 3 s, which ride out a restart), the request fails with
 :class:`~letsjobit.api.errors.LetsJobItRateBudgetUnavailable`: falling back to a per-host budget would
 let the hosts together exceed the key's limit.
 """
@@ -29,11 +29,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from letsjobit.api.errors import LetsJobItConfigError, LetsJobItRateBudgetUnavailable
@@ -43,12 +44,11 @@ from letsjobit.api.settings import RATE_BUDGET_URL_SETTING, REDACTED, redact_url
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "letsjobit:"
-# How long one Redis command may take, and the reconnects (0.1 s doubling, ~3 s in all) that ride out a
-# blip before a request fails.
+# How long one Redis command may take, and the reconnects (0.1 s doubling: 3.1 s in all) that ride out a
+# blip before a request fails. Ours rather than redis-py's, which would also retry refused credentials.
 SOCKET_TIMEOUT_SECONDS = 5.0
 RECONNECTS = 5
-RECONNECT_BACKOFF_BASE_SECONDS = 0.1
-RECONNECT_BACKOFF_CAP_SECONDS = 2.0
+RECONNECT_BACKOFF_SECONDS = 0.1
 # Kept beyond the last moment the state matters, so a slow clock or a late reader never finds it gone.
 TTL_SLACK_SECONDS = 60
 # Compare-and-set attempts before a change gives up; each loses only to another user's committed change.
@@ -75,22 +75,21 @@ class RedisStore:
     """One API key's budget state in Redis at ``url``, under ``letsjobit:<name>``.
 
     ``keep_seconds``: how long after its stamp a slot may still count (the budget's longest: the stale
-    in-flight limit or one window), for the key's TTL. Connects on first use.
+    in-flight limit or one window), for the key's TTL. ``reconnects``: attempts after a lost connection
+    before a change fails. Connects on first use.
     """
 
-    def __init__(self, url: str, name: str, *, keep_seconds: float) -> None:
+    def __init__(self, url: str, name: str, *, keep_seconds: float, reconnects: int = RECONNECTS) -> None:
         self.key = KEY_PREFIX + name
         self.shown_url = redact_url(url)
         self.keep_seconds = float(keep_seconds)
+        self.reconnects = reconnects
         self._secrets = url_secrets(url)
         self._redis = redis.Redis.from_url(
             url,
             socket_timeout=SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-            retry=Retry(
-                ExponentialBackoff(cap=RECONNECT_BACKOFF_CAP_SECONDS, base=RECONNECT_BACKOFF_BASE_SECONDS),
-                RECONNECTS,
-            ),
+            retry=Retry(NoBackoff(), 0),
         )
         self._load = self._redis.register_script(LOAD_SCRIPT)
         self._store = self._redis.register_script(STORE_SCRIPT)
@@ -102,32 +101,45 @@ class RedisStore:
         self._redis.close()
 
     def transact(self, change: Callable[[dict, float], T]) -> T:
-        try:
-            for _ in range(MAX_CONFLICTS):
-                loaded, seconds, microseconds = self._load(keys=[self.key])
-                now = int(seconds) + int(microseconds) / 1e6
-                state = self._decode(loaded)
-                result = change(state, now)
-                state["v"] = STATE_FORMAT_VERSION
-                written = json.dumps(state, separators=(",", ":")).encode()
-                if written == loaded:
-                    return result
-                if self._store(keys=[self.key], args=[loaded, written, self._ttl(state, now)]):
-                    return result
-        except redis.AuthenticationError as exc:
-            raise LetsJobItConfigError(
-                f"{RATE_BUDGET_URL_SETTING}: Redis at {self.shown_url} refused the credentials "
-                f"({self._redact(str(exc))})"
-            ) from None
-        except redis.RedisError as exc:
-            raise LetsJobItRateBudgetUnavailable(
-                f"the shared rate budget in Redis at {self.shown_url} is unavailable "
-                f"({type(exc).__name__}: {self._redact(str(exc))[:300]}); stopping rather than pacing this "
-                "host alone, which could exceed the API key's limit across hosts"
-            ) from None
+        # Running a change again after a lost answer is safe: each change sets a slot or a max(), by id.
+        for attempt in range(self.reconnects + 1):
+            try:
+                return self._transact(change)
+            except redis.AuthenticationError as exc:
+                raise LetsJobItConfigError(
+                    f"{RATE_BUDGET_URL_SETTING}: Redis at {self.shown_url} refused the credentials "
+                    f"({self._redact(str(exc))})"
+                ) from None
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if attempt == self.reconnects:
+                    raise self._unavailable(exc) from None
+                time.sleep(RECONNECT_BACKOFF_SECONDS * 2**attempt)
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def _transact(self, change: Callable[[dict, float], T]) -> T:
+        for _ in range(MAX_CONFLICTS):
+            loaded, seconds, microseconds = self._load(keys=[self.key])
+            now = int(seconds) + int(microseconds) / 1e6
+            state = self._decode(loaded)
+            result = change(state, now)
+            state["v"] = STATE_FORMAT_VERSION
+            written = json.dumps(state, separators=(",", ":")).encode()
+            if written == loaded:
+                return result
+            if self._store(keys=[self.key], args=[loaded, written, self._ttl(state, now)]):
+                return result
         raise LetsJobItRateBudgetUnavailable(
             f"the shared rate budget in Redis at {self.shown_url}: {MAX_CONFLICTS} changes in a row lost to "
             "other users' changes"
+        )
+
+    def _unavailable(self, exc: Exception) -> LetsJobItRateBudgetUnavailable:
+        return LetsJobItRateBudgetUnavailable(
+            f"the shared rate budget in Redis at {self.shown_url} is unavailable "
+            f"({type(exc).__name__}: {self._redact(str(exc))[:300]}); stopping rather than pacing this host "
+            "alone, which could exceed the API key's limit across hosts"
         )
 
     def _decode(self, loaded: bytes) -> dict:
