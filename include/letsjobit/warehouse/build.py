@@ -63,8 +63,10 @@ STORAGE_VERSION = "v1.5.0"
 # Deletes and inserts leave free blocks behind; a full rebuild now and then keeps the file compact.
 FULL_REBUILD_EVERY = 50
 BUILD_DIR = ".warehouse-build"
+# The build the published one replaced, kept (as a hard link) for the next incremental build.
+STANDBY_DIR = ".warehouse-standby"
 # Relations a reader must never see: they read the lake live or only make sense during a build.
-BUILD_ONLY_RELATIONS = ("build.previous_visits",)
+BUILD_ONLY_RELATIONS = ("build.previous_visits", "build.replaced_visits", "build.replaced_equipment")
 
 
 class WarehouseError(RuntimeError):
@@ -186,7 +188,7 @@ def build(
                 row_counts = _finish(connection)
             finally:
                 connection.close()
-            _publish(build_path, layout.warehouse)
+            _publish(build_path, layout.warehouse, _standby(layout))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -234,7 +236,7 @@ def _plan(
     if not layout.warehouse.exists():
         return _Plan("full", "no previous warehouse", every_partition)
 
-    shutil.copyfile(layout.warehouse, build_path)
+    started_from = _start_from_previous(layout, build_path)
     previous = _previous_state(build_path)
     reason = None
     if previous is None:
@@ -261,10 +263,37 @@ def _plan(
         )
     return _Plan(
         "incremental",
-        f"{len(requested)} partitions named, {len(unannounced)} more changed on disk",
+        f"{len(requested)} partitions named, {len(unannounced)} more changed on disk, from {started_from}",
         requested | drifted,
         previous["builds_since_full"] + 1,
     )
+
+
+def _start_from_previous(layout: config.DataLayout, build_path: Path) -> str:
+    """Put the file an incremental build starts from at ``build_path``; say which it is.
+
+    Publishing keeps the build it replaces as the standby (a second name of the same file, no copy).
+    An incremental build takes the standby over and catches it up: it is one build behind, and the
+    partitions the last build changed differ from what the standby recorded, so they are reloaded too.
+    So publication never copies the warehouse. The standby is taken only if no reader holds it (one
+    who opened the warehouse two builds ago); else, or when there is none, the published file is copied.
+    A standby taken over leaves its place first, so a build that dies cannot leave a half-updated one.
+    """
+    standby = _standby(layout)
+    if standby.exists():
+        os.replace(standby, build_path)
+        try:
+            duckdb.connect(str(build_path)).close()  # refused while a reader holds the file
+            return "the standby (the build before the last)"
+        except duckdb.IOException as error:
+            log.info("the standby warehouse is held by a reader (%s); copying the published one", error)
+            build_path.unlink()
+    shutil.copyfile(layout.warehouse, build_path)
+    return "a copy of the published warehouse"
+
+
+def _standby(layout: config.DataLayout) -> Path:
+    return layout.warehouse.parent / STANDBY_DIR / layout.warehouse.name
 
 
 def _previous_state(path: Path) -> dict[str, Any] | None:
@@ -316,7 +345,8 @@ def _prepare_build_relations(
     digest: str,
     workdir: Path,
 ) -> None:
-    """The sources the dbt project reads: ``lake.*`` over the snapshot, ``build.*`` from this plan."""
+    """The sources the dbt project reads: ``lake.*`` over the snapshot, ``build.*`` from this plan
+    (documented as sources in sql/models/staging/_staging.yml)."""
     for name in ("build", "lake"):
         connection.execute(f"create schema if not exists {name}")
     for table, sql in _source_sql(lake, workdir).items():
@@ -354,7 +384,7 @@ def _prepare_build_relations(
         connection.execute(
             """
             create or replace table build.previous_visits as
-            select visit_id, visit_date from marts.fct_visits
+            select distinct visit_id, visit_date from intermediate.int_visit_versions
             where visit_date in (select visit_date from build.changed_partitions)
             """
         )
@@ -362,6 +392,15 @@ def _prepare_build_relations(
         connection.execute(
             "create or replace table build.previous_visits (visit_id varchar, visit_date date)"
         )
+    # Filled by the pre-hooks of marts.fct_visits and marts.fct_equipment_visits on an incremental build:
+    # the rows they are about to replace, whose dates and keys the derived tables must recompute.
+    connection.execute(
+        "create or replace table build.replaced_visits "
+        "(visit_id varchar, visit_date date, driver_id varchar, site_id varchar, territory varchar)"
+    )
+    connection.execute(
+        "create or replace table build.replaced_equipment (visit_id varchar, site_id varchar, serial_nr varchar)"
+    )
     ordered = sorted(lake.fingerprints.items())
     connection.execute(
         """
@@ -423,13 +462,18 @@ def _finish(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
     }
 
 
-def _publish(build_path: Path, target: Path) -> None:
-    """Atomically put the finished file in place; readers of the old file keep their snapshot."""
+def _publish(build_path: Path, target: Path, standby: Path) -> None:
+    """Atomically put the finished file in place; readers of the old file keep their snapshot, which
+    stays as the standby (a hard link: the next incremental build starts from it)."""
     leftovers = [path for path in build_path.parent.glob(build_path.name + ".wal")]
     if leftovers:
         raise WarehouseError(f"{build_path}: a write-ahead log is left after closing; not publishing")
     with open(build_path, "rb") as handle:
         os.fsync(handle.fileno())
+    standby.parent.mkdir(exist_ok=True)
+    standby.unlink(missing_ok=True)
+    if target.exists():
+        os.link(target, standby)
     os.replace(build_path, target)
     directory = os.open(target.parent, os.O_RDONLY)
     try:

@@ -1,7 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[
+            "visit_date in (select visit_date from intermediate.int_affected_dates)",
+        ],
+        on_schema_change="fail"
+    )
+}}
+-- depends_on: {{ ref('int_affected_dates') }}
+
 with
 
 measures as (
     select * from {{ ref('fct_visit_measures') }}
+    {% if is_incremental() %}
+    where visit_date in (select visit_date from {{ ref('int_affected_dates') }})
+    {% endif %}
 ),
 
 counted as (

@@ -10,14 +10,14 @@ versions_now as (
     where visit_date in (select visit_date from changed_partitions)
 ),
 
-chosen_before as (
+versions_before as (
     select visit_id from {{ source('build', 'previous_visits') }}
 ),
 
 final as (
     select visit_id from versions_now
     union
-    select visit_id from chosen_before
+    select visit_id from versions_before
 )
 
 select * from final

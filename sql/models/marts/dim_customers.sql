@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[
+            "site_id in (select member from intermediate.int_affected_members where dimension = 'site')",
+        ],
+        on_schema_change="fail"
+    )
+}}
+-- depends_on: {{ ref('int_affected_members') }}
+
 with
 
 visits as (
@@ -11,6 +23,9 @@ visits as (
             contact_person, contact_phone
         ) as attributes
     from {{ ref('fct_visits') }}
+    {% if is_incremental() %}
+    where site_id in (select member from {{ ref('int_affected_members') }} where dimension = 'site')
+    {% endif %}
 ),
 
 sites as (

@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[
+            "driver_id in (select member from intermediate.int_affected_members where dimension = 'driver')",
+        ],
+        on_schema_change="fail"
+    )
+}}
+-- depends_on: {{ ref('int_affected_members') }}
+
 with
 
 visits as (
@@ -9,6 +21,9 @@ visits as (
         visit_id,
         territory
     from {{ ref('fct_visits') }}
+    {% if is_incremental() %}
+    where driver_id in (select member from {{ ref('int_affected_members') }} where dimension = 'driver')
+    {% endif %}
 ),
 
 drivers as (

@@ -1,8 +1,23 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[
+            "territory in (select member from intermediate.int_affected_members where dimension = 'territory')",
+        ],
+        on_schema_change="fail"
+    )
+}}
+-- depends_on: {{ ref('int_affected_members') }}
+
 with
 
 visits as (
     select marts.unknown_member(territory) as territory, visit_date, driver_id, site_id
     from {{ ref('fct_visits') }}
+    {% if is_incremental() %}
+    where territory in (select member from {{ ref('int_affected_members') }} where dimension = 'territory')
+    {% endif %}
 ),
 
 territories as (

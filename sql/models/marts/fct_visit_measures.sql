@@ -1,3 +1,15 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[
+            "visit_id in (select visit_id from intermediate.int_affected_visits)",
+        ],
+        on_schema_change="fail"
+    )
+}}
+-- depends_on: {{ ref('int_affected_visits') }}
+
 with
 
 visits as (
@@ -15,11 +27,17 @@ visits as (
         closed_within_time_window,
         hours_to_close
     from {{ ref('fct_visits') }}
+    {% if is_incremental() %}
+    where visit_id in (select visit_id from {{ ref('int_affected_visits') }})
+    {% endif %}
 ),
 
 repeats as (
     select visit_id, bool_or(is_repeat_visit) as is_repeat_visit
     from {{ ref('fct_equipment_visits') }}
+    {% if is_incremental() %}
+    where visit_id in (select visit_id from {{ ref('int_affected_visits') }})
+    {% endif %}
     group by visit_id
 ),
 

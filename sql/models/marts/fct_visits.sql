@@ -3,7 +3,8 @@
         materialized='incremental',
         incremental_strategy='replace_where',
         incremental_predicates=["visit_id in (select visit_id from intermediate.int_touched_visits)"],
-        on_schema_change="fail"
+        on_schema_change="fail",
+        pre_hook="{{ keep_replaced_rows(this, 'replaced_visits', ['visit_id', 'visit_date', 'driver_id', 'site_id', 'territory']) }}"
     )
 }}
 -- depends_on: {{ ref('int_touched_visits') }}

@@ -1,9 +1,24 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[
+            "visit_date in (select visit_date from intermediate.int_affected_dates)",
+        ],
+        on_schema_change="fail"
+    )
+}}
+-- depends_on: {{ ref('int_affected_dates') }}
+
 with
 
 skipped as (
     select visit_date, marts.unknown_member(skipped_reason_id) as skipped_reason_id
     from {{ ref('fct_visits') }}
     where skipped
+    {% if is_incremental() %}
+        and visit_date in (select visit_date from {{ ref('int_affected_dates') }})
+    {% endif %}
 ),
 
 counted as (
