@@ -22,7 +22,7 @@ import duckdb
 import pytest
 from letsjobit import config
 from letsjobit.warehouse import build as warehouse
-from letsjobit.warehouse import kpis, project
+from letsjobit.warehouse import documentation, kpis, project
 
 from tests.warehouse import lakes
 from tests.warehouse.recompute import (
@@ -87,7 +87,7 @@ def sample(tmp_path_factory) -> tuple[Path, dict]:
     rows["lines"] += lines
     lakes.publish(layout, **rows)
     warehouse.build(layout, run_id="sample")
-    warehouse.compile_analyses(layout)
+    documentation.compile_analyses(layout)
     return layout.warehouse, rows
 
 

@@ -257,3 +257,15 @@ def test_incremental_builds_equal_full_builds_through_random_republications(tmp_
 
         assert result.mode == ("full" if step == 0 else "incremental")
         assert _marts(incremental) == _marts(full), f"step {step}"
+
+
+def test_an_incremental_build_tests_the_rows_it_changed_and_fails_on_a_duplicate(layout):
+    """Tests read only the rows an incremental build could change (meta.incremental_test_scope); a
+    duplicate key among them still fails the build and names the visit."""
+    lakes.publish(layout, [lakes.visit("a", DAY1), lakes.visit("b", DAY2)])
+    warehouse.build(layout)
+    changed = lakes.publish(layout, [lakes.visit("dup", DAY2), lakes.visit("dup", DAY2, run_id="run-1")])
+
+    with pytest.raises(warehouse.WarehouseError, match="(?s)unique_key_int_visit_versions.*'dup'"):
+        warehouse.build(layout, changed_dates=changed)
+    assert query(layout, "select visit_id from marts.fct_visits order by 1") == [("a",), ("b",)]

@@ -11,7 +11,7 @@ import yaml
 from letsjobit import config
 from letsjobit.lake import snapshot
 from letsjobit.warehouse import build as warehouse
-from letsjobit.warehouse import kpis, project
+from letsjobit.warehouse import documentation, kpis, project
 
 from tests.warehouse import lakes
 
@@ -111,7 +111,7 @@ def test_models_refer_to_each_other_with_ref_and_to_the_lake_with_source():
 def test_the_docs_are_one_html_file_with_every_mart(tmp_path):
     layout = config.DataLayout(tmp_path / "data")
 
-    page = warehouse.docs(layout).read_text()
+    page = documentation.docs(layout).read_text()
 
     assert page.lstrip().lower().startswith("<!doctype html>")
     for model in MODELS:

@@ -1,35 +1,29 @@
-"""Build the DuckDB warehouse from the SQL models in ``sql/`` and publish it without disturbing readers.
+"""Build the DuckDB warehouse with the dbt project in ``sql/`` and publish it without disturbing readers.
 
-``build(layout, changed_dates=None, run_id=None, validation=None)`` runs every model (see
-``models.py`` for the file conventions) over the published parquet lake, tests each model's key,
-and publishes the result as ``layout.warehouse``.
+``build(layout, changed_dates=None, run_id=None, validation=None)`` runs ``dbt build`` (every model,
+then its tests) over one snapshot of the published lake, in a new file, and publishes that file as
+``layout.warehouse``. dbt does the modelling; this module does what dbt cannot: read one consistent
+lake state, decide full or incremental, hand dbt its sources, and publish atomically.
 
 Publication. DuckDB lets one process write a database file, or many processes read it, not both.
-So a build never opens the published file for writing: it builds a new file in a private folder
-beside it, closes it, and ``os.replace``s it over ``warehouse.duckdb``. A reader that opened the old
-file keeps reading the old (complete) build; a reader that opens the path afterwards gets the new
-one; no reader can block the build or see half of it. The staging views over the lake are
-build-time only and are dropped before publishing, so the published file never reads the lake live.
+So a build never opens the published file for writing: it builds in a private folder beside it,
+closes the file, fsyncs it and ``os.replace``s it over ``warehouse.duckdb``. A reader that opened the
+old file keeps reading the old (complete) build; a reader that opens the path afterwards gets the new
+one; no reader can block the build or see half of it. The views over the lake and the staging views
+are build-time only and are dropped before publishing, so the published file never reads the lake.
 
-Incremental builds. With ``changed_dates`` the build starts from a copy of the current warehouse and
-reads only the lake partitions that changed: those named, plus any whose files differ from what the
-previous build saw (so a build that failed is caught up). Each visit's latest version is chosen
-over all partitions from ``intermediate.int_visit_versions``, a narrow key table kept between
-builds; fact tables replace only the rows of the visits touched; KPI and dimension tables are
-rebuilt from the fact tables inside DuckDB, which is fast. The data issue marts are rebuilt from the
-lake's (small) issues table every time. Without ``changed_dates`` (or when the previous file was
-built by other SQL) everything is rebuilt from the lake.
-
-Macros. ``sql/macros/*.sql`` create the KPI formulas and labelling rules as DuckDB macros in schema
-``marts`` before the models run; they are stored in the published file, so a read-only reader calls
-``marts.nps(...)`` exactly as the models do.
+Incremental builds start from the standby: the file the last publication replaced, kept under a
+second name (a hard link), one build behind. The build takes it over and catches it up, because the
+partitions to reload are those named plus every partition whose fingerprint differs from what that
+file's build saw; so publication never copies the warehouse. If a reader still holds the standby, or
+there is none, the published file is copied instead. A model change (any file of the project) forces
+a full build. How the models recompute only what changed: docs/warehouse.md.
 
 Files are written with DuckDB storage version ``STORAGE_VERSION`` so that the pinned ``duckdb`` CLI
 (and BI drivers, which lag behind the Python package) can open them.
 
-One module of ~600 lines on purpose: a build is one transaction (plan, snapshot the lake, run the
-models, test their keys, publish), and its steps read best in order in one place. The data
-dictionary lives in ``dictionary.py``.
+One module of ~550 lines on purpose: a build is one transaction (plan, snapshot the lake, prepare the
+sources, run dbt, publish), and its steps read best in order in one place.
 """
 
 from __future__ import annotations
@@ -38,7 +32,6 @@ import argparse
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,9 +43,9 @@ import duckdb
 import pyarrow.parquet as pq
 from filelock import FileLock
 
-from letsjobit import config, files
+from letsjobit import config
 from letsjobit.lake import schema, snapshot
-from letsjobit.warehouse import dbt_runner, project
+from letsjobit.warehouse import dbt_runner, documentation, project
 
 log = logging.getLogger(__name__)
 
@@ -513,59 +506,6 @@ def built_run_id(layout: config.DataLayout) -> str | None:
         connection.close()
 
 
-def docs(layout: config.DataLayout, project_dir: Path = project.PROJECT_DIR) -> Path:
-    """dbt's documentation site as one HTML file (``dbt docs generate --static``): every model, source,
-    column and test, and the lineage graph. Column types come from the published warehouse when there
-    is one (read from a copy: a reader never blocks a build), else from the yml contracts alone."""
-    target = layout.root / "docs" / "warehouse.html"
-    layout.root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=".warehouse-docs-", dir=layout.root))
-    try:
-        database = workdir / layout.warehouse.name
-        arguments = ["--static"]
-        if layout.warehouse.exists():
-            shutil.copyfile(layout.warehouse, database)
-        else:
-            arguments.append("--empty-catalog")
-        state = layout.state / "dbt-docs"
-        dbt_runner.run(
-            database, state, command="docs generate", arguments=tuple(arguments), project_dir=project_dir
-        )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        files.write_bytes(target, (state / "target" / "static_index.html").read_bytes())
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    log.info("warehouse documentation written to %s", target)
-    return target
-
-
-def compile_analyses(layout: config.DataLayout, project_dir: Path = project.PROJECT_DIR) -> list[Path]:
-    """The example analyses (``sql/analyses``, dbt analyses: they ``ref()`` the marts) compiled to
-    plain SQL under ``<data dir>/analyses``, for a reader with the DuckDB CLI or any client."""
-    target = layout.root / "analyses"
-    layout.root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=".warehouse-analyses-", dir=layout.root))
-    state = layout.state / "dbt-analyses"
-    try:
-        dbt_runner.run(
-            workdir / layout.warehouse.name,
-            state,
-            command="compile",
-            arguments=("--select", "resource_type:analysis"),
-            project_dir=project_dir,
-        )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for source in project.analyses(project_dir):
-        compiled = state / "target" / "compiled" / "letsjobit" / "analyses" / source.name
-        written.append(target / source.name)
-        files.write_text(written[-1], compiled.read_text())
-    log.info("%d analyses compiled to %s", len(written), target)
-    return written
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m letsjobit.warehouse.build", description=__doc__.split("\n")[0]
@@ -583,9 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command == "build":
         build(config.layout(), changed_dates=arguments.changed, run_id=arguments.run_id)
     elif arguments.command == "docs":
-        print(docs(config.layout()))
+        print(documentation.docs(config.layout()))
     else:
-        for path in compile_analyses(config.layout()):
+        for path in documentation.compile_analyses(config.layout()):
             print(path)
     return 0
 

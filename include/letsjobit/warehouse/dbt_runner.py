@@ -103,7 +103,9 @@ def run(
         "--no-send-anonymous-usage-stats",
     ]
     args = [*command.split(), *common, *arguments]
-    manifest = _manifest(common, project_dir) if command != "parse" else None
+    manifest = _manifest(common, project_dir)
+    if command == "parse":  # what every other command starts with, once per process and project version
+        return []
     log.info("dbt %s on %s", command, database)
     try:
         outcome = dbtRunner(manifest=manifest).invoke(args)
