@@ -392,7 +392,8 @@ def _prepare_build_relations(
         "(visit_id varchar, visit_date date, driver_id varchar, site_id varchar, territory varchar)"
     )
     connection.execute(
-        "create or replace table build.replaced_equipment (visit_id varchar, site_id varchar, serial_nr varchar)"
+        "create or replace table build.replaced_equipment "
+        "(visit_id varchar, site_id varchar, serial_nr varchar, is_repeat_visit boolean)"
     )
     ordered = sorted(lake.fingerprints.items())
     connection.execute(

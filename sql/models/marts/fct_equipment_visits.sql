@@ -7,7 +7,7 @@
             "(site_id, serial_nr) in (select site_id, serial_nr from $new_rows)",
         ],
         on_schema_change="fail",
-        pre_hook="{{ keep_replaced_rows(this, 'replaced_equipment', ['visit_id', 'site_id', 'serial_nr']) }}"
+        pre_hook="{{ keep_replaced_histories(this) }}"
     )
 }}
 -- depends_on: {{ source('build', 'replaced_equipment') }}
