@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/bench_warehouse.py --visits 1000000 10000000
 
-For each size, DuckDB writes a published lake straight to parquet (the exact schemas of schema.py,
-hive-partitioned by visit_date over a year, 2 lines and 1 extraData row per visit, 0.1% of visits
-also present in an older version in another partition), then the bench times, dbt included (the
-builds run `dbt build` in this process, as the pipeline's task does):
+For each size, DuckDB writes the lake's rows to parquet (the exact schemas of schema.py, partitioned
+by visit_date over a year, 2 lines and 1 extraData row per visit, 0.1% of visits also present in an
+older version in another partition), published into the lake's Delta tables, then the bench times,
+dbt included (the builds run `dbt build` in this process, as the pipeline's task does):
 
 - a full build (every partition read), with its peak RSS (sampled from /proc while it runs),
 - an incremental build after one partition was republished with changed ratings,
@@ -36,7 +36,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from letsjobit.config import DataLayout
-from letsjobit.lake import schema
+from letsjobit.lake import parquet, publish, schema
 from letsjobit.warehouse import build as warehouse
 
 FIRST_DAY = date(2025, 11, 1)
@@ -138,9 +138,19 @@ def select_list(table_schema: pa.Schema, generators: dict[str, str], overrides: 
     )
 
 
-def write_lake(layout: DataLayout, visits: int, where: str = "true", overrides: dict | None = None) -> None:
-    """Write (or, with ``where``, rewrite) lake partitions with DuckDB, typed exactly as schema.py."""
+def write_lake(
+    layout: DataLayout,
+    visits: int,
+    where: str = "true",
+    overrides: dict | None = None,
+    days: list[date] | None = None,
+    run: str = "bench-1",
+) -> None:
+    """Write lake rows with DuckDB, typed exactly as schema.py, and publish them into the lake's Delta
+    tables (the whole tables, or, with ``days`` and the matching ``where``, those partitions)."""
     overrides = overrides or {}
+    source = layout.root / "bench_source"
+    shutil.rmtree(source, ignore_errors=True)
     connection = duckdb.connect()
     connection.execute("set preserve_insertion_order = false")
     numbers = f"select i, date '{FIRST_DAY}' + cast(i % {DAYS} as integer) as day from range({visits}) t(i)"
@@ -159,26 +169,28 @@ def write_lake(layout: DataLayout, visits: int, where: str = "true", overrides: 
             f"select {current} from ({numbers}) cross join {fanout} where {where} "
             f"union all select {older} from ({moved}) cross join {fanout} where {where}"
         )
-        target = layout.table(table)
+        target = source / table
         target.mkdir(parents=True, exist_ok=True)
         connection.execute(
             f"copy ({query}) to '{target}' (format parquet, partition_by (visit_date), "
             "write_partition_columns true, overwrite_or_ignore true, filename_pattern 'part-{uuid}')"
         )
     connection.close()
+    sources = {table: parquet.dataset(source / table) for table in schema.TABLES}
+    publish.publish_tables(layout, run, sources, None if days is None else [day.isoformat() for day in days])
+    shutil.rmtree(source)
 
 
 def republish(layout: DataLayout, visits: int, days: list[date], run: str) -> None:
     """Replace whole partitions, as publish.publish_run does: ratings and run id change."""
-    for table in schema.TABLES:
-        for day in days:
-            shutil.rmtree(layout.table(table) / f"visit_date={day}", ignore_errors=True)
     listed = ", ".join(f"date '{day}'" for day in days)
     write_lake(
         layout,
         visits,
         where=f"day in ({listed})",
         overrides={"signee_rating": "5", "run_id": f"'{run}'", "fetched_at": "now()"},
+        days=days,
+        run=run,
     )
 
 
@@ -244,7 +256,7 @@ def bench(visits: int, keep: bool, repeat: int, memory_limit: str | None) -> Non
         print(f"dbt start-up (import and parse, once per process): {dbt_start_up(root):.1f} s", flush=True)
         started = time.monotonic()
         write_lake(layout, visits)
-        lake_mb = sum(p.stat().st_size for p in layout.lake.rglob("*.parquet")) / 1e6
+        lake_mb = sum(p.stat().st_size for p in layout.lake.rglob("*.parquet")) / 1e6  # a local lake
         print(
             f"{visits:,} visits: lake written in {time.monotonic() - started:.0f} s "
             f"({lake_mb:,.0f} MB parquet, {DAYS} partitions, {root})",

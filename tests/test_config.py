@@ -69,3 +69,29 @@ def test_unusable_extras_name_the_variable_without_echoing_its_value(monkeypatch
 def test_blank_extras_are_none(monkeypatch):
     monkeypatch.setenv("LETSJOBIT_CONN_EXTRA", "  ")
     assert config.conn_extra() == {}
+
+
+def test_the_lake_defaults_to_the_data_dirs_lake_folder_and_takes_no_aws_options_there(monkeypatch, tmp_path):
+    monkeypatch.setenv("LETSJOBIT_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("LETSJOBIT_LAKE_URL", raising=False)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-a-local-lake")
+
+    layout = config.layout()
+
+    assert layout.lake_location.url == str(tmp_path.resolve() / "lake") and layout.lake_location.is_local
+    assert layout.table_uri("visits") == str(tmp_path.resolve() / "lake" / "visits")
+    assert layout.lake_location.storage_options == {}
+
+
+def test_an_object_store_lake_url_is_logged_without_its_credentials(monkeypatch):
+    monkeypatch.setenv("LETSJOBIT_LAKE_URL", "s3://AKIDEXAMPLE:s3cret-in-url@bucket/prefix/lake")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret-in-env")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
+
+    location = config.lake_location()
+
+    assert location.redacted == "s3://bucket/prefix/lake" == str(location)
+    assert location.storage_options["AWS_REGION"] == "eu-west-2"
+    assert "s3cret" not in repr(location) and "s3cret" not in repr(
+        config.DataLayout(config.data_dir(), location)
+    )

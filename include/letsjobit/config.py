@@ -9,13 +9,17 @@ the tests) turns them into the `letsjobit_default` connection.
 | LETSJOBIT_API_URL     | unset: embedded simulator    | base URL of the API, e.g. https://app.letsjobit.com/api/v2 |
 | LETSJOBIT_API_KEY     | unset: the simulator's key   | API key (where the account takes it: see key_placement) |
 | LETSJOBIT_CONN_EXTRA  | unset: no extras             | JSON object of connection extras, e.g. {"key_placement": "query"} |
-| LETSJOBIT_DATA_DIR    | <project>/data               | lake/ (parquet), warehouse.duckdb, reports/          |
+| LETSJOBIT_DATA_DIR    | <project>/data               | the worker's scratch (lake/raw, lake/_staging), warehouse.duckdb, reports/ |
+| LETSJOBIT_LAKE_URL    | $LETSJOBIT_DATA_DIR/lake     | where the lake's Delta tables are: a path or s3://bucket/prefix (see LakeLocation) |
 | LETSJOBIT_RATE_BUDGET_URL | unset: budget file per host | Redis URL of the API key's budget shared by every host (the extra rate_budget_url beats it) |
 | LETSJOBIT_PSEUDONYMISE_KEY | unset: contacts kept as is | key for hashing contact emails and phones            |
 | LETSJOBIT_TASK_RETRY_DELAY_SECONDS | 60             | wait before a failed task's first retry (then doubles) |
 | LETSJOBIT_KEEP_RUNS   | 30                           | runs whose raw pages and staging area are kept       |
 | LETSJOBIT_GATE_MIN_ROWS | 100                        | the gate's shares are taken over at least this many rows |
 | LETSJOBIT_ALERT_EMAILS | unset: no mail             | comma-separated recipients of failure and quality mails |
+
+An object-store lake takes the usual AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP): `lake_location()` reads them here, once.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -63,14 +69,82 @@ def _file_name(what: str, value: str) -> str:
     return value
 
 
+# Delta vacuum keeps the files a table version no longer references this long: longer than any reader
+# holds a version (a warehouse build runs within its task's 2-hour timeout), and Delta's own default.
+LAKE_RETENTION = timedelta(days=7)
+
+# The AWS variables an object-store lake reads, passed to delta-rs as its storage options (same names).
+AWS_STORAGE_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ALLOW_HTTP",
+)
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """Where the lake's Delta tables are: a local folder or an object-store URL, and its storage options.
+
+    Every reader and writer of the lake takes the tables' URIs and the options from here. The options
+    hold credentials, and so may a URL's user info: ``repr`` and ``str`` show `redacted`, the URL as it
+    may be logged (user info dropped), never the options.
+    """
+
+    url: str
+    storage_options: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.url or self.url.startswith("file://")
+
+    @property
+    def local_root(self) -> Path:
+        """The folder of a local lake (an error for an object-store one)."""
+        if not self.is_local:
+            raise ValueError(f"the lake at {self.redacted} is not a local folder")
+        return Path(self.url.removeprefix("file://"))
+
+    def table_uri(self, name: str) -> str:
+        """The URI deltalake opens for a lake table (visits, visit_lines, line_extra_data, data_issues)."""
+        if self.is_local:
+            return str(self.local_root / name)
+        return f"{self.url.rstrip('/')}/{name}"
+
+    @property
+    def redacted(self) -> str:
+        if self.is_local:
+            return self.url
+        parts = urllib.parse.urlsplit(self.url)
+        host = parts.netloc.rpartition("@")[2]  # the bucket (or host:port) without any user info
+        return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+    def __str__(self) -> str:
+        return self.redacted
+
+    def __repr__(self) -> str:
+        return f"LakeLocation({self.redacted!r})"
+
+
 @dataclass(frozen=True)
 class DataLayout:
-    """Where everything lives under the data directory."""
+    """Where everything lives: the worker's data directory (scratch, warehouse, reports) and the lake.
+
+    ``lake_location`` defaults to the folder ``lake/`` of the data directory (as LETSJOBIT_LAKE_URL does).
+    """
 
     root: Path
+    lake_location: LakeLocation = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.lake_location is None:
+            object.__setattr__(self, "lake_location", LakeLocation(str(Path(self.root) / "lake")))
 
     @property
     def lake(self) -> Path:
+        """The worker's local lake folder: the raw zone, staging and quarantine (and, by default, the tables)."""
         return self.root / "lake"
 
     @property
@@ -112,22 +186,14 @@ class DataLayout:
         return self.staging_run(run_id) / "_audited"
 
     @property
-    def journals(self) -> Path:
-        """The publication journal: one `<run>.json` per publication (state, partitions, rows)."""
-        return self.lake / "_journal"
-
-    def journal(self, run_id: str) -> Path:
-        """The journal of a run's publication."""
-        return self.journals / f"{run_id}.json"
-
-    def publish_scratch(self, run_id: str) -> Path:
-        """Where a publication links the audited files before swapping them in; removed after."""
-        return self.lake / "_publish_tmp" / run_id
+    def publish_lock_file(self) -> Path:
+        """The lock file held while a publication changes the lake (one publisher at a time on this host)."""
+        return self.state / "lake-publish.lock"
 
     @property
-    def publish_lock_file(self) -> Path:
-        """The lock file held while a publication changes the lake (the warehouse build takes it too)."""
-        return self.state / "lake-publish.lock"
+    def lake_cache(self) -> Path:
+        """Local copies of an object-store lake's files for the warehouse build (lake.snapshot)."""
+        return self.root / ".cache" / "lake"
 
     @property
     def last_publication(self) -> Path:
@@ -148,9 +214,9 @@ class DataLayout:
         """Small shared state: the API key's rate budget, locks."""
         return self.root / ".state"
 
-    def table(self, name: str) -> Path:
-        """Published parquet dataset of a lake table (visits, visit_lines, line_extra_data, data_issues)."""
-        return self.lake / name
+    def table_uri(self, name: str) -> str:
+        """The Delta table of a lake table (visits, visit_lines, line_extra_data, data_issues)."""
+        return self.lake_location.table_uri(name)
 
     def quarantine_dir(self, run_id: str) -> Path:
         """The records the validation gate kept out of one run, one `<table>.parquet` per table."""
@@ -165,8 +231,21 @@ def data_dir() -> Path:
     return Path(os.environ.get("LETSJOBIT_DATA_DIR") or PROJECT_ROOT / "data").resolve()
 
 
+def lake_location(root: Path | None = None) -> LakeLocation:
+    """LETSJOBIT_LAKE_URL (default: the data directory's `lake/`), with the AWS variables for an object store."""
+    url = os.environ.get("LETSJOBIT_LAKE_URL") or str((root or data_dir()) / "lake")
+    location = LakeLocation(url)
+    if location.is_local:
+        return LakeLocation(str(location.local_root.resolve()))
+    options = {name: os.environ[name] for name in AWS_STORAGE_VARIABLES if os.environ.get(name)}
+    if "AWS_REGION" not in options and os.environ.get("AWS_DEFAULT_REGION"):
+        options["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"]
+    return LakeLocation(url, options)
+
+
 def layout() -> DataLayout:
-    return DataLayout(data_dir())
+    root = data_dir()
+    return DataLayout(root, lake_location(root))
 
 
 def api_url() -> str | None:

@@ -115,14 +115,6 @@ def replace_dir(new: Path, target: Path, trash: Path | None = None) -> None:
     shutil.rmtree(trash)
 
 
-def remove_dir(target: Path, trash: Path | None = None) -> None:
-    """Remove a folder in one step (rename away, then delete)."""
-    if target.exists():
-        trash = trash or target.with_name(f".{target.name}-gone-{uuid.uuid4().hex[:8]}")
-        os.rename(target, trash)
-        shutil.rmtree(trash)
-
-
 def link_or_copy(source: Path | str, target: Path | str) -> None:
     """A hard link where the file system allows one, else a copy; the source stays as it is."""
     try:

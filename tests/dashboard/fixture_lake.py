@@ -13,13 +13,11 @@ those visits (a few each day, of several checks and actions, and some without a 
 from __future__ import annotations
 
 import random
-import shutil
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from letsjobit import config
+from letsjobit.lake import publish as lake_publish
 from letsjobit.lake import schema
 from letsjobit.warehouse import build as warehouse
 
@@ -148,18 +146,13 @@ def data_issues(visits: list[dict]) -> list[dict]:
 def publish(
     layout: config.DataLayout, visits: list[dict], lines: list[dict], issues: list[dict] = ()
 ) -> None:
-    """Replace the whole published lake with these rows, one hive partition per visit_date."""
+    """Replace the whole published lake with these rows (a full refresh, as publish.publish_run does)."""
     rows = {"visits": visits, "visit_lines": lines, "line_extra_data": [], lakes.ISSUES_TABLE: list(issues)}
-    for table, table_schema in schema.LAKE_TABLES.items():
-        shutil.rmtree(layout.table(table), ignore_errors=True)
-        by_day: dict[date | None, list[dict]] = defaultdict(list)
-        for row in rows[table]:
-            by_day[row["visit_date"]].append(row)
-        for day, day_rows in by_day.items():
-            name = lakes.NULL_PARTITION if day is None else day.isoformat()
-            folder = layout.table(table) / f"{schema.PARTITION_COLUMN}={name}"
-            folder.mkdir(parents=True)
-            pq.write_table(pa.Table.from_pylist(day_rows, schema=table_schema), folder / "part-0.parquet")
+    sources = {
+        table: pa.Table.from_pylist(rows[table], schema=table_schema)
+        for table, table_schema in schema.LAKE_TABLES.items()
+    }
+    lake_publish.publish_tables(layout, run_id="fixture-lake", sources=sources, dates=None)
 
 
 def build(layout: config.DataLayout, seed: int = 7, scale: int = 1, run_id: str = "fixture-run") -> None:

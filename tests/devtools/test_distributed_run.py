@@ -24,6 +24,7 @@ import requests
 from letsjobit import config
 from letsjobit.airflow.tasks import safe_run_id
 from letsjobit.devtools.distributed import RunOptions, RunReport, run
+from letsjobit.lake import tables
 
 from .helpers import ChecksPassed, most_at_once, process_group_alive, ran_at_the_same_time_on_two_workers
 
@@ -58,9 +59,10 @@ def truth_by_date(report: RunReport, dates: list[str]) -> dict[str, set[str]]:
 
 
 def lake_by_date(report: RunReport) -> dict[str, set[str]]:
-    """Published visit ids by visit date (the files carry visit_date themselves; no hive partitioning)."""
-    files = config.DataLayout(report.data_dir).table("visits") / "*" / "*.parquet"
-    rows = duckdb.sql(f"select visit_id, visit_date::varchar from read_parquet('{files}')").fetchall()
+    """Published visit ids by visit date (the lake's published version of visits)."""
+    with duckdb.connect() as con:
+        con.register("visits", tables.dataset(config.DataLayout(report.data_dir), "visits"))
+        rows = con.execute("select visit_id, visit_date::varchar from visits").fetchall()
     found: dict[str, set[str]] = {}
     for visit_id, visit_date in rows:
         found.setdefault(visit_date, set()).add(visit_id)

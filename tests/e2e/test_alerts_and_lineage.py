@@ -206,7 +206,7 @@ def test_lineage_events_name_every_tasks_inputs_and_outputs(published_with_a_qua
     layout = config.DataLayout(airflow.data_dir.resolve())
     api = (f"letsjobit://{sim.base_url.split('://')[1].split('/')[0]}", "/api/v2/visits")
     raw, staging = ("file", str(layout.raw)), ("file", str(layout.staging))
-    lake = {("file", str(layout.table(name))) for name in schema.LAKE_TABLES}
+    lake = {("file", layout.table_uri(name)) for name in schema.LAKE_TABLES}
 
     assert complete["extract"] == ({api}, {raw})
     assert complete["stage"] == ({raw}, {staging})

@@ -20,6 +20,7 @@ import duckdb
 import pytest
 from letsjobit import config
 from letsjobit.devtools.airflow_runner import AirflowHome
+from letsjobit.lake import tables
 from letsjobit.simulator import SimulatorConfig, SimulatorServer, data
 from letsjobit.simulator.bad_record_kinds import BAD_RECORD_KIND_NAMES, bad_record_kind
 from letsjobit.simulator.expectations import (
@@ -52,7 +53,14 @@ WINDOW_CONF = {"full_refresh": False, "lookback_days": 3, "lookahead_days": 1}
 WINDOW = {TEST_ANCHOR_DATE + timedelta(days=offset) for offset in range(-4, 1)}
 # The issue row's columns the oracle fixes, and the partition the row lands in.
 ISSUE_QUERY_COLUMNS = (*ISSUE_COLUMNS, "visit_date")
-PUBLISHED_LAKE = ("visits", "visit_lines", "line_extra_data", "data_issues", "_last_publication.json")
+PUBLISHED_LAKE = (
+    "visits",
+    "visit_lines",
+    "line_extra_data",
+    "data_issues",
+    "_publication",
+    "_last_publication.json",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,9 +147,9 @@ def lake_rows(layout: config.DataLayout, table: str, columns: str, dates=None) -
     """Rows of a published lake table (those of ``dates`` only, when given)."""
     where = "true" if dates is None else "visit_date in (select unnest(?))"
     with duckdb.connect() as con:
+        con.register("lake_table", tables.dataset(layout, table))
         return con.execute(
-            f"select {columns} from read_parquet(?, hive_partitioning = true) where {where}",
-            [str(layout.table(table) / "**" / "*.parquet"), *([] if dates is None else [sorted(dates)])],
+            f"select {columns} from lake_table where {where}", [] if dates is None else [sorted(dates)]
         ).fetchall()
 
 

@@ -16,10 +16,10 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 from letsjobit import config
 from letsjobit.devtools import run
+from letsjobit.lake import tables
 from letsjobit.simulator import SimulatorConfig, SimulatorServer, data
 from letsjobit.simulator.bad_record_kinds import bad_record_kind
 from letsjobit.simulator.expectations import expected_outcome
@@ -45,9 +45,7 @@ def make_run(root: Path, env: dict[str, str], *arguments: str) -> subprocess.Com
 
 
 def visits_in_lake(root: Path) -> int:
-    files = config.DataLayout(root / "data").table("visits") / "visit_date=*" / "*.parquet"
-    with duckdb.connect() as con:
-        return con.execute("select count(*) from read_parquet(?)", [str(files)]).fetchone()[0]
+    return tables.dataset(config.DataLayout(root / "data"), "visits").count_rows()
 
 
 def files_holding(root: Path, secret: str) -> list[str]:

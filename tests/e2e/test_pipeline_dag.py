@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
 from letsjobit import config
 from letsjobit.devtools.airflow_runner import AirflowHome
+from letsjobit.lake import tables
 from letsjobit.simulator import SimulatorConfig, SimulatorServer
 
 from tests.conftest import TEST_ANCHOR_DATE, TEST_API_KEY
@@ -83,14 +85,7 @@ def test_full_refresh_lands_every_visit_and_exact_kpis(sim, airflow):
 
     truth = sim.store.snapshot()
     layout = config.DataLayout(airflow.data_dir)
-    with duckdb.connect() as con:
-        lake_ids = {
-            row[0]
-            for row in con.execute(
-                "select visit_id from read_parquet(?, hive_partitioning = true)",
-                [str(layout.table("visits") / "**" / "*.parquet")],
-            ).fetchall()
-        }
+    lake_ids = set(tables.read_table(layout, "visits").column("visit_id").to_pylist())
     assert lake_ids == {visit["_id"] for visit in truth}
     assert kpi_mismatches(layout.warehouse, truth, sim.store.bad_records) == []
 
@@ -131,7 +126,8 @@ def test_window_run_replaces_its_dates_and_is_idempotent(sim, airflow):
 def test_failed_run_keeps_last_good_warehouse_and_rerun_recovers(sim, airflow):
     layout = config.DataLayout(airflow.data_dir)
     good = fingerprint(layout.warehouse)
-    lake_files = sorted(p.relative_to(layout.lake) for p in layout.table("visits").rglob("*.parquet"))
+    visits_table = Path(layout.table_uri("visits"))
+    lake_files = sorted(p.relative_to(layout.lake) for p in visits_table.rglob("*"))
     sim.store.update(sim.store.snapshot()[5]["_id"], {"signeeRating": "2"})
 
     sim.set_faults(force_status=500)
@@ -140,7 +136,7 @@ def test_failed_run_keeps_last_good_warehouse_and_rerun_recovers(sim, airflow):
     finally:
         sim.set_faults(force_status=None)
     assert fingerprint(layout.warehouse) == good, "a failed run changed the published warehouse"
-    assert sorted(p.relative_to(layout.lake) for p in layout.table("visits").rglob("*.parquet")) == lake_files
+    assert sorted(p.relative_to(layout.lake) for p in visits_table.rglob("*")) == lake_files  # no commit
 
     assert run(airflow, conf={"full_refresh": True}) == 0
     assert kpi_mismatches(layout.warehouse, sim.store.snapshot(), sim.store.bad_records) == []

@@ -1,16 +1,30 @@
-"""Fixtures of the lake tests: the reference's own example visit, and raw runs written as the extractor does."""
+"""Fixtures of the lake tests: the reference's own example visit, raw runs written as the extractor does,
+runs staged and audited as the DAG does, a child process that dies on purpose, and a real S3 server on
+loopback (moto's) holding a lake configured the way a deployment configures one (LETSJOBIT_LAKE_URL and
+the AWS variables)."""
 
 from __future__ import annotations
 
 import copy
 import gzip
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from letsjobit import config
 from letsjobit.config import DataLayout
+from letsjobit.lake import stage
+from letsjobit.quality import audit
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # The visit of the reference's "Get All Visits" example, verbatim (signature shortened as it is there).
 REFERENCE_VISIT: dict[str, Any] = {
@@ -171,3 +185,92 @@ def visits_over_days(
 @pytest.fixture
 def layout(tmp_path: Path) -> DataLayout:
     return DataLayout(tmp_path / "data")
+
+
+def stage_pages(layout: DataLayout, run_id: str, visits: list[dict], per_page: int = 4, **options):
+    """Write ``visits`` as one raw part of pages and stage the run."""
+    pages = [raw_page(visits[n : n + per_page], offset=n) for n in range(0, len(visits), per_page)]
+    write_raw_part(layout, run_id, "full", pages)
+    return stage.stage_run(run_id, layout, workers=options.pop("workers", 1), **options)
+
+
+def run_audit(layout: DataLayout, run_id: str) -> audit.AuditResult:
+    """The validation gate, as the DAG runs it between stage and publish (not reconciled here)."""
+    return audit.audit_run(run_id, layout, expected_visits=None)
+
+
+def stage_and_audit(layout: DataLayout, run_id: str, visits: list[dict], **options):
+    staged = stage_pages(layout, run_id, visits, **options)
+    run_audit(layout, run_id)
+    return staged
+
+
+def die_in_child(script: str, *args) -> None:
+    """Run ``script`` in a real child process that must die half-way (``os._exit(137)``, no cleanup)."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 137, done.stderr
+    assert "finished" not in done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1 (a free port), in its own process, for the session: its endpoint URL.
+
+    Its own process, not moto's in-process thread: delta-rs blocks in Rust holding the GIL while it
+    waits for a listing, so a server thread in the same interpreter could never answer it."""
+    import requests
+
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{endpoint}/moto-api/", timeout=2)
+                break
+            except requests.ConnectionError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start; see {log}") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_layout(s3_endpoint, tmp_path, monkeypatch, request) -> DataLayout:
+    """A bucket of its own and the layout `config.layout()` makes of LETSJOBIT_LAKE_URL=s3://<bucket>/lake
+    with the AWS variables pointing at the server (scratch stays under the test's data dir)."""
+    import boto3
+
+    bucket = f"lake-{abs(hash(request.node.nodeid)) % 10**10}"
+    variables = {
+        "LETSJOBIT_DATA_DIR": str(tmp_path / "data"),
+        "LETSJOBIT_LAKE_URL": f"s3://{bucket}/lake",
+        "AWS_ACCESS_KEY_ID": "moto-test-key",
+        "AWS_SECRET_ACCESS_KEY": "moto-test-secret-0f9e8d",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ALLOW_HTTP": "true",
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return config.layout()

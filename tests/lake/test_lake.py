@@ -1,14 +1,9 @@
-"""Staging a run from its raw pages and publishing it: partitions, dedupe, issues, idempotence, crash safety."""
+"""Staging a run from its raw pages: partitions, dedupe, issues, idempotence, crash safety (publishing: test_publish.py)."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
-import textwrap
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,46 +12,19 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from letsjobit.config import DataLayout
-from letsjobit.lake import flatten, parquet, publish, schema, stage
-from letsjobit.quality import audit
+from letsjobit.lake import flatten, parquet, schema, stage
 
-from tests.lake.conftest import FETCHED_AT, raw_page, reference_visit, visits_over_days, write_raw_part
+from tests.lake.conftest import (
+    FETCHED_AT,
+    die_in_child,
+    raw_page,
+    reference_visit,
+    stage_pages,
+    visits_over_days,
+    write_raw_part,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 DAY_1, DAY_2, DAY_3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
-
-
-def stage_pages(layout: DataLayout, run_id: str, visits: list[dict], per_page: int = 4, **options):
-    pages = [raw_page(visits[n : n + per_page], offset=n) for n in range(0, len(visits), per_page)]
-    write_raw_part(layout, run_id, "full", pages)
-    return stage.stage_run(run_id, layout, workers=options.pop("workers", 1), **options)
-
-
-def run_audit(layout: DataLayout, run_id: str) -> audit.AuditResult:
-    """The validation gate, as the DAG runs it between stage and publish (not reconciled here)."""
-    return audit.audit_run(run_id, layout, expected_visits=None)
-
-
-def stage_and_audit(layout: DataLayout, run_id: str, visits: list[dict], **options):
-    staged = stage_pages(layout, run_id, visits, **options)
-    run_audit(layout, run_id)
-    return staged
-
-
-def published_issues(layout: DataLayout) -> list[tuple]:
-    rows = parquet.read_table(layout.table("data_issues")).to_pylist()
-    return sorted((r["visit_date"], r["visit_id"], r["check_name"], r["raw_value"]) for r in rows)
-
-
-def lake_rows(layout: DataLayout, table: str = "visits") -> list[tuple]:
-    """(visit_date, visit_id, doc_no) of the published table, sorted (doc_no tells versions apart)."""
-    rows = parquet.read_table(layout.table(table))
-    if table != "visits":
-        return sorted(
-            zip(rows.column("visit_date").to_pylist(), rows.column("visit_id").to_pylist(), strict=True)
-        )
-    columns = [rows.column(name).to_pylist() for name in ("visit_date", "visit_id", "doc_no")]
-    return sorted(zip(*columns, strict=True), key=repr)
 
 
 def partition_dirs(path: Path) -> list[str]:
@@ -214,169 +182,25 @@ def test_replaying_a_run_from_its_raw_pages_gives_the_same_tables(layout):
         assert parquet.read_table(Path(again.path) / table).equals(tables[table])
 
 
-def test_full_refresh_replaces_each_whole_table(layout):
-    first = visits_over_days(6)
-    first[0]["priority"] = "urgent"
-    stage_and_audit(layout, "run-a", first)
-    publish.publish_run("run-a", layout, None)
-    assert published_issues(layout) == [(DAY_1, "v00000", "visits.priority_parses", "urgent")]
-    second = visits_over_days(2, first_day="2026-11-05", days=1, prefix="w")
-    second[1]["signeeRating"] = 9
-    stage_and_audit(layout, "run-b", second)
-    result = publish.publish_run("run-b", layout, None)
-
-    assert result.mode == "full" and result.replaced == ["2026-11-05"]
-    assert partition_dirs(layout.table("visits")) == ["visit_date=2026-11-05"]
-    assert [row[1] for row in lake_rows(layout)] == ["w00000", "w00001"]
-    assert lake_rows(layout, "visit_lines") == [(date(2026, 11, 5), "w00000"), (date(2026, 11, 5), "w00001")]
-    # The issues describe the published data: the earlier run's are gone with it; the gate's are there.
-    assert published_issues(layout) == [(date(2026, 11, 5), "w00001", "visits.signee_rating_in_range", "9")]
-    assert result.rows["data_issues"] == 1
-    assert parquet.read_table(layout.table("visits")).column("signee_rating").to_pylist() == [5, None]
-
-
-def test_publishing_dates_replaces_exactly_those_partitions_and_removes_emptied_ones(layout):
-    visits = visits_over_days(6)  # two visits on each of days 1..3, one of each day with an issue
-    for visit in visits[:3]:
-        visit["lat"] = "north"
-    stage_and_audit(layout, "run-a", visits)
-    publish.publish_run("run-a", layout, None)
-    # run-b re-extracted days 2 and 3: day 2 changed, day 3 now has no visits at all
-    changed = [reference_visit(_id="v00001", date="2026-11-02", docNo="CHANGED", lng="west")]
-    stage_and_audit(layout, "run-b", changed)
-    result = publish.publish_run("run-b", layout, [DAY_2, DAY_3])
-
-    assert (result.replaced, result.removed) == (["2026-11-02"], ["2026-11-03"])
-    assert partition_dirs(layout.table("visits")) == ["visit_date=2026-11-01", "visit_date=2026-11-02"]
-    assert lake_rows(layout) == [
-        (DAY_1, "v00000", "H-017623"), (DAY_1, "v00003", "H-017623"), (DAY_2, "v00001", "CHANGED"),
-    ]  # fmt: skip
-    extra_rows = [visit_id for (_, visit_id) in lake_rows(layout, "line_extra_data")]
-    assert extra_rows == ["v00000", "v00000", "v00003", "v00003", "v00001", "v00001"]
-    assert [(day, visit_id, check) for day, visit_id, check, _ in published_issues(layout)] == [
-        (DAY_1, "v00000", "visits.lat_parses"), (DAY_2, "v00001", "visits.lng_parses"),
-    ]  # fmt: skip
-
-
-def test_re_running_stage_audit_and_publish_gives_the_same_lake(layout):
-    visits = visits_over_days(9)
-    visits[0]["signeeRating"] = -1
-    stage_and_audit(layout, "run-a", visits)
-    publish.publish_run("run-a", layout, [DAY_1, DAY_2])
-    before = {table: lake_rows(layout, table) for table in schema.TABLES}
-    issues_before = published_issues(layout)
-    files_before = sorted(p.relative_to(layout.lake) for p in layout.lake.rglob("*.parquet"))
-
-    stage.stage_run("run-a", layout, workers=1)
-    run_audit(layout, "run-a")
-    publish.publish_run("run-a", layout, [DAY_1, DAY_2])
-    publish.publish_run("run-a", layout, [DAY_1, DAY_2])
-
-    assert {table: lake_rows(layout, table) for table in schema.TABLES} == before
-    assert published_issues(layout) == issues_before != []
-    assert sorted(p.relative_to(layout.lake) for p in layout.lake.rglob("*.parquet")) == files_before
-
-
-def test_publishing_an_unstaged_run_is_an_error(layout):
-    with pytest.raises(publish.PublishError, match="stage_run"):
-        publish.publish_run("never-staged", layout, None)
-
-
-def test_a_run_the_gate_has_not_passed_cannot_be_published(layout):
-    stage_pages(layout, "run-a", visits_over_days(3))
-    with pytest.raises(publish.PublishError, match="audit_run"):
-        publish.publish_run("run-a", layout, None)
-    assert not layout.table("visits").exists()
-
-    run_audit(layout, "run-a")
-    stage.stage_run("run-a", layout, workers=1)  # a re-stage replaces what the gate passed
-    with pytest.raises(publish.PublishError, match="validation gate"):
-        publish.publish_run("run-a", layout, None)
-
-
 # --- crash safety: a real process dies half-way (os._exit: no finally, no cleanup) ------------------
 
-CRASH_SCRIPT = """
+# Dies (os._exit: no finally, no cleanup) while staging writes its second partition.
+STAGE_CRASH_SCRIPT = """
 import os, sys
-from datetime import date
 from pathlib import Path
-from letsjobit import files
-from letsjobit.lake import publish, stage
+from letsjobit.lake import stage
 from letsjobit.config import DataLayout
 
-layout = DataLayout(Path(sys.argv[1]))
-mode = sys.argv[2]
-calls = {"n": 0}
-
-def dies_on_second_call(original):
-    def wrapper(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            os._exit(137)
-        return original(*args, **kwargs)
-    return wrapper
-
-if mode == "publish":
-    files.replace_dir = dies_on_second_call(files.replace_dir)
-    publish.publish_run("run-b", layout, [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)])
-else:
-    stage._write_partition_of = dies_on_second_call(stage._write_partition_of)
-    stage.stage_run("run-a", layout, workers=1)
+original, calls = stage._write_partition_of, []
+def dies_on_second_call(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os._exit(137)
+    return original(*args, **kwargs)
+stage._write_partition_of = dies_on_second_call
+stage.stage_run("run-a", DataLayout(Path(sys.argv[1])), workers=1)
 print("finished")
 """
-
-
-def crash(layout: DataLayout, mode: str) -> None:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(CRASH_SCRIPT), str(layout.root), mode],
-        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 137, done.stderr
-    assert "finished" not in done.stdout
-
-
-def test_a_crash_mid_publish_leaves_whole_partitions_and_the_next_publish_finishes_it(layout):
-    stage_and_audit(layout, "run-a", visits_over_days(6))
-    publish.publish_run("run-a", layout, None)
-    old = lake_rows(layout)
-    new_visits = [
-        reference_visit(_id=f"v{n:05d}", date=f"2026-11-0{n % 3 + 1}", docNo="NEW") for n in range(6)
-    ]
-    new_visits[0]["priority"] = "soon"
-    stage_and_audit(layout, "run-b", new_visits)
-
-    crash(layout, "publish")  # dies while swapping the second partition in
-
-    after_crash = lake_rows(layout)
-    assert len(after_crash) == len(old)  # every partition is there, whole
-    for day in (DAY_1, DAY_2, DAY_3):  # each partition is entirely old or entirely new
-        assert len({doc_no for (d, _, doc_no) in after_crash if d == day}) == 1
-    assert after_crash != old
-    journal = json.loads(layout.journal("run-b").read_text())
-    assert journal["state"] == "publishing"
-
-    assert publish.recover(layout) == ["run-b"]
-    assert {doc_no for (_, _, doc_no) in lake_rows(layout)} == {"NEW"}
-    assert published_issues(layout) == [(DAY_1, "v00000", "visits.priority_parses", "soon")]
-    assert len(lake_rows(layout)) == 6
-    assert not layout.publish_scratch("run-b").exists()
-    assert json.loads(layout.journal("run-b").read_text())["state"] == "published"
-
-
-def test_an_interrupted_publish_is_finished_before_the_next_run_publishes(layout):
-    stage_and_audit(layout, "run-a", visits_over_days(6))
-    publish.publish_run("run-a", layout, None)
-    stage_and_audit(
-        layout, "run-b", [reference_visit(_id=f"v{n:05d}", date="2026-11-01", docNo="B") for n in range(3)]
-    )
-    crash(layout, "publish")
-
-    stage_and_audit(layout, "run-c", [reference_visit(_id="c", date="2026-11-03", docNo="C")])
-    result = publish.publish_run("run-c", layout, [DAY_3])
-
-    assert result.recovered == ["run-b"]
-    assert {(d, doc) for (d, _, doc) in lake_rows(layout)} == {(DAY_1, "B"), (DAY_3, "C")}
 
 
 def test_a_crash_mid_staging_leaves_the_previous_staging_intact(layout):
@@ -384,46 +208,13 @@ def test_a_crash_mid_staging_leaves_the_previous_staging_intact(layout):
     before = {table: parquet.read_table(Path(first.path) / table) for table in schema.TABLES}
     write_raw_part(layout, "run-a", "full", [raw_page(visits_over_days(9, prefix="x"))])
 
-    crash(layout, "stage")
+    die_in_child(STAGE_CRASH_SCRIPT, layout.root)
 
     for table in schema.TABLES:
         assert parquet.read_table(Path(first.path) / table).equals(before[table])
     again = stage.stage_run("run-a", layout, workers=1)
     assert again.rows["visits"] == 9
     assert [p.name for p in layout.staging.iterdir()] == ["run-a"]  # the dead attempt's scratch is gone
-
-
-def test_prune_keeps_the_newest_runs_and_any_pending_publication(layout):
-    for n in range(4):
-        stage_pages(layout, f"run-{n}", visits_over_days(1))
-        os.utime(layout.raw_run(f"run-{n}"), (1000 + n, 1000 + n))
-        os.utime(layout.staging_run(f"run-{n}"), (1000 + n, 1000 + n))
-    layout.journals.mkdir(parents=True)
-    layout.journal("run-0").write_text(json.dumps({"run_id": "run-0", "state": "publishing"}))
-
-    publish.prune_runs(layout, keep=2)
-
-    assert sorted(p.name for p in layout.raw.iterdir()) == ["run_id=run-0", "run_id=run-2", "run_id=run-3"]
-    assert sorted(p.name for p in layout.staging.iterdir()) == ["run-0", "run-2", "run-3"]
-
-
-def test_prune_removes_the_scratch_of_dead_attempts_once_stale(layout):
-    stage_pages(layout, "run-a", visits_over_days(1))
-    dead_part = layout.raw_run("run-a") / ".part-all.jsonl.gz.4242.tmp"
-    dead_stage = layout.staging / ".run-b.tmp-0badc0de"
-    live_stage = layout.staging / ".run-c.tmp-00c0ffee"
-    dead_audit = layout.staging / "run-a" / ".audited-0badc0de"
-    dead_part.write_bytes(b"half a page")
-    (dead_stage / "spill").mkdir(parents=True)
-    (dead_audit / "visits").mkdir(parents=True)
-    live_stage.mkdir()
-    for path in (dead_part, dead_stage, dead_audit):
-        os.utime(path, (time.time() - 7 * 3600,) * 2)
-
-    removed = publish.prune_runs(layout, keep=5)
-
-    assert set(removed) == {dead_part, dead_stage, dead_audit}
-    assert live_stage.is_dir() and (layout.staging / "run-a").is_dir()
 
 
 def test_raw_parts_may_hold_several_gzip_members_and_a_truncated_one_is_an_error(layout):

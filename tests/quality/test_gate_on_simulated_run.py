@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from letsjobit.api.client import LetsJobItClient
 from letsjobit.api.settings import ClientSettings
-from letsjobit.lake import extract, parquet, publish, schema, stage
+from letsjobit.lake import extract, publish, schema, stage, tables
 from letsjobit.quality import audit
 from letsjobit.quality.audit import Verdict
 from letsjobit.simulator.bad_record_kinds import BAD_RECORD_KIND_NAMES
@@ -55,16 +55,16 @@ def test_every_kind_of_bad_record_is_its_oracle_issue_row_and_only_record_cases_
     result = audit.audit_run("sim_run", layout, extracted.distinct_visits, staged.rows)
     publish.publish_run("sim_run", layout, None)
 
-    issues = parquet.read_table(layout.table("data_issues"))
+    issues = tables.read_table(layout, "data_issues")
     wanted = sorted(((*issue.row(), issue.visit_date) for issue in expected.issues), key=issue_sort_key)
     assert rows_of(issues, COMPARED) == wanted
     assert result.verdict is Verdict.QUARANTINED
     assert result.field_issues == sum(issue.severity == "field" for issue in expected.issues)
     assert result.quarantined_records == sum(issue.severity == "record" for issue in expected.issues)
 
-    tables = {name: parquet.read_table(layout.table(name)) for name in schema.TABLES}
-    assert {name: table.num_rows for name, table in tables.items()} == expected.row_counts
-    assert set(tables["visits"].column("visit_id").to_pylist()) == expected.published
+    lake = {name: tables.read_table(layout, name) for name in schema.TABLES}
+    assert {name: table.num_rows for name, table in lake.items()} == expected.row_counts
+    assert set(lake["visits"].column("visit_id").to_pylist()) == expected.published
     # Only a visit that cannot be placed is quarantined whole; one without _id never even landed.
     quarantined = pq.read_table(result.quarantine_paths["visits"]).column("visit_id").to_pylist()
     assert set(quarantined) == set(expected.quarantined) - {
@@ -72,7 +72,7 @@ def test_every_kind_of_bad_record_is_its_oracle_issue_row_and_only_record_cases_
     }
     by_key = {
         name: {tuple(row[c] for c in schema.KEYS[name]): row for row in table.to_pylist()}
-        for name, table in tables.items()
+        for name, table in lake.items()
     }
     extra_fields = {
         (name, *key, *(None,) * (3 - len(key))): json.loads(row["extra_fields"])

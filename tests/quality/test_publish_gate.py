@@ -4,11 +4,12 @@ the audited rows and their issues."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from letsjobit.devtools import summary
-from letsjobit.lake import parquet, publish, schema
+from letsjobit.lake import publish, schema, tables
 from letsjobit.quality import audit
 from letsjobit.quality.audit import ValidationFailed, Verdict
 
@@ -28,25 +29,25 @@ def write_audit_publish(layout, run_id: str, rows) -> audit.AuditResult:
 
 
 def published(layout) -> dict[str, pa.Table]:
-    return {name: parquet.read_table(layout.table(name)) for name in schema.TABLES}
+    return {name: tables.read_table(layout, name) for name in schema.TABLES}
 
 
 def test_failed_audit_leaves_the_published_lake_as_it_was(layout):
     write_audit_publish(layout, "run_good", good_rows(20))
-    before = {name: tree_digest(layout.table(name)) for name in schema.TABLES}
+    before = {name: tree_digest(Path(layout.table_uri(name))) for name in schema.TABLES}
     broken = good_rows(25)
     broken["visits"].append(visit("v00002", DATES[1]))  # a duplicate key: a contract break
 
     with pytest.raises(ValidationFailed, match="visits.key_unique"):
         write_audit_publish(layout, "run_broken", broken)
 
-    assert {name: tree_digest(layout.table(name)) for name in schema.TABLES} == before
+    assert {name: tree_digest(Path(layout.table_uri(name))) for name in schema.TABLES} == before
     assert published(layout)["visits"].num_rows == 20
 
 
 def test_a_systemic_problem_publishes_nothing(layout):
     write_audit_publish(layout, "run_good", good_rows(20))
-    before = {name: tree_digest(layout.table(name)) for name in schema.LAKE_TABLES}
+    before = {name: tree_digest(Path(layout.table_uri(name))) for name in schema.LAKE_TABLES}
     broken = good_rows(100)
     for row in broken["visits"][:30]:
         row["signee_rating"] = 9
@@ -54,7 +55,7 @@ def test_a_systemic_problem_publishes_nothing(layout):
     with pytest.raises(ValidationFailed, match=r"visits.signee_rating_in_range: 30 of 100 rows \(30.00%\)"):
         write_audit_publish(layout, "run_rescaled", broken)
 
-    assert {name: tree_digest(layout.table(name)) for name in schema.LAKE_TABLES} == before
+    assert {name: tree_digest(Path(layout.table_uri(name))) for name in schema.LAKE_TABLES} == before
     with pytest.raises(publish.PublishError, match="validation gate"):
         publish.publish_run("run_rescaled", layout, None)
 
@@ -81,7 +82,7 @@ def test_a_bad_rating_costs_only_itself_and_a_visit_without_date_is_quarantined_
         )
     )
     assert ratings[rated_badly] is None and ratings["v00008"] == 4
-    issues = parquet.read_table(layout.table("data_issues")).to_pylist()
+    issues = tables.read_table(layout, "data_issues").to_pylist()
     assert sorted((i["visit_id"], i["check_name"], i["action"]) for i in issues) == [
         (rated_badly, "visits.signee_rating_in_range", "nulled"),
         ("v00011", "visits.date_valid", "quarantined"),

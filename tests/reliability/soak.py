@@ -18,8 +18,8 @@ What it does, all with real components:
   source through `/_sim/mutate` (random inserts, deletes and updates, plus targeted updates of `closed`,
   `signeeRating` and `date` of visits in the next window, one of them moved out of it);
 - kills some runs with SIGKILL to their whole process group at a chosen phase (extract: the raw part is
-  being written; stage: the staged parquet is being written; publish: the lake journal says
-  "publishing"; build: a warehouse build folder exists), then re-runs them for the same logical date
+  being written; stage: the staged parquet is being written; publish: the lake's publication record
+  names one under way; build: a warehouse build folder exists), then re-runs them for the same logical date
   (`airflow dags test` names each attempt `manual__<now>`, so the re-run is a new run id over the same
   window, and must also recover whatever the killed attempt left half done);
 - keeps reader processes querying the marts read-only the whole time, one connection per query, each

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from deltalake.exceptions import DeltaError
 from letsjobit import config
 from letsjobit.devtools.airflow_runner import AirflowHome, airflow_bin
+from letsjobit.lake import tables
 from letsjobit.simulator.data import record_key
 
 from tests.reliability.soak_checks import visit_view
@@ -109,13 +111,11 @@ def phase_markers(layout: config.DataLayout, phase: str) -> set[str]:
         return {str(path) for path in layout.raw.glob("run_id=*/.part-*.tmp")}
     if phase == "stage":  # the staged parquet files appear as the writers open them
         return {str(path) for path in layout.staging.glob(".*.tmp-*/staged/**/*.parquet")}
-    if phase == "publish":
-        publishing = set()
-        for journal in layout.journals.glob("*.json"):
-            with contextlib.suppress(OSError, ValueError):
-                if json.loads(journal.read_text()).get("state") == "publishing":
-                    publishing.add(str(journal))
-        return publishing
+    if phase == "publish":  # the lake's publication record names a publication under way
+        with contextlib.suppress(OSError, ValueError, DeltaError):  # being replaced right now: look again
+            pending = tables.read_state(layout.lake_location).publishing
+            return {f"publishing {pending.run_id} since {pending.at}"} if pending else set()
+        return set()
     if phase == "build":
         return {str(path) for path in layout.root.glob(".warehouse-build-*")}
     raise ValueError(f"unknown phase {phase!r}; known: {PHASES}")
@@ -210,7 +210,10 @@ def debris(layout: config.DataLayout) -> list[str]:
         (layout.staging, ".*.tmp-*"),
         (layout.root, ".warehouse-build-*"),
         (layout.lake, "**/.*.tmp-*"),
-        (layout.lake, "**/.*.tmp"),  # letsjobit.files' temporaries (journal, manifests, raw parts)
+        (
+            layout.lake,
+            "**/.*.tmp",
+        ),  # letsjobit.files' temporaries (manifests, raw parts, the last publication)
     ]
     found = {str(path) for root, pattern in patterns if root.exists() for path in root.glob(pattern)}
     return sorted(found)

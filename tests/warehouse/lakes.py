@@ -1,22 +1,20 @@
 """Write small published lakes for warehouse tests, typed exactly as the lake types them.
 
-Mirrors what publish.publish_run leaves behind: ``layout.table(name) / visit_date=YYYY-MM-DD /
-*.parquet``, a whole partition replaced at a time, for the three keyed tables (schema.TABLES) and
-the issues table (``data_issues``, whose issues without a date sit in the hive null partition).
+Published the way publish.publish_run publishes (``publish.publish_tables``: one Delta commit per table
+replacing whole ``visit_date`` partitions, then the lake's publication record), for the three keyed
+tables (schema.TABLES) and the issues table (``data_issues``, whose issues without a date sit in the
+null partition).
 Rows hold what the lake stores, not what the API sent: an unrated visit has ``signee_rating`` None
 (the lake's coercion turns 0, "" and out-of-range ratings into NULL).
 """
 
 from __future__ import annotations
 
-import shutil
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from itertools import count
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from letsjobit.lake import schema
+from letsjobit.lake import publish as lake_publish
+from letsjobit.lake import schema, tables
 
 # The lake's issues table and its schema (the lake owns both).
 ISSUES_TABLE = schema.DATA_ISSUES_TABLE
@@ -25,7 +23,6 @@ ISSUES_SCHEMA = schema.DATA_ISSUES
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 FETCHED_AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-_files = count()
 
 
 def visit(visit_id: str, visit_date: date, **columns) -> dict:
@@ -116,8 +113,9 @@ def publish(layout, visits=(), lines=(), extra_data=(), dates=None, issues=()) -
     """Replace the partitions of ``dates`` (default: the dates of the rows given) with these rows.
 
     A partition named in ``dates`` with no rows is removed, as publish.publish_run does; the issues of
-    a date are replaced with the date (``None`` in ``dates`` names the null partition). Returns the
-    visit dates replaced, as a caller names them to an incremental build.
+    a date are replaced with the date (``None`` in ``dates`` names the null partition). A table with
+    no rows that was never published stays unpublished. Returns the visit dates replaced, as a caller
+    names them to an incremental build.
     """
     rows = {
         "visits": list(visits),
@@ -125,23 +123,16 @@ def publish(layout, visits=(), lines=(), extra_data=(), dates=None, issues=()) -
         "line_extra_data": list(extra_data),
         ISSUES_TABLE: list(issues),
     }
-    by_partition: dict[tuple[str, date | None], list[dict]] = defaultdict(list)
-    for table, table_rows in rows.items():
-        for row in table_rows:
-            by_partition[(table, row["visit_date"])].append(row)
-    replaced = set(dates) if dates is not None else {day for _, day in by_partition}
-    for table, table_schema in schema.LAKE_TABLES.items():
-        for day in replaced:
-            name = NULL_PARTITION if day is None else day.isoformat()
-            folder = layout.table(table) / f"visit_date={name}"
-            shutil.rmtree(folder, ignore_errors=True)
-            partition_rows = by_partition.get((table, day))
-            if partition_rows:
-                folder.mkdir(parents=True)
-                pq.write_table(
-                    pa.Table.from_pylist(partition_rows, schema=table_schema),
-                    folder / f"part-{next(_files):05d}.parquet",
-                )
+    replaced = (
+        set(dates) if dates is not None else {row["visit_date"] for batch in rows.values() for row in batch}
+    )
+    sources = {
+        table: pa.Table.from_pylist(rows[table], schema=table_schema)
+        for table, table_schema in schema.LAKE_TABLES.items()
+        if rows[table] or tables.exists(layout, table)
+    }
+    partitions = sorted(None if day is None else day.isoformat() for day in replaced if day is not None)
+    lake_publish.publish_tables(layout, "test-lake", sources, partitions + [None] * (None in replaced))
     return {day for day in replaced if day is not None}
 
 

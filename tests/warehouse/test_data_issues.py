@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 from datetime import date
 
+from letsjobit.lake import tables
 from letsjobit.warehouse import build as warehouse
 
 from tests.warehouse import lakes
@@ -90,7 +91,7 @@ def test_daily_issues_count_rows_and_distinct_records_per_day_table_field_check_
 
 def test_a_lake_published_before_issues_were_kept_builds_with_empty_issue_marts(layout):
     lakes.publish(layout, [lakes.visit("v1", DAY1)])
-    assert not layout.table(lakes.ISSUES_TABLE).exists()
+    assert not tables.exists(layout, lakes.ISSUES_TABLE)
 
     result = warehouse.build(layout)
 

@@ -244,26 +244,40 @@ def _one_publication(layout, generation: int, days: list[date]) -> int:
     return len(visits)
 
 
-def test_a_build_reads_one_publication_whole_while_the_next_lands(layout):
-    """The build links the lake's files under the publish lock: a publication in progress makes it wait,
-    and one that lands after the snapshot neither mixes into the build nor pulls files from under it."""
+def test_a_build_reads_one_publication_whole_while_the_next_lands(layout, monkeypatch):
+    """The build reads the lake's published versions: a publication half committed when it starts is not
+    seen at all, and one that lands after the snapshot neither mixes into the build nor pulls files
+    from under it."""
     from letsjobit.lake import publish
 
     days = [date(2026, 10, 1) + timedelta(days=n) for n in range(5)]
-    _one_publication(layout, 1, days)
-    with publish.publish_lock(layout):  # a publication is under way...
-        builder = threading.Thread(target=warehouse.build, args=(layout,), kwargs={"run_id": "during"})
-        builder.start()
-        time.sleep(0.5)
-        second = _one_publication(layout, 2, days)  # ...and replaces every partition
-    builder.join(timeout=300)
+    first = _one_publication(layout, 1, days)
+    committed, release = threading.Event(), threading.Event()
+    commit_table = publish._commit_table
+
+    def pauses_after_the_first_commit(*args, **kwargs):
+        version = commit_table(*args, **kwargs)
+        if not committed.is_set():
+            committed.set()  # visits holds generation 2 now, visit_lines still generation 1
+            assert release.wait(300)
+        return version
+
+    monkeypatch.setattr(publish, "_commit_table", pauses_after_the_first_commit)
+    publication = threading.Thread(target=_one_publication, args=(layout, 2, days))
+    publication.start()
+    assert committed.wait(300)
+    warehouse.build(layout, run_id="during")
+    release.set()
+    publication.join(timeout=300)
     built = query(
         layout, "select count(*), count(distinct split_part(visit_id, '-', 1)) from marts.fct_visits"
     )
-    assert built == [(second, 1)], "the build read the lake while a publication was replacing it"
+    assert built == [(first, 1)], "the build read a publication that was still being committed"
 
+    second = (2 + 2) * len(days)  # what _one_publication(layout, 2, days) published
     lake = snapshot.take(layout, layout.root / "snapshot")
-    third = _one_publication(layout, 3, days)  # deletes every file the snapshot linked
+    third = _one_publication(layout, 3, days)  # replaces every file of the snapshot's version
+    publish.vacuum(layout)  # within the retention: a build reading an older version keeps its files
     rows = duckdb.sql(
         f"select count(*) from read_parquet({[str(path) for path in lake.files['visits']]})"
     ).fetchall()[0][0]

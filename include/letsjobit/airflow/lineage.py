@@ -12,7 +12,8 @@ Datasets, as OpenLineage sees them:
 | what | namespace | name |
 |---|---|---|
 | the API's visits | `letsjobit://<api host[:port]>` | `/api/v2/visits` (the base URL's path) |
-| raw zone, staging, lake tables | `file` | absolute folder, e.g. `/data/lake/visits` |
+| raw zone, staging | `file` | absolute folder, e.g. `/data/lake/raw` |
+| lake tables | `file`, or the object store's `s3://<bucket>` | the table's folder, e.g. `/data/lake/visits` |
 | warehouse tables | `duckdb://<absolute warehouse file>` | `marts.<table>` |
 
 Never the key: the base URL is the client's normalised one (the key travels in a header or is added to
@@ -52,7 +53,11 @@ def folder(path: Path) -> str:
 
 
 def lake_tables(layout: config.DataLayout) -> list[str]:
-    return [folder(layout.table(name)) for name in schema.LAKE_TABLES]
+    """The lake's Delta tables: folders of a local lake, object URLs (no credentials) of a remote one."""
+    location = layout.lake_location
+    if location.is_local:
+        return [folder(Path(layout.table_uri(name))) for name in schema.LAKE_TABLES]
+    return [config.LakeLocation(layout.table_uri(name)).redacted for name in schema.LAKE_TABLES]
 
 
 def warehouse_table(layout: config.DataLayout, table: str) -> str:

@@ -235,7 +235,7 @@ def audit(run_id: str, extracted: list[dict[str, Any]], staged: dict[str, Any]) 
 
 def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any]) -> dict[str, Any]:
     """Publish the gate's audited output into the lake and record the publication for the warehouse."""
-    from letsjobit.lake.publish import prune_runs, publish_run
+    from letsjobit.lake.publish import prune_runs, publish_run, vacuum
 
     layout = config.layout()
     partitions = partitions_of(extracted)
@@ -253,6 +253,7 @@ def publish(run_id: str, extracted: list[dict[str, Any]], audited: dict[str, Any
     files.write_json(layout.last_publication, publication)
     lineage.record(layout, inputs=[lineage.folder(layout.staging)], outputs=lineage.lake_tables(layout))
     prune_runs(layout, keep=config.keep_runs())
+    vacuum(layout)
     log.info(
         "Published run %s (%s)", run_id, "full refresh" if partitions is None else f"{len(partitions)} dates"
     )
@@ -288,7 +289,7 @@ def rebuild_if_stale() -> dict[str, Any]:
     layout = config.layout()
     path = layout.last_publication
     if not path.exists():
-        log.info("Nothing published to the lake yet at %s; nothing to build", layout.lake)
+        log.info("Nothing published to the lake yet at %s; nothing to build", layout.lake_location.redacted)
         return {"rebuilt": False, "reason": "no publication"}
     publication = json.loads(path.read_text())
     built_run = warehouse.built_run_id(layout)

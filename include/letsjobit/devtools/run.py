@@ -176,7 +176,10 @@ def run_window(
         )
     before = lake_changes.snapshot(layout)
     if not before:
-        print(f"The lake in {layout.lake} is empty: every visit the window reads will be new", flush=True)
+        print(
+            f"The lake at {layout.lake_location.redacted} is empty: every visit the window reads will be new",
+            flush=True,
+        )
     previous = summary.last_publication(layout).get("run_id")
     code = home.dags_test(
         config.DAG_ID, {"full_refresh": False}, logical_date=logical_date.isoformat(), on_line=show_progress

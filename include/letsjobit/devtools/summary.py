@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from letsjobit import config
-from letsjobit.lake import schema
+from letsjobit.lake import schema, tables
 from letsjobit.lake.changes import LakeChanges
 from letsjobit.quality import suites
 from letsjobit.warehouse import kpis
@@ -19,16 +19,9 @@ KPI_COLUMNS = ("visit_date", *kpis.HEADLINE)
 
 
 def lake_counts(layout: config.DataLayout) -> dict[str, int]:
-    counts = {}
-    with duckdb.connect() as con:
-        for table in schema.TABLES:
-            files = list(layout.table(table).glob("**/*.parquet"))
-            counts[table] = (
-                con.execute("select count(*) from read_parquet(?)", [[str(f) for f in files]]).fetchone()[0]
-                if files
-                else 0
-            )
-    return counts
+    """Rows of each data table in the published lake (one publication of all three)."""
+    versions = tables.published_versions(layout)
+    return {table: tables.dataset(layout, table, versions).count_rows() for table in schema.TABLES}
 
 
 def validation_summary(layout: config.DataLayout) -> dict:
@@ -96,7 +89,7 @@ def render(layout: config.DataLayout, elapsed_seconds: float | None = None) -> s
     ]
     lines.append(
         f"  loaded: {counts['visits']:,} visits, {counts['visit_lines']:,} lines, "
-        f"{counts['line_extra_data']:,} extraData rows (lake: {layout.lake})"
+        f"{counts['line_extra_data']:,} extraData rows (lake: {layout.lake_location.redacted})"
     )
     if validation:
         lines.extend(validation_lines(validation))

@@ -17,6 +17,7 @@ from datetime import date
 import duckdb
 
 from letsjobit import config
+from letsjobit.lake import schema, tables
 
 # Bookkeeping columns of every lake table: a re-read sets them anew without the visit changing.
 RUN_COLUMNS = ("run_id", "fetched_at")
@@ -29,29 +30,19 @@ class VisitState:
 
 
 def snapshot(layout: config.DataLayout) -> dict[str, VisitState]:
-    """Every published visit's date and content fingerprint."""
-    visit_files = _files(layout, "visits")
-    if not visit_files:
+    """Every published visit's date and content fingerprint (the three tables at one publication)."""
+    versions = tables.published_versions(layout)
+    if versions["visits"] is None:
         return {}
-    params: list = [visit_files]
-    children = []
-    for table, order in (("visit_lines", "line_index"), ("line_extra_data", "line_index, extra_index")):
-        files = _files(layout, table)
-        if files:
-            params.append(files)
-            children.append(
-                f"{table} as (select visit_id, string_agg(r::varchar, '|' order by {order}) as rows_text "
-                f"from (select * exclude ({', '.join(RUN_COLUMNS)}) from read_parquet(?, hive_partitioning = "
-                "false)) r group by visit_id)"
-            )
-        else:
-            children.append(f"{table} as (select null::varchar as visit_id, null::varchar as rows_text)")
+    children = [
+        f"{table} as (select visit_id, string_agg(r::varchar, '|' order by {order}) as rows_text "
+        f"from (select * exclude ({', '.join(RUN_COLUMNS)}) from lake_{table}) r group by visit_id)"
+        for table, order in (("visit_lines", "line_index"), ("line_extra_data", "line_index, extra_index"))
+    ]
     query = f"""
         with visits as (
             select visit_id, visit_date, v::varchar as row_text
-            from (
-                select * exclude ({", ".join(RUN_COLUMNS)}) from read_parquet(?, hive_partitioning = false)
-            ) v
+            from (select * exclude ({", ".join(RUN_COLUMNS)}) from lake_visits) v
         ),
         {", ".join(children)}
         select visit_id, visit_date, md5(
@@ -64,7 +55,9 @@ def snapshot(layout: config.DataLayout) -> dict[str, VisitState]:
         left join line_extra_data using (visit_id)
     """
     with duckdb.connect() as con:
-        rows = con.execute(query, params).fetchall()
+        for table in schema.TABLES:
+            con.register(f"lake_{table}", tables.dataset(layout, table, versions))
+        rows = con.execute(query).fetchall()
     return {visit_id: VisitState(visit_date, fingerprint) for visit_id, visit_date, fingerprint in rows}
 
 
@@ -109,8 +102,3 @@ def compare(before: dict[str, VisitState], after: dict[str, VisitState]) -> Lake
     for ids in (changes.added, changes.updated, changes.moved, changes.removed):
         ids.sort()
     return changes
-
-
-def _files(layout: config.DataLayout, table: str) -> list[str]:
-    # Only published partitions: hidden scratch folders of a publication in progress start with a dot.
-    return sorted(str(path) for path in layout.table(table).glob("visit_date=*/*.parquet"))

@@ -1,10 +1,10 @@
-"""Reading the lake's parquet: a lake or staged table as a typed dataset, and its partition names.
+"""Reading a run's scratch parquet: a staged or audited table as a typed dataset, and partition names.
 
-The small helpers every reader of the lake shares (staging, publishing, the gate, the tests). A table is
-a folder of `visit_date=YYYY-MM-DD/` partitions; rows with no date are in the null partition
-`visit_date=__HIVE_DEFAULT_PARTITION__` (that of Hive, pyarrow and DuckDB). `visit_date` is also stored
-inside the files, so a file is typed on its own: read the lake with DuckDB
-(`read_parquet('<table>/*/*.parquet')`, with or without `hive_partitioning`) or with `dataset()` here.
+What staging, the gate and publishing share about the tables of a run before they are published
+(`layout.staging_run(run)`, `layout.audited(run)`). Such a table is a folder of `visit_date=YYYY-MM-DD/`
+partitions; rows with no date are in the null partition `visit_date=__HIVE_DEFAULT_PARTITION__` (that of
+Hive, pyarrow, DuckDB and Delta). `visit_date` is also stored inside the files, so a file is typed on its
+own. The published lake is Delta tables: read it with `letsjobit.lake.tables`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def partition_value(directory_name: str) -> str:
 
 
 def dataset(path: Path) -> ds.Dataset:
-    """A lake or staged table directory as a pyarrow dataset with the exact lake schema."""
+    """A staged or audited table directory as a pyarrow dataset with the exact lake schema."""
     name = path.name
     table_schema = schema.LAKE_TABLES[name]
     partitioning = ds.partitioning(pa.schema([table_schema.field(schema.PARTITION_COLUMN)]), flavor="hive")
@@ -41,7 +41,7 @@ def dataset(path: Path) -> ds.Dataset:
 
 
 def read_table(path: Path) -> pa.Table:
-    """A whole lake or staged table (small tables and tests; use DuckDB for analysis)."""
+    """A whole staged or audited table (small tables and tests; use DuckDB for analysis)."""
     if not path.exists():
         return schema.LAKE_TABLES[path.name].empty_table()
     return dataset(path).to_table()

@@ -1,14 +1,27 @@
 """One consistent state of the published lake, for a reader that needs it for minutes (the warehouse build).
 
-``take(layout, root)`` returns a :class:`LakeSnapshot`: for each lake table, the parquet files of one
-publication, plus a fingerprint of every (table, visit_date) partition, so that a later build can tell
-which partitions changed since this one, and the version of each table where the lake has versions.
+``take(layout, root)`` returns a :class:`LakeSnapshot`: the published Delta version of each lake table
+(the lake's publication record names them, so the four tables are one publication), the local parquet
+files of that version, and a fingerprint of every (table, visit_date) partition, so that a later build
+can tell which partitions changed since this one.
 
-A publication replaces partition folders one after another and deletes the old files; a build
-reading the lake itself meanwhile could see new visits with old lines, or lose a file it listed.
-So the snapshot hard-links the files under ``root`` while holding the lake's publish lock: links are
-taken in milliseconds and keep the files of one publication alive for the whole build, while the
-next publication goes ahead. (Copies if the lake is on another file system.)
+Why the files stay readable for the whole build:
+
+- **Local lake.** A version's files are the table's own files (``<table>/visit_date=.../part-*.parquet``,
+  absolute paths). Delta never rewrites a file in place: a publication adds new files and marks the
+  old ones removed in its commit, and only ``vacuum`` deletes them, once no version of the last
+  ``config.LAKE_RETENTION`` (7 days) references them. A build holds a version for at most its task's
+  2-hour timeout, far inside that.
+- **Object-store lake.** DuckDB reads local files, so the version's files are copied to a cache under the
+  worker's data dir (``layout.lake_cache``), keyed by their path in the table: a file name is never
+  reused for other content, so a file cached once is current for good, and an incremental build
+  downloads only the files published since. The cache then drops the files that are no longer in the
+  version. The snapshot hands out hard links of the cached files under ``root`` (the build's own
+  folder on the same disk), so a later ``take`` pruning the cache cannot pull a file from under a build
+  still reading it; the cache's lock makes downloading, linking and pruning one step.
+
+A fingerprint is a digest of the partition's files (path, size, modification time): a commit that
+changes a partition replaces its files by new ones with new names, so the digest changes with it.
 """
 
 from __future__ import annotations
@@ -17,13 +30,19 @@ import hashlib
 import logging
 import os
 import shutil
+import urllib.parse
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from letsjobit import config
-from letsjobit.lake import schema
+import pyarrow as pa
+from filelock import FileLock
+
+from letsjobit import config, files
+from letsjobit.lake import schema, tables
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +55,7 @@ class LakeSnapshot:
     files: Mapping[str, tuple[Path, ...]]
     # (keyed lake table, visit_date) -> a digest that changes whenever the partition's content may have
     fingerprints: Mapping[tuple[str, date], str]
-    # lake table -> its version, for lakes whose tables have versions (None: this lake has none)
+    # lake table -> its Delta version in this state (None: the table was never published)
     versions: Mapping[str, int | None]
 
     @property
@@ -45,59 +64,102 @@ class LakeSnapshot:
         return {day for _, day in self.fingerprints}
 
 
+@dataclass(frozen=True)
+class _DataFile:
+    path: str  # relative to the table's root, as the Delta log names it (decoded)
+    size: int
+    modified: int  # milliseconds, from the add action
+    day: date | None
+
+
 def take(layout: config.DataLayout, root: Path) -> LakeSnapshot:
-    """Link the published lake's files under ``root`` (taken under the publish lock) and describe them."""
-    from letsjobit.lake.publish import publish_lock
-
-    snapshot = config.DataLayout(root)
-    linked: dict[str, list[Path]] = {table: [] for table in schema.LAKE_TABLES}
-    with publish_lock(layout):
-        for table in schema.LAKE_TABLES:
-            for source in sorted(layout.table(table).glob(f"{schema.PARTITION_COLUMN}=*/*.parquet")):
-                target = snapshot.table(table) / source.parent.name / source.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(source, target)
-                except OSError:
-                    shutil.copy2(source, target)
-                linked[table].append(target)
+    """The published lake state: versions, local files (copied under ``root`` if the lake is remote),
+    partition fingerprints."""
+    versions = tables.published_versions(layout)
+    data_files = {
+        table: _data_files(layout, table, version) if version is not None else []
+        for table, version in versions.items()
+    }
+    location = layout.lake_location
+    if location.is_local:
+        local = {
+            table: tuple(location.local_root / table / item.path for item in items)
+            for table, items in data_files.items()
+        }
+    else:
+        local = _local_copies(layout, root, data_files)
     log.info(
-        "reading a snapshot of the lake: %d files at %s", sum(len(paths) for paths in linked.values()), root
-    )
-    return LakeSnapshot(
-        files={table: tuple(paths) for table, paths in linked.items()},
-        fingerprints=partition_fingerprints(snapshot),
-        versions=dict.fromkeys(schema.LAKE_TABLES),
+        "reading the lake at %s, versions %s: %d files",
+        location.redacted, versions, sum(len(paths) for paths in local.values()),
+    )  # fmt: skip
+    return LakeSnapshot(files=local, fingerprints=_fingerprints(data_files), versions=versions)
+
+
+def _data_files(layout: config.DataLayout, table: str, version: int) -> list[_DataFile]:
+    """The files of a table version, from its add actions."""
+    actions = pa.table(tables.open_table(layout, table, version).get_add_actions(flatten=True))
+    columns = [
+        actions.column(name).to_pylist()
+        for name in ("path", "size_bytes", "modification_time", f"partition.{schema.PARTITION_COLUMN}")
+    ]
+    return sorted(
+        (
+            _DataFile(urllib.parse.unquote(path), size, _milliseconds(modified), day)
+            for path, size, modified, day in zip(*columns, strict=True)
+        ),
+        key=lambda item: item.path,
     )
 
 
-def partition_fingerprints(layout: config.DataLayout) -> dict[tuple[str, date], str]:
-    """Fingerprint of each (lake table, visit_date) partition: its file names, sizes and mtimes.
+def _milliseconds(modified) -> int:
+    return modified if isinstance(modified, int) else int(modified.timestamp() * 1000)
+
+
+def _fingerprints(data_files: Mapping[str, list[_DataFile]]) -> dict[tuple[str, date], str]:
+    """Fingerprint of each (keyed table, visit_date) partition: its files' paths, sizes and times.
 
     Only the keyed tables: the data issue marts are rebuilt from the whole issues table every build,
     so a change there needs no partition of visits reloaded."""
-    fingerprints: dict[tuple[str, date], str] = {}
+    digests: dict[tuple[str, date], Any] = defaultdict(hashlib.sha256)
     for table in schema.TABLES:
-        root = layout.table(table)
-        if not root.is_dir():
-            continue
-        for folder in sorted(root.glob(f"{schema.PARTITION_COLUMN}=*")):
-            day = _partition_date(folder)
-            paths = sorted(folder.glob("*.parquet"))
-            if day is None or not paths:
-                continue
-            digest = hashlib.sha256()
-            for path in paths:
-                stat = path.stat()
-                digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-            fingerprints[(table, day)] = digest.hexdigest()[:16]
-    return fingerprints
+        for item in data_files.get(table, ()):
+            if item.day is not None:
+                digests[(table, item.day)].update(f"{item.path}:{item.size}:{item.modified}\n".encode())
+    return {key: digest.hexdigest()[:16] for key, digest in sorted(digests.items())}
 
 
-def _partition_date(folder: Path) -> date | None:
-    value = folder.name.split("=", 1)[1]
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        log.warning("lake folder %s is not a visit_date partition; it is read anyway", folder)
-        return None
+def _local_copies(
+    layout: config.DataLayout, root: Path, data_files: Mapping[str, list[_DataFile]]
+) -> dict[str, tuple[Path, ...]]:
+    """Download the files not cached yet, link every file of the version under ``root``, prune the rest."""
+    cache = layout.lake_cache
+    layout.state.mkdir(parents=True, exist_ok=True)
+    downloaded = pruned = 0
+    linked: dict[str, tuple[Path, ...]] = {}
+    store, lake_root = tables.filesystem(layout.lake_location)
+    with FileLock(str(layout.state / "lake-cache.lock")):
+        for table, items in data_files.items():
+            paths = []
+            for item in items:
+                cached = cache / table / item.path
+                if not cached.exists() or cached.stat().st_size != item.size:
+                    remote = f"{lake_root}/{table}/{item.path}"
+                    with store.open_input_stream(remote) as source, files.atomic_path(cached) as temporary:
+                        with open(temporary, "wb") as target:
+                            shutil.copyfileobj(source, target, 2**20)
+                    downloaded += 1
+                target = root / table / item.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                files.link_or_copy(cached, target)
+                paths.append(target)
+            linked[table] = tuple(paths)
+            keep = {cache / table / item.path for item in items}
+            for path in sorted((cache / table).rglob("*.parquet")) if (cache / table).is_dir() else ():
+                if path not in keep:
+                    path.unlink()
+                    pruned += 1
+            for folder in (cache / table).glob("*/") if (cache / table).is_dir() else ():
+                if folder.is_dir() and not any(folder.iterdir()):
+                    os.rmdir(folder)
+    log.info("lake cache %s: %d files downloaded, %d pruned", cache, downloaded, pruned)
+    return linked
