@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run run-window test lint lock dashboard soak bench clean
+.PHONY: install run run-window test lint lock dashboard docs soak bench clean
 
 install: $(STAMP)
 
@@ -54,6 +54,11 @@ DASHBOARD_PORT ?= 8501
 DASHBOARD_ARGS ?=
 dashboard: install
 	$(BIN)/python -m letsjobit.dashboard --address $(DASHBOARD_ADDRESS) --port $(DASHBOARD_PORT) $(DASHBOARD_ARGS)
+
+# dbt's documentation of the warehouse (every model, column, test, the lineage graph) as one HTML file that
+# opens from disk: $(LETSJOBIT_DATA_DIR)/docs/warehouse.html (data/docs/ by default).
+docs: install
+	$(BIN)/python -m letsjobit.warehouse.build docs
 
 clean:
 	rm -rf .airflow data .pytest_cache

@@ -4,13 +4,20 @@
 
 For each size, DuckDB writes the lake's rows to parquet (the exact schemas of schema.py, partitioned
 by visit_date over a year, 2 lines and 1 extraData row per visit, 0.1% of visits also present in an
-older version in another partition), published into the lake's Delta tables, then the bench times:
+older version in another partition), published into the lake's Delta tables, then the bench times,
+dbt included (the builds run `dbt build` in this process, as the pipeline's task does):
 
-- a full build (every partition read),
+- a full build (every partition read), with its peak RSS (sampled from /proc while it runs),
 - an incremental build after one partition was republished with changed ratings,
-- an incremental build after seven partitions were republished,
+- an incremental build after 22 consecutive partitions were republished (a daily window run),
 
-and prints the slowest models of each, the warehouse file size and a KPI read. Not part of `make test`.
+each incremental one ``--repeat`` times (median), and prints the slowest models, the file size, a KPI
+read, and as its last line per size:
+
+    RESULT visits=N full_s=X full_peak_mb=Y incr1_s=Z incr22_s=W
+
+dbt's start-up (import and parse, once per process: a fresh Airflow task pays it once per build) is
+printed apart. Not part of `make test`.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import resource
 import shutil
+import statistics
 import tempfile
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -186,46 +194,92 @@ def republish(layout: DataLayout, visits: int, days: list[date], run: str) -> No
     )
 
 
-def timed_build(label: str, layout: DataLayout, **arguments) -> None:
-    """One build, reported with its wall time, the CPU time it used (load-independent) and the load."""
+def timed_build(label: str, layout: DataLayout, **arguments) -> tuple[float, float]:
+    """One build, reported with its wall time, the CPU time it used (load-independent), the load and
+    its peak RSS; returns (wall seconds, peak RSS MB)."""
+    sampler = RssSampler()
     cpu = time.process_time()
-    result = warehouse.build(layout, **arguments)
+    with sampler:
+        result = warehouse.build(layout, **arguments)
     cpu = time.process_time() - cpu
     slowest = sorted(result.model_seconds.items(), key=lambda item: -item[1])[:5]
     size = layout.warehouse.stat().st_size / 1e6
     print(
         f"  {label:<26} {result.seconds:7.1f} s wall, {cpu:7.1f} s CPU ({result.mode}, "
         f"{len(result.changed_partitions)} partitions read, file {size:,.0f} MB, "
-        f"load average {os.getloadavg()[0]:.1f}, peak RSS {peak_rss_mb():,.0f} MB)"
+        f"load average {os.getloadavg()[0]:.1f}, peak RSS {sampler.peak_mb:,.0f} MB)",
+        flush=True,
     )
     print("      slowest models: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in slowest))
+    return result.seconds, sampler.peak_mb
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class RssSampler:
+    """The process's peak resident set while the block runs, read from /proc every 20 ms."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+        while True:
+            with open("/proc/self/statm") as statm:
+                self.peak_mb = max(self.peak_mb, int(statm.read().split()[1]) * page_mb)
+            if self._stop.wait(0.02):
+                return
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
-def bench(visits: int, keep: bool) -> None:
+def dbt_start_up(root: Path) -> float:
+    """Import dbt and parse the project once, as the first build of a process does."""
+    from letsjobit.warehouse import dbt_runner
+
+    started = time.monotonic()
+    dbt_runner.run(root / "parse" / "warehouse.duckdb", root / "parse-state", command="parse")
+    return time.monotonic() - started
+
+
+def bench(visits: int, keep: bool, repeat: int, memory_limit: str | None) -> None:
     root = Path(tempfile.mkdtemp(prefix=f"bench-warehouse-{visits}-"))
     layout = DataLayout(root)
     try:
+        (root / "parse").mkdir()
+        print(f"dbt start-up (import and parse, once per process): {dbt_start_up(root):.1f} s", flush=True)
         started = time.monotonic()
         write_lake(layout, visits)
         lake_mb = sum(p.stat().st_size for p in layout.lake.rglob("*.parquet")) / 1e6  # a local lake
         print(
             f"{visits:,} visits: lake written in {time.monotonic() - started:.0f} s "
-            f"({lake_mb:,.0f} MB parquet, {DAYS} partitions, {root})"
+            f"({lake_mb:,.0f} MB parquet, {DAYS} partitions, {root})",
+            flush=True,
         )
 
-        timed_build("full build", layout, run_id="bench-full")
-
-        one_day = [FIRST_DAY + timedelta(days=200)]
-        republish(layout, visits, one_day, "bench-2")
-        timed_build("incremental, 1 partition", layout, changed_dates=one_day, run_id="bench-2")
-
-        week = [FIRST_DAY + timedelta(days=300 + offset) for offset in range(7)]
-        republish(layout, visits, week, "bench-3")
-        timed_build("incremental, 7 partitions", layout, changed_dates=week, run_id="bench-3")
+        full_s, full_mb = timed_build("full build", layout, run_id="bench-full", memory_limit=memory_limit)
+        incremental: dict[int, list[float]] = {1: [], 22: []}
+        # One size after the other: an incremental build starts from the build before the last (the
+        # standby), so its first build of a size also reloads what the previous size's last one changed.
+        for count, start in ((1, 200), (22, 300)):
+            for attempt in range(repeat):
+                days = [FIRST_DAY + timedelta(days=start + offset) for offset in range(count)]
+                run = f"bench-{count}-{attempt}"
+                republish(layout, visits, days, run)
+                seconds, _ = timed_build(
+                    f"incremental, {count} partition{'s' if count > 1 else ''}",
+                    layout,
+                    changed_dates=days,
+                    run_id=run,
+                    memory_limit=memory_limit,
+                )
+                incremental[count].append(seconds)
 
         connection = warehouse.connect_read_only(layout.warehouse)
         try:
@@ -246,6 +300,11 @@ def bench(visits: int, keep: bool) -> None:
             f"  reads: top drivers by NPS from kpi_driver_daily {kpi_ms:.0f} ms; "
             f"{len(rows)} territories aggregated over fct_visits {fact_ms:.0f} ms"
         )
+        print(
+            f"RESULT visits={visits} full_s={full_s:.1f} full_peak_mb={full_mb:.0f} "
+            f"incr1_s={statistics.median(incremental[1]):.1f} incr22_s={statistics.median(incremental[22]):.1f}",
+            flush=True,
+        )
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -256,10 +315,14 @@ def main() -> int:
     parser.add_argument("--visits", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--keep", action="store_true", help="keep the generated lake and warehouse")
     parser.add_argument("--log", action="store_true", help="show the runner's per-model log")
+    parser.add_argument("--repeat", type=int, default=3, help="incremental builds of each size (median)")
+    parser.add_argument(
+        "--memory-limit", default=None, help="DuckDB memory_limit for the builds (default: the build's)"
+    )
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO if arguments.log else logging.WARNING)
     for visits in arguments.visits:
-        bench(visits, arguments.keep)
+        bench(visits, arguments.keep, arguments.repeat, arguments.memory_limit)
     return 0
 
 

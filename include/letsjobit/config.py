@@ -11,6 +11,7 @@ the tests) turns them into the `letsjobit_default` connection.
 | LETSJOBIT_CONN_EXTRA  | unset: no extras             | JSON object of connection extras, e.g. {"key_placement": "query"} |
 | LETSJOBIT_DATA_DIR    | <project>/data               | the worker's scratch (lake/raw, lake/_staging), warehouse.duckdb, reports/ |
 | LETSJOBIT_LAKE_URL    | $LETSJOBIT_DATA_DIR/lake     | where the lake's Delta tables are: a path or s3://bucket/prefix (see LakeLocation) |
+| LETSJOBIT_RATE_BUDGET_URL | unset: budget file per host | Redis URL of the API key's budget shared by every host (the extra rate_budget_url beats it) |
 | LETSJOBIT_PSEUDONYMISE_KEY | unset: contacts kept as is | key for hashing contact emails and phones            |
 | LETSJOBIT_TASK_RETRY_DELAY_SECONDS | 60             | wait before a failed task's first retry (then doubles) |
 | LETSJOBIT_KEEP_RUNS   | 30                           | runs whose raw pages and staging area are kept       |
@@ -297,6 +298,15 @@ def api_connection(url: str | None = None, key: str | None = None, extra: dict |
         "password": key or api_key(),
         "extra": {**conn_extra(), **(extra or {})},
     }
+
+
+def rate_budget_url() -> str | None:
+    """LETSJOBIT_RATE_BUDGET_URL: the Redis URL of the key's shared rate budget; None keeps the file budget.
+
+    Checked, and shown redacted, by ``letsjobit.api.settings.normalize_rate_budget_url``: it may hold a
+    password.
+    """
+    return (os.environ.get("LETSJOBIT_RATE_BUDGET_URL") or "").strip() or None
 
 
 def pseudonymise_key() -> str | None:

@@ -6,6 +6,6 @@ select
     sum(closed_visits) as closed_visits,
     round(marts.close_rate(sum(closed_visits), sum(visits)), 3) as close_rate,
     round(marts.skip_rate(sum(skipped_visits), sum(visits)), 3) as skip_rate
-from marts.kpi_territory_daily
+from {{ ref('kpi_territory_daily') }}
 group by week, territory
 order by week, territory;

@@ -4,12 +4,12 @@ with
 
 fixes as (
     select visit_id, serial_nr, site_id, driver_id
-    from marts.fct_equipment_visits
+    from {{ ref('fct_equipment_visits') }}
 ),
 
 returns as (
     select previous_visit_id as visit_id, serial_nr
-    from marts.fct_equipment_visits
+    from {{ ref('fct_equipment_visits') }}
     where is_repeat_visit
 )
 

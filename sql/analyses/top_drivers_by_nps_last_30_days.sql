@@ -7,8 +7,8 @@ select
     sum(rated_visits) as rated_visits,
     round(marts.nps(sum(promoters), sum(detractors), sum(rated_visits)), 1) as nps,
     round(marts.close_rate(sum(closed_visits), sum(visits)), 3) as close_rate
-from marts.kpi_driver_daily
-where visit_date > (select max(visit_date) from marts.kpi_driver_daily) - interval 30 day
+from {{ ref('kpi_driver_daily') }}
+where visit_date > (select max(visit_date) from {{ ref('kpi_driver_daily') }}) - interval 30 day
 group by driver_id
 having sum(rated_visits) >= 5
 order by nps desc, rated_visits desc

@@ -1,3 +1,8 @@
+{#- Called by on-run-start (dbt_project.yml): DuckDB macros stored in the warehouse file, so a
+    read-only reader calls them exactly as the models do. -#}
+{% macro create_kpi_macros() %}
+create schema if not exists marts;
+
 -- The KPI formulas, each defined once here and persisted in the warehouse file (schema marts).
 --
 -- Every KPI is a ratio of additive measures, and each macro's parameters are named after the
@@ -56,3 +61,4 @@ create or replace macro marts.avg_hours_to_close(hours_to_close_sum, timed_close
 create or replace macro marts.repeat_visit_rate(repeat_visits, equipment_visits) as (
     repeat_visits / nullif(equipment_visits, 0)
 );
+{% endmacro %}

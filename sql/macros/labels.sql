@@ -1,3 +1,8 @@
+{#- Called by on-run-start (dbt_project.yml): DuckDB macros stored in the warehouse file, so a
+    read-only reader calls them exactly as the models do. -#}
+{% macro create_label_macros() %}
+create schema if not exists marts;
+
 -- Labelling rules the models share, created in schema marts so that readers use the same ones.
 
 -- marts.nps_category(rating): promoter = 5, passive = 4, detractor = 1..3 (an NPS-style score on the
@@ -15,3 +20,4 @@ create or replace macro marts.nps_category(rating) as (
 create or replace macro marts.unknown_member(value) as (
     coalesce(nullif(trim(cast(value as varchar)), ''), '(unknown)')
 );
+{% endmacro %}

@@ -111,6 +111,32 @@ def test_the_key_is_registered_with_airflows_secrets_masker(hooks_module, connec
     assert simulator.api_key not in str(redact(f"GET /visits?api_key={simulator.api_key}"))
 
 
+def test_the_rate_budget_url_comes_from_the_extras_else_the_environment_and_its_password_is_masked(
+    hooks_module, connection, monkeypatch
+):
+    connection()
+    assert hooks_module.LetsJobItHook().client_settings().rate_budget_url is None  # the file budget
+
+    monkeypatch.setenv("LETSJOBIT_RATE_BUDGET_URL", "redis://:env-pass-123@redis-a:6379/2")
+    client = hooks_module.LetsJobItHook().get_client()
+    assert client.settings.rate_budget_url == "redis://:env-pass-123@redis-a:6379/2"
+    assert "shared via Redis redis://:***@redis-a:6379/2" in repr(client) and "env-pass" not in repr(client)
+
+    connection(extra={"rate_budget_url": "redis://:extra-pass-456@redis-b:6379/3"})
+    settings = hooks_module.LetsJobItHook().client_settings()
+    assert settings.rate_budget_url == "redis://:extra-pass-456@redis-b:6379/3"  # the extra over the variable
+    assert "extra-pass" not in repr(settings)
+
+    from airflow.sdk._shared.secrets_masker import redact
+
+    assert "extra-pass-456" not in str(redact("connecting with extra-pass-456"))
+
+    connection(extra={"rate_budget_url": "http://:bad-pass-789@redis-c"})
+    with pytest.raises(LetsJobItConfigError, match="rate_budget_url") as refused:
+        hooks_module.LetsJobItHook().client_settings()
+    assert "bad-pass-789" not in str(refused.value)
+
+
 def test_unusable_connections_fail_with_a_clear_message(hooks_module, connection):
     connection(password="")
     with pytest.raises(LetsJobItConfigError, match="no API key"):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 from letsjobit.api.paging import ScanStats
 from letsjobit.api.ratelimit import BudgetCancelled, RateBudget, budget_state_path, parse_rate_headers
-from letsjobit.config import PROJECT_ROOT
 
+from tests.api.rate_worker import run_workers
 from tests.conftest import truth_ids
 
 
@@ -56,7 +54,7 @@ def test_a_budget_larger_than_the_servers_is_corrected_by_the_429_headers(simula
 def test_two_processes_sharing_one_key_stay_under_the_limit_together(simulator_factory, tmp_path):
     sim = simulator_factory(rate_limit=20, rate_window_seconds=1.0, rate_limit_mode="sliding", page_size=10)
 
-    results = _run_workers(sim, [tmp_path / "shared", tmp_path / "shared"])
+    results = run_workers(sim, [tmp_path / "shared", tmp_path / "shared"])
 
     counters = sim.counters()
     assert [r["visits"] for r in results] == [250, 250]
@@ -69,39 +67,10 @@ def test_without_the_shared_budget_two_processes_would_be_refused(simulator_fact
     # The control for the test above: separate budget files, same key, same server.
     sim = simulator_factory(rate_limit=20, rate_window_seconds=1.0, rate_limit_mode="sliding", page_size=10)
 
-    results = _run_workers(sim, [tmp_path / "a", tmp_path / "b"])
+    results = run_workers(sim, [tmp_path / "a", tmp_path / "b"])
 
     assert [r["visits"] for r in results] == [250, 250]  # still complete, thanks to the 429 handling
     assert sim.counters()["rate_limited_429"] > 0
-
-
-def _run_workers(sim, state_dirs) -> list[dict]:
-    limit, window = str(sim.config.rate_limit), str(sim.config.rate_window_seconds)
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.api.rate_worker",
-                sim.base_url,
-                sim.api_key,
-                str(d),
-                limit,
-                window,
-            ],
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for d in state_dirs
-    ]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err[-2000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
 
 
 def test_budget_never_lets_more_than_the_limit_start_in_a_window(tmp_path):

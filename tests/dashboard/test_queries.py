@@ -391,15 +391,15 @@ def test_the_dashboards_kpis_of_one_day_equal_the_kpi_tables_rows(marts, table):
 
 def test_a_formula_changed_in_the_warehouse_changes_the_dashboard_with_it(data_dir, tmp_path):
     """The dashboard has no copy of a formula: redefine CSAT in the warehouse and it follows."""
-    sql_dir = tmp_path / "sql"
-    shutil.copytree(config.SQL_DIR, sql_dir)
-    macros = sql_dir / "macros" / "kpis.sql"
+    project_dir = tmp_path / "sql"
+    shutil.copytree(config.SQL_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    macros = project_dir / "macros" / "kpis.sql"
     original = "(promoters + passives) / nullif(rated_visits, 0)"
     assert original in macros.read_text()
     macros.write_text(macros.read_text().replace(original, "promoters / nullif(rated_visits, 0)"))
     visits, lines = fl.sample()
     fl.publish(data_dir, visits, lines)
-    warehouse.build(data_dir, sql_dir=sql_dir)
+    warehouse.build(data_dir, project_dir=project_dir)
 
     with queries.connect(data_dir.warehouse) as con:
         shown = queries.headline(con, FULL)

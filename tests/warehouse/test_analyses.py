@@ -22,8 +22,7 @@ import duckdb
 import pytest
 from letsjobit import config
 from letsjobit.warehouse import build as warehouse
-from letsjobit.warehouse import dictionary, kpis
-from letsjobit.warehouse.models import load_analyses
+from letsjobit.warehouse import documentation, kpis, project
 
 from tests.warehouse import lakes
 from tests.warehouse.recompute import (
@@ -36,7 +35,7 @@ from tests.warehouse.recompute import (
     week_of,
 )
 
-ANALYSES = load_analyses(config.SQL_DIR)
+ANALYSES = project.analyses()
 LAST_30_DAYS = timedelta(days=30)  # "the last 30 days of data": after the latest date less 30 days
 MIN_RATED = 5  # the NPS leaderboard ranks drivers with at least this many rated visits
 TOP_SITES, TOP_DRIVERS = 20, 10
@@ -88,16 +87,16 @@ def sample(tmp_path_factory) -> tuple[Path, dict]:
     rows["lines"] += lines
     lakes.publish(layout, **rows)
     warehouse.build(layout, run_id="sample")
+    documentation.compile_analyses(layout)
     return layout.warehouse, rows
 
 
 def answer(warehouse_path: Path, analysis: str) -> list[tuple]:
-    """The rows ``sql/analyses/<analysis>.sql`` answers on the warehouse, in its order."""
+    """The rows ``sql/analyses/<analysis>.sql``, compiled by dbt, answers on the warehouse, in its order."""
+    compiled = warehouse_path.parent / "analyses" / f"{analysis}.sql"
     connection = warehouse.connect_read_only(warehouse_path)
     try:
-        return connection.execute(
-            dictionary.analysis_sql(config.SQL_DIR / "analyses" / f"{analysis}.sql")
-        ).fetchall()
+        return connection.execute(compiled.read_text()).fetchall()
     finally:
         connection.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 from datetime import UTC, date, datetime, timedelta
 
@@ -187,12 +188,12 @@ def test_partitions_changed_without_being_named_are_reloaded(layout):
 def test_changed_sql_forces_a_full_build(layout, tmp_path):
     lakes.publish(layout, [lakes.visit("a", DAY1)])
     warehouse.build(layout)
-    sql_dir = tmp_path / "sql"
-    shutil.copytree(config.SQL_DIR, sql_dir)
-    kpi = sql_dir / "marts" / "kpi_daily.sql"
+    project_dir = tmp_path / "sql"
+    shutil.copytree(config.SQL_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    kpi = project_dir / "models" / "marts" / "kpi_daily.sql"
     kpi.write_text(kpi.read_text() + "\n")
 
-    result = warehouse.build(layout, changed_dates=[DAY1], sql_dir=sql_dir)
+    result = warehouse.build(layout, changed_dates=[DAY1], project_dir=project_dir)
 
     assert result.mode == "full" and "SQL models changed" in result.reason
 
@@ -203,3 +204,68 @@ def test_a_duplicate_key_fails_the_build_and_names_the_visit(layout):
     with pytest.raises(warehouse.WarehouseError, match="dup"):
         warehouse.build(layout)
     assert not layout.warehouse.exists()
+
+
+def test_incremental_builds_equal_full_builds_through_random_republications(tmp_path):
+    """A seeded random walk: each step republishes a few days with visits that move between days,
+    change driver (and its name), site, territory, serial numbers, outcome and rating, or vanish. After
+    each step an incremental build (naming the days) must equal a full build of the same lake: every
+    derived table (measures, equipment histories, KPIs, dimensions) recomputed only where it changed."""
+    rng = random.Random(20261202)
+    incremental = config.DataLayout(tmp_path / "incremental")
+    full = config.DataLayout(tmp_path / "full")
+    incremental.lake.mkdir(parents=True)
+    full.root.mkdir(parents=True)
+    (full.root / "lake").symlink_to(incremental.lake, target_is_directory=True)
+    days = [DAY1 + timedelta(days=offset) for offset in (0, 1, 2, 12, 25, 40)]
+    visit_ids = [f"v{number}" for number in range(14)]
+
+    def partition(day, step):
+        rows, lines = [], []
+        for visit_id in rng.sample(visit_ids, rng.randint(0, 6)):
+            closed = rng.random() < 0.7
+            row = lakes.visit(
+                visit_id,
+                day,
+                run_id=f"r{step}",
+                modified_at=datetime(2026, 11, 1, 8) + timedelta(hours=step, minutes=rng.randint(0, 59)),
+                driver_id=rng.choice(["d1", "d2", "d3", None]),
+                driver_name=rng.choice(["Liam", "Ines", "Noor"]),
+                site_id=rng.choice(["s1", "s2", "s3", None]),
+                territory=rng.choice(["T1", "T2", None]),
+                closed=closed,
+                skipped=not closed and rng.random() < 0.5,
+                skipped_reason_id=rng.choice(["1", "2", None]),
+                signee_rating=rng.choice([None, 1, 3, 4, 5]) if closed else None,
+            )
+            rows.append(row)
+            serials = rng.sample(["A", "B"], rng.randint(0, 2))
+            lines += [lakes.line(row, index, serial_nr=serial) for index, serial in enumerate(serials)]
+        return rows, lines
+
+    for step in range(6):
+        chosen = days if step == 0 else rng.sample(days, rng.randint(1, 3))
+        visits, lines = [], []
+        for day in chosen:
+            day_visits, day_lines = partition(day, step)
+            visits += day_visits
+            lines += day_lines
+        changed = lakes.publish(incremental, visits, lines, dates=chosen)
+
+        result = warehouse.build(incremental, changed_dates=changed, run_id=f"step-{step}")
+        warehouse.build(full, run_id=f"step-{step}")
+
+        assert result.mode == ("full" if step == 0 else "incremental")
+        assert _marts(incremental) == _marts(full), f"step {step}"
+
+
+def test_an_incremental_build_tests_the_rows_it_changed_and_fails_on_a_duplicate(layout):
+    """Tests read only the rows an incremental build could change (meta.incremental_test_scope); a
+    duplicate key among them still fails the build and names the visit."""
+    lakes.publish(layout, [lakes.visit("a", DAY1), lakes.visit("b", DAY2)])
+    warehouse.build(layout)
+    changed = lakes.publish(layout, [lakes.visit("dup", DAY2), lakes.visit("dup", DAY2, run_id="run-1")])
+
+    with pytest.raises(warehouse.WarehouseError, match="(?s)unique_key_int_visit_versions.*'dup'"):
+        warehouse.build(layout, changed_dates=changed)
+    assert query(layout, "select visit_id from marts.fct_visits order by 1") == [("a",), ("b",)]

@@ -117,6 +117,47 @@ def test_a_reader_holding_the_file_open_keeps_its_build_and_does_not_block_the_n
     assert query(layout, "select run_id, fct_visits_rows from marts.build_info") == [("second", 20)]
 
 
+def test_an_incremental_build_takes_over_the_standby_instead_of_copying_the_warehouse(layout):
+    """Publishing keeps the replaced build as the standby (same file, a second name); the next
+    incremental build catches it up and is published: no file is ever copied whole."""
+    days = _publish_visits(layout, 10)
+    warehouse.build(layout, run_id="first")
+    first = layout.warehouse.stat().st_ino
+    warehouse.build(layout, changed_dates=days, run_id="second")
+    second = layout.warehouse.stat().st_ino
+    standby = layout.warehouse.parent / warehouse.STANDBY_DIR / layout.warehouse.name
+    assert standby.stat().st_ino == first != second
+
+    changed = _publish_visits(layout, 20)  # the standby is two publications behind now
+    result = warehouse.build(layout, changed_dates=changed, run_id="third")
+
+    assert result.mode == "incremental" and "from the standby" in result.reason
+    assert layout.warehouse.stat().st_ino == first  # the standby became the published file
+    assert standby.stat().st_ino == second
+    assert query(layout, "select run_id, fct_visits_rows from marts.build_info") == [("third", 20)]
+
+
+def test_a_reader_holding_the_standby_makes_the_build_copy_and_keeps_its_build(layout):
+    days = _publish_visits(layout, 10)
+    warehouse.build(layout, run_id="first")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(layout.warehouse)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout.readline().strip() == "first"
+    warehouse.build(layout, changed_dates=days, run_id="second")  # "first" is the standby now
+
+    changed = _publish_visits(layout, 20)
+    result = warehouse.build(layout, changed_dates=changed, run_id="third")
+
+    still_reading, _ = reader.communicate("again\n", timeout=60)
+    assert still_reading.strip() == "first"
+    assert "a copy of the published warehouse" in result.reason
+    assert query(layout, "select run_id, fct_visits_rows from marts.build_info") == [("third", 20)]
+
+
 # Opens the warehouse, prints the build it sees, waits for a line on stdin, then reads again.
 HOLDER = r"""
 import sys
@@ -132,16 +173,16 @@ def test_a_failed_build_leaves_the_published_warehouse_and_no_debris(layout, tmp
     _publish_visits(layout, 10)
     warehouse.build(layout, run_id="good")
     before = layout.warehouse.read_bytes()
-    sql_dir = tmp_path / "sql"
-    shutil.copytree(warehouse.config.SQL_DIR, sql_dir)
-    broken = sql_dir / "marts" / "kpi_daily.sql"
+    project_dir = tmp_path / "sql"
+    shutil.copytree(warehouse.config.SQL_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    broken = project_dir / "models" / "marts" / "kpi_daily.sql"
     broken.write_text(broken.read_text().replace("from measures", "from no_such_relation"))
 
-    with pytest.raises(warehouse.WarehouseError, match="marts.kpi_daily"):
-        warehouse.build(layout, run_id="bad", sql_dir=sql_dir)
+    with pytest.raises(warehouse.WarehouseError, match="(?s)model kpi_daily error: .*no_such_relation"):
+        warehouse.build(layout, run_id="bad", project_dir=project_dir)
 
     assert layout.warehouse.read_bytes() == before
-    assert not list(layout.warehouse.parent.glob(f"{warehouse.BUILD_DIR_PREFIX}*"))
+    assert not (layout.warehouse.parent / warehouse.BUILD_DIR).exists()
     assert not list(layout.warehouse.parent.glob("*.wal"))
 
 
@@ -151,10 +192,17 @@ def test_the_published_file_reads_nothing_from_the_lake(layout):
     connection = duckdb.connect(str(layout.warehouse), read_only=True)
     try:
         views = connection.execute("select view_name, sql from duckdb_views() where not internal").fetchall()
+        schemas = {
+            row[0] for row in connection.execute("select schema_name from duckdb_schemas()").fetchall()
+        }
+        tables = connection.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'marts'"
+        ).fetchall()
     finally:
         connection.close()
 
-    assert views, "expected the marts views to be published"
+    assert tables[0][0] > 10
+    assert not {"lake", "staging"} & schemas, "the views over the lake are build-time only"
     assert [name for name, sql in views if "read_parquet" in sql.lower() or "staging." in sql.lower()] == []
 
 

@@ -21,7 +21,7 @@ from letsjobit.api.client import LetsJobItClient
 from letsjobit.api.errors import LetsJobItConfigError
 from letsjobit.api.pages import Page
 from letsjobit.api.paging import ScanStats
-from letsjobit.api.settings import DEFAULT_API_PATH, ClientSettings, RetryPolicy
+from letsjobit.api.settings import DEFAULT_API_PATH, ClientSettings, RetryPolicy, url_secrets
 
 # Extras a user may type for a setting, besides the setting's own name.
 EXTRA_ALIASES = {
@@ -44,7 +44,8 @@ class LetsJobItHook(BaseHook):
     :param letsjobit_conn_id: the ``letsjobit`` connection: host = base URL such as
         ``https://app.letsjobit.com/api/v2``, password = API key, extras = client settings
         (``key_placement`` auto|header|query, ``query_key_param``, ``requests_per_window``,
-        ``window_seconds``, ``timeout``, ``max_concurrency``, ``allow_insecure_http``, ...).
+        ``window_seconds``, ``timeout``, ``max_concurrency``, ``allow_insecure_http``, ``rate_budget_url``
+        (default ``LETSJOBIT_RATE_BUDGET_URL``), ...).
     :param retry_policy: override the client's retry policy.
     :param settings: override any client setting (beats the connection's extras), e.g.
         ``max_concurrency=4``, ``rate_state_dir=Path(...)``.
@@ -84,12 +85,17 @@ class LetsJobItHook(BaseHook):
             )
         _mask(api_key)
         base_url = self.overrides.get("base_url") or extras.get("base_url") or base_url_from_connection(conn)
-        values: dict[str, Any] = {"rate_state_dir": config.layout().state}
+        values: dict[str, Any] = {
+            "rate_state_dir": config.layout().state,
+            "rate_budget_url": config.rate_budget_url(),
+        }
         for source in (extras, self.overrides):
             for name, value in source.items():
                 setting = EXTRA_ALIASES.get(name, name)
                 if setting in SETTING_NAMES and value is not None and value != "":
                     values[setting] = _coerce(setting, value, self.letsjobit_conn_id)
+        for secret in url_secrets(values["rate_budget_url"]):
+            _mask(secret)
         return ClientSettings(base_url=base_url, api_key=api_key, **values)
 
     def connection_retry_policy(self) -> RetryPolicy | None:

@@ -97,6 +97,13 @@ def get_provider_info() -> dict:
                         "crosses a network unencrypted.",
                         "schema": {"type": ["boolean", "null"], "default": defaults["allow_insecure_http"]},
                     },
+                    "rate_budget_url": {
+                        "label": "Shared rate budget (Redis URL)",
+                        "description": "redis://:PASSWORD@host:6379/2: every host's workers draw on one budget "
+                        "for the key there. Empty: LETSJOBIT_RATE_BUDGET_URL, else a budget file per host.",
+                        # A password format: the UI hides the value and Airflow treats it as sensitive.
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
                 },
             }
         ],

@@ -23,11 +23,10 @@ from filelock import FileLock
 from letsjobit.api.errors import LetsJobItAuthError
 from letsjobit.api.keystate import PlacementMemory, key_state_path
 from letsjobit.api.pages import meta_of
-from letsjobit.api.settings import ClientSettings
+from letsjobit.api.settings import REDACTED, ClientSettings
 
 log = logging.getLogger(__name__)
 
-REDACTED = "***"
 # How each placement is named in messages (never with the key).
 PLACEMENT_NAMES = {"header": "the Authorization header (Bearer)", "query": "the query string"}
 

@@ -46,7 +46,7 @@ from letsjobit.api.errors import (
 from letsjobit.api.pages import Page, meta_of, validate_page
 from letsjobit.api.paging import PageFetcher, ScanStats, Stitcher, deliver
 from letsjobit.api.progress import Progress
-from letsjobit.api.ratelimit import BudgetCancelled, RateBudget, budget_state_path, parse_rate_headers
+from letsjobit.api.ratelimit import BudgetCancelled, RateBudget, budget_for, parse_rate_headers
 from letsjobit.api.settings import ClientSettings, RetryPolicy, describe_filters, normalize_filters
 
 log = logging.getLogger(__name__)
@@ -76,16 +76,7 @@ class LetsJobItClient:
         self.settings = settings
         self.retry_policy = retry_policy or RetryPolicy()
         host = urlsplit(settings.base_url).netloc
-        self.budget = budget or RateBudget(
-            settings.requests_per_window,
-            settings.window_seconds,
-            margin_seconds=settings.rate_margin_seconds,
-            state_path=(
-                budget_state_path(settings.rate_state_dir, host, settings.api_key)
-                if settings.rate_state_dir
-                else None
-            ),
-        )
+        self.budget = budget or budget_for(settings, host)
         self._secrets = key_spellings(settings.api_key)
         self.session = session or requests.Session()
         adapter = HTTPAdapter(

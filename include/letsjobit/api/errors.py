@@ -68,5 +68,9 @@ class LetsJobItRetryBudgetExhausted(LetsJobItError):
     """A request kept failing for longer than the retry policy's time budget."""
 
 
+class LetsJobItRateBudgetUnavailable(LetsJobItError):
+    """The shared rate budget (Redis) cannot be reached: requests stop rather than pace this host alone."""
+
+
 class LetsJobItDriftError(LetsJobItError):
     """The listing changed faster than the extraction could stitch it together."""

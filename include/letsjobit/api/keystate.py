@@ -2,8 +2,8 @@
 
 A file's name is the only link to its key: a SHA-256 of the kind of state, the API host and the key,
 never the key itself, so the state directory can be listed, read or backed up without exposing it. Two
-kinds live there: the key's shared rate budget (``ratelimit.py``) and the key placement the API accepted
-(:class:`PlacementMemory`).
+kinds live there: the key's shared rate budget (``ratelimit.py``; in Redis, under the same name, when
+``rate_budget_url`` is set) and the key placement the API accepted (:class:`PlacementMemory`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,15 @@ SENT_PLACEMENTS = ("header", "query")
 PLACEMENT_FORMAT_VERSION = 1
 
 
+def key_state_name(kind: str, api_host: str, api_key: str) -> str:
+    """``<kind>-<hash>``: the name of one key's state on one API host (a file's stem, a Redis key's tail)."""
+    digest = hashlib.sha256(f"letsjobit-{kind}\0{api_host}\0{api_key}".encode()).hexdigest()
+    return f"{kind}-{digest[:24]}"
+
+
 def key_state_path(state_dir: Path, kind: str, api_host: str, api_key: str) -> Path:
     """``<state_dir>/<kind>-<hash>.json``: the state of one key on one API host, named by a hash only."""
-    digest = hashlib.sha256(f"letsjobit-{kind}\0{api_host}\0{api_key}".encode()).hexdigest()
-    return Path(state_dir) / f"{kind}-{digest[:24]}.json"
+    return Path(state_dir) / f"{key_state_name(kind, api_host, api_key)}.json"
 
 
 class PlacementMemory:

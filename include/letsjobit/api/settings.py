@@ -1,20 +1,22 @@
 """The client's settings and retry policy, and what a person types turned into what the API takes.
 
 ``ClientSettings`` holds everything one client needs (the hook fills it from the Airflow connection);
-``RetryPolicy`` says which failures are retried and for how long. ``normalize_base_url`` and
-``normalize_filters`` turn a typed URL and listing filters into the API's form, refusing what cannot work
-with a :class:`~letsjobit.api.errors.LetsJobItConfigError`.
+``RetryPolicy`` says which failures are retried and for how long. ``normalize_base_url``,
+``normalize_rate_budget_url`` and ``normalize_filters`` turn a typed URL and listing filters into what
+the client takes, refusing what cannot work with a :class:`~letsjobit.api.errors.LetsJobItConfigError`;
+``redact_url`` shows a URL without its password.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import tenacity
 
@@ -38,6 +40,11 @@ FILTER_ALIASES = {
     "in_progress": "inProgress",
 }
 FILTER_NAMES = (*TEXT_FILTERS, "date", *FLAG_FILTERS, "priority")
+
+RATE_BUDGET_URL_SCHEMES = ("redis", "rediss", "unix")
+RATE_BUDGET_URL_SETTING = "rate_budget_url (connection extra, or LETSJOBIT_RATE_BUDGET_URL)"
+# What a secret is shown as (the API key in auth.py, a password in a URL).
+REDACTED = "***"
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,9 @@ class ClientSettings:
     allow_insecure_http: bool = False
     # Directory of the shared rate-budget file; None keeps the budget inside this process.
     rate_state_dir: Path | None = None
+    # Redis URL of the budget every host shares (redis://[:password@]host[:port][/db]); beats rate_state_dir.
+    # Not in the repr: it may hold a password.
+    rate_budget_url: str | None = field(default=None, repr=False)
     progress_interval_seconds: float = 5.0
     # Re-fetches allowed to mend one break in the page chain before giving up.
     max_repair_attempts: int = 16
@@ -82,6 +92,7 @@ class ClientSettings:
         if self.max_concurrency < 1:
             raise LetsJobItConfigError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url, self.allow_insecure_http))
+        object.__setattr__(self, "rate_budget_url", normalize_rate_budget_url(self.rate_budget_url))
 
 
 @dataclass(frozen=True)
@@ -169,6 +180,91 @@ def normalize_base_url(raw: str, allow_insecure_http: bool = False) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def normalize_rate_budget_url(raw: str | None) -> str | None:
+    """The shared rate budget's Redis URL, checked; ``None`` when unset or blank (the file budget).
+
+    Takes what redis-py's ``from_url`` takes: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
+    (TLS) or ``unix://[[user]:password@]/path/to/socket[?db=N]``, with redis-py's query options. A refusal
+    names the setting and shows the URL with its password replaced by ``***``.
+    """
+    text = (raw or "").strip()
+    if not text:
+        return None
+    from redis.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
+
+    def refuse(problem: str) -> LetsJobItConfigError:
+        return LetsJobItConfigError(
+            f"{RATE_BUDGET_URL_SETTING} {redact_url(text)!r}: {problem}; expected e.g. "
+            "redis://:PASSWORD@redis-host:6379/2, rediss://... (TLS) or unix:///run/redis.sock?db=2"
+        )
+
+    parts = urlsplit(text)
+    if parts.scheme not in RATE_BUDGET_URL_SCHEMES:
+        raise refuse(f"the scheme must be redis, rediss or unix, not {parts.scheme or 'none'!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise refuse("the port is not a number from 0 to 65535") from None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise refuse("no socket path")
+    else:
+        if not parts.hostname:
+            raise refuse("no host")
+        if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise refuse(f"the database {unquote(parts.path.strip('/'))!r} is not a number")
+    for name, _ in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in URL_QUERY_ARGUMENT_PARSERS and name not in ("username", "password", "client_name"):
+            raise refuse(f"unknown query parameter {name!r}")
+    try:
+        parse_url(text)
+    except ValueError as exc:
+        raise refuse(_redact_text(str(exc), text).rstrip(".")) from None
+    return text
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password in its user info and in a ``password=`` query parameter replaced by ``***``.
+
+    User info without a colon is hidden whole: ``redis://secret@host`` may mean a password.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return REDACTED if "@" in url else url
+    netloc_end = min(
+        (i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest)
+    )
+    netloc, tail = rest[:netloc_end], rest[netloc_end:]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:{REDACTED}@{hostport}" if colon else f"{REDACTED}@{hostport}"
+    tail = re.sub(r"(?i)([?&]password=)[^&#]*", rf"\g<1>{REDACTED}", tail)
+    return f"{scheme}://{netloc}{tail}"
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The passwords a URL carries, as typed and decoded, to register with a log masker."""
+    if not url:
+        return []
+    found = set()
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    if userinfo:
+        secret = userinfo.partition(":")[2] if ":" in userinfo else userinfo
+        found |= {secret, unquote(secret)}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name.lower() == "password":
+            found.add(value)
+    return sorted(secret for secret in found if secret)
+
+
+def _redact_text(text: str, url: str) -> str:
+    for secret in url_secrets(url):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def is_loopback(host: str) -> bool:

@@ -287,7 +287,7 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
     succeeded = False
     try:
         pg_port = start_postgres(processes, binaries, base)
-        redis_port = start_redis(processes, binaries, base)
+        redis_port = start_redis(processes, binaries.redis_server, base)
         cluster = Cluster(
             base=base,
             pg_port=pg_port,

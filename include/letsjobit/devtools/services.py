@@ -55,12 +55,17 @@ def find_server_binaries() -> ServerBinaries | None:
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(Path(path).parts[4])
     )
-    redis_server = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
-    )
+    redis_server = find_redis_server()
     if not candidates or not redis_server:
         return None
-    return ServerBinaries(postgres_bin=Path(candidates[-1]).parent, redis_server=Path(redis_server))
+    return ServerBinaries(postgres_bin=Path(candidates[-1]).parent, redis_server=redis_server)
+
+
+def find_redis_server() -> Path | None:
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+    return Path(found) if found else None
 
 
 def ensure_server_binaries() -> ServerBinaries:
@@ -68,25 +73,42 @@ def ensure_server_binaries() -> ServerBinaries:
     binaries = find_server_binaries()
     if binaries:
         return binaries
-    if os.geteuid() != 0:
-        raise DistributedRunError(
-            f"PostgreSQL or Redis is missing and this is not root: apt-get install {' '.join(SYSTEM_PACKAGES)}"
-        )
-    log.info("installing %s with apt-get", ", ".join(SYSTEM_PACKAGES))
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    with _services_not_started_by_apt():
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=environment)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *SYSTEM_PACKAGES],
-            check=True,
-            env=environment,
-        )
+    apt_install(SYSTEM_PACKAGES)
     binaries = find_server_binaries()
     if not binaries:
         raise DistributedRunError(
             f"apt-get installed {SYSTEM_PACKAGES} but initdb or redis-server is not found"
         )
     return binaries
+
+
+def ensure_redis_server() -> Path:
+    """redis-server alone (the tests of the shared rate budget), from Debian's package when missing."""
+    redis_server = find_redis_server()
+    if redis_server:
+        return redis_server
+    apt_install(("redis-server",))
+    redis_server = find_redis_server()
+    if not redis_server:
+        raise DistributedRunError("apt-get installed redis-server but redis-server is not found")
+    return redis_server
+
+
+def apt_install(packages: tuple[str, ...]) -> None:
+    """Install Debian packages with apt-get, their own system services left stopped (needs root)."""
+    if os.geteuid() != 0:
+        raise DistributedRunError(
+            f"{', '.join(packages)} missing and this is not root: apt-get install {' '.join(packages)}"
+        )
+    log.info("installing %s with apt-get", ", ".join(packages))
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with _services_not_started_by_apt():
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=environment)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+            check=True,
+            env=environment,
+        )
 
 
 @contextlib.contextmanager
@@ -319,14 +341,15 @@ def _postgres_system_user() -> str:
     return "letsjobit-pg"
 
 
-def start_redis(processes: Processes, binaries: ServerBinaries, base: Path) -> int:
+def start_redis(processes: Processes, redis_server: Path, base: Path, *, password: str | None = None) -> int:
+    """A private Redis on a free loopback port, nothing persisted; ``password``: required of clients."""
     import redis
 
     port = free_port()
     redis_dir = base / "redis"
     redis_dir.mkdir()
     argv = [
-        str(binaries.redis_server),
+        str(redis_server),
         "--bind", "127.0.0.1",
         "--port", str(port),
         "--dir", str(redis_dir),
@@ -334,8 +357,10 @@ def start_redis(processes: Processes, binaries: ServerBinaries, base: Path) -> i
         "--appendonly", "no",
         "--daemonize", "no",
     ]  # fmt: skip
+    if password:
+        argv += ["--requirepass", password]
     processes.start("redis", argv, env={"PATH": os.environ.get("PATH", "")})
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_connect_timeout=1)
     wait_until("Redis to answer PING", lambda: _swallow(redis.ConnectionError, client.ping), 20, processes)
     return port
 

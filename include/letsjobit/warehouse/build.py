@@ -1,35 +1,29 @@
-"""Build the DuckDB warehouse from the SQL models in ``sql/`` and publish it without disturbing readers.
+"""Build the DuckDB warehouse with the dbt project in ``sql/`` and publish it without disturbing readers.
 
-``build(layout, changed_dates=None, run_id=None, validation=None)`` runs every model (see
-``models.py`` for the file conventions) over the published parquet lake, tests each model's key,
-and publishes the result as ``layout.warehouse``.
+``build(layout, changed_dates=None, run_id=None, validation=None)`` runs ``dbt build`` (every model,
+then its tests) over one snapshot of the published lake, in a new file, and publishes that file as
+``layout.warehouse``. dbt does the modelling; this module does what dbt cannot: read one consistent
+lake state, decide full or incremental, hand dbt its sources, and publish atomically.
 
 Publication. DuckDB lets one process write a database file, or many processes read it, not both.
-So a build never opens the published file for writing: it builds a new file in a private folder
-beside it, closes it, and ``os.replace``s it over ``warehouse.duckdb``. A reader that opened the old
-file keeps reading the old (complete) build; a reader that opens the path afterwards gets the new
-one; no reader can block the build or see half of it. The staging views over the lake are
-build-time only and are dropped before publishing, so the published file never reads the lake live.
+So a build never opens the published file for writing: it builds in a private folder beside it,
+closes the file, fsyncs it and ``os.replace``s it over ``warehouse.duckdb``. A reader that opened the
+old file keeps reading the old (complete) build; a reader that opens the path afterwards gets the new
+one; no reader can block the build or see half of it. The views over the lake and the staging views
+are build-time only and are dropped before publishing, so the published file never reads the lake.
 
-Incremental builds. With ``changed_dates`` the build starts from a copy of the current warehouse and
-reads only the lake partitions that changed: those named, plus any whose files differ from what the
-previous build saw (so a build that failed is caught up). Each visit's latest version is chosen
-over all partitions from ``intermediate.int_visit_versions``, a narrow key table kept between
-builds; fact tables replace only the rows of the visits touched; KPI and dimension tables are
-rebuilt from the fact tables inside DuckDB, which is fast. The data issue marts are rebuilt from the
-lake's (small) issues table every time. Without ``changed_dates`` (or when the previous file was
-built by other SQL) everything is rebuilt from the lake.
-
-Macros. ``sql/macros/*.sql`` create the KPI formulas and labelling rules as DuckDB macros in schema
-``marts`` before the models run; they are stored in the published file, so a read-only reader calls
-``marts.nps(...)`` exactly as the models do.
+Incremental builds start from the standby: the file the last publication replaced, kept under a
+second name (a hard link), one build behind. The build takes it over and catches it up, because the
+partitions to reload are those named plus every partition whose fingerprint differs from what that
+file's build saw; so publication never copies the warehouse. If a reader still holds the standby, or
+there is none, the published file is copied instead. A model change (any file of the project) forces
+a full build. How the models recompute only what changed: docs/warehouse.md.
 
 Files are written with DuckDB storage version ``STORAGE_VERSION`` so that the pinned ``duckdb`` CLI
 (and BI drivers, which lag behind the Python package) can open them.
 
-One module of ~600 lines on purpose: a build is one transaction (plan, snapshot the lake, run the
-models, test their keys, publish), and its steps read best in order in one place. The data
-dictionary lives in ``dictionary.py``.
+One module of ~550 lines on purpose: a build is one transaction (plan, snapshot the lake, prepare the
+sources, run dbt, publish), and its steps read best in order in one place.
 """
 
 from __future__ import annotations
@@ -38,7 +32,6 @@ import argparse
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,13 +45,7 @@ from filelock import FileLock
 
 from letsjobit import config
 from letsjobit.lake import schema, snapshot
-from letsjobit.warehouse import dictionary
-from letsjobit.warehouse.models import (
-    Model,
-    load_macros,
-    load_models,
-    models_digest,
-)
+from letsjobit.warehouse import dbt_runner, documentation, project
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +55,11 @@ RUNNER_VERSION = 1
 STORAGE_VERSION = "v1.5.0"
 # Deletes and inserts leave free blocks behind; a full rebuild now and then keeps the file compact.
 FULL_REBUILD_EVERY = 50
-BUILD_DIR_PREFIX = ".warehouse-build-"
+BUILD_DIR = ".warehouse-build"
+# The build the published one replaced, kept (as a hard link) for the next incremental build.
+STANDBY_DIR = ".warehouse-standby"
 # Relations a reader must never see: they read the lake live or only make sense during a build.
-BUILD_ONLY_RELATIONS = ("build.previous_visits",)
-# Schemas the build creates before the macros and models run.
-SCHEMAS = ("build", "staging", "intermediate", "marts")
+BUILD_ONLY_RELATIONS = ("build.previous_visits", "build.replaced_visits", "build.replaced_equipment")
 
 
 class WarehouseError(RuntimeError):
@@ -138,9 +125,10 @@ def build(
     run_id: str | None = None,
     validation: ValidationInfo | Mapping[str, Any] | None = None,
     *,
-    sql_dir: Path = config.SQL_DIR,
+    project_dir: Path = project.PROJECT_DIR,
+    memory_limit: str | None = None,
 ) -> BuildResult:
-    """Build the warehouse and publish it atomically as ``layout.warehouse``.
+    """Build the warehouse with dbt and publish it atomically as ``layout.warehouse``.
 
     ``changed_dates=None`` rebuilds everything from the lake. A list (even empty) asks for an
     incremental build that reads those visit_date partitions plus any the previous build saw
@@ -150,21 +138,22 @@ def build(
     started = time.monotonic()
     run_id = run_id or "manual"
     validation_info = ValidationInfo.of(validation)
-    models = load_models(sql_dir)
-    digest = models_digest(sql_dir, RUNNER_VERSION)
+    digest = project.digest(project_dir, f"runner-{RUNNER_VERSION}", f"dbt-duckdb-{_dbt_duckdb_version()}")
     layout.warehouse.parent.mkdir(parents=True, exist_ok=True)
     layout.state.mkdir(parents=True, exist_ok=True)
 
     with FileLock(str(layout.state / "warehouse.lock")):
-        _remove_abandoned_build_dirs(layout)
-        workdir = Path(tempfile.mkdtemp(prefix=BUILD_DIR_PREFIX, dir=layout.warehouse.parent))
+        # One fixed place (under the lock): dbt's profile names the file, and an unchanged profile
+        # lets dbt reuse its parse of the project.
+        workdir = layout.warehouse.parent / BUILD_DIR
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir()
         try:
             build_path = workdir / layout.warehouse.name
             # The build reads a snapshot, so a publication landing meanwhile is not half seen.
-            lake_snapshot = snapshot.take(layout, workdir / "lake_snapshot")
-            partitions = dict(lake_snapshot.fingerprints)
+            lake = snapshot.take(layout, workdir / "lake_snapshot")
             requested = None if changed_dates is None else {_as_date(day) for day in changed_dates}
-            plan = _plan(layout, build_path, requested, digest, partitions)
+            plan = _plan(layout, build_path, requested, digest, dict(lake.fingerprints))
             log.info(
                 "warehouse build %s: %s (%s), %d partitions to read",
                 run_id,
@@ -172,21 +161,31 @@ def build(
                 plan.reason,
                 len(plan.changed),
             )
-            connection = _connect(build_path, workdir)
+            connection = _connect(build_path)
             try:
-                create_macros(connection, sql_dir)
-                _prepare_build_relations(connection, plan, partitions, run_id, validation_info, digest)
-                sources = _source_sql(lake_snapshot, workdir)
-                model_seconds = _run_models(connection, models, sources, plan.mode)
-                row_counts = _row_counts(connection)
-                _drop_build_only(connection, models)
-                connection.execute("checkpoint")
+                _prepare_build_relations(connection, plan, lake, run_id, validation_info, digest, workdir)
             finally:
                 connection.close()
-            _publish(build_path, layout.warehouse)
+            try:
+                results = dbt_runner.run(
+                    build_path,
+                    layout.state / "dbt",
+                    arguments=("--full-refresh",) if plan.mode == "full" else (),
+                    memory_limit=memory_limit,
+                    project_dir=project_dir,
+                )
+            except dbt_runner.DbtBuildError as error:
+                raise WarehouseError(str(error)) from error
+            connection = _connect(build_path)
+            try:
+                row_counts = _finish(connection)
+            finally:
+                connection.close()
+            _publish(build_path, layout.warehouse, _standby(layout))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    model_seconds = {node.name: node.seconds for node in results if node.resource_type == "model"}
     result = BuildResult(
         path=layout.warehouse,
         run_id=run_id,
@@ -198,13 +197,20 @@ def build(
         seconds=round(time.monotonic() - started, 3),
     )
     log.info(
-        "warehouse %s published (%s build, %.2fs): %s",
+        "warehouse %s published (%s build, %.2fs, %d tests passed): %s",
         layout.warehouse,
         plan.mode,
         result.seconds,
+        sum(1 for node in results if node.resource_type == "test"),
         ", ".join(f"{name}={rows}" for name, rows in row_counts.items()),
     )
     return result
+
+
+def _dbt_duckdb_version() -> str:
+    from importlib.metadata import version
+
+    return version("dbt-duckdb")
 
 
 # --- planning -----------------------------------------------------------------------------------
@@ -223,7 +229,7 @@ def _plan(
     if not layout.warehouse.exists():
         return _Plan("full", "no previous warehouse", every_partition)
 
-    shutil.copyfile(layout.warehouse, build_path)
+    started_from = _start_from_previous(layout, build_path)
     previous = _previous_state(build_path)
     reason = None
     if previous is None:
@@ -250,10 +256,37 @@ def _plan(
         )
     return _Plan(
         "incremental",
-        f"{len(requested)} partitions named, {len(unannounced)} more changed on disk",
+        f"{len(requested)} partitions named, {len(unannounced)} more changed on disk, from {started_from}",
         requested | drifted,
         previous["builds_since_full"] + 1,
     )
+
+
+def _start_from_previous(layout: config.DataLayout, build_path: Path) -> str:
+    """Put the file an incremental build starts from at ``build_path``; say which it is.
+
+    Publishing keeps the build it replaces as the standby (a second name of the same file, no copy).
+    An incremental build takes the standby over and catches it up: it is one build behind, and the
+    partitions the last build changed differ from what the standby recorded, so they are reloaded too.
+    So publication never copies the warehouse. The standby is taken only if no reader holds it (one
+    who opened the warehouse two builds ago); else, or when there is none, the published file is copied.
+    A standby taken over leaves its place first, so a build that dies cannot leave a half-updated one.
+    """
+    standby = _standby(layout)
+    if standby.exists():
+        os.replace(standby, build_path)
+        try:
+            duckdb.connect(str(build_path)).close()  # refused while a reader holds the file
+            return "the standby (the build before the last)"
+        except duckdb.IOException as error:
+            log.info("the standby warehouse is held by a reader (%s); copying the published one", error)
+            build_path.unlink()
+    shutil.copyfile(layout.warehouse, build_path)
+    return "a copy of the published warehouse"
+
+
+def _standby(layout: config.DataLayout) -> Path:
+    return layout.warehouse.parent / STANDBY_DIR / layout.warehouse.name
 
 
 def _previous_state(path: Path) -> dict[str, Any] | None:
@@ -289,37 +322,28 @@ def _as_date(value: date | str) -> date:
 # --- running ------------------------------------------------------------------------------------
 
 
-def _connect(path: Path, workdir: Path) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect(config={"temp_directory": str(workdir / "spill")})
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect(config={"preserve_insertion_order": False})
     connection.execute(f"attach {_quote(path)} as warehouse (storage_version '{STORAGE_VERSION}')")
     connection.execute("use warehouse")
-    # Row order in a table is no contract here, and not keeping it makes large builds faster.
-    connection.execute("set preserve_insertion_order = false")
-    # Every model reading the lake binds the same parquet footers again; read each one once.
-    connection.execute("set parquet_metadata_cache = true")
     return connection
-
-
-def create_macros(connection: duckdb.DuckDBPyConnection, sql_dir: Path = config.SQL_DIR) -> None:
-    """The schemas, then every macro of ``sql/macros/`` (they live in ``marts``), on ``connection``."""
-    for layer in SCHEMAS:
-        connection.execute(f"create schema if not exists {layer}")
-    for path in load_macros(sql_dir):
-        try:
-            connection.execute(path.read_text())
-        except duckdb.Error as error:
-            raise WarehouseError(f"macros {path} failed: {error}") from error
 
 
 def _prepare_build_relations(
     connection: duckdb.DuckDBPyConnection,
     plan: _Plan,
-    partitions: dict[tuple[str, date], str],
+    lake: snapshot.LakeSnapshot,
     run_id: str,
     validation: ValidationInfo,
     digest: str,
+    workdir: Path,
 ) -> None:
-    """The build.* relations the models read (documented in models.BUILD_RELATIONS)."""
+    """The sources the dbt project reads: ``lake.*`` over the snapshot, ``build.*`` from this plan
+    (documented as sources in sql/models/staging/_staging.yml)."""
+    for name in ("build", "lake"):
+        connection.execute(f"create schema if not exists {name}")
+    for table, sql in _source_sql(lake, workdir).items():
+        connection.execute(f"create or replace view lake.{table} as select * from {sql}")
     connection.execute(
         """
         create or replace table build.parameters as
@@ -353,7 +377,7 @@ def _prepare_build_relations(
         connection.execute(
             """
             create or replace table build.previous_visits as
-            select visit_id, visit_date from marts.fct_visits
+            select distinct visit_id, visit_date from intermediate.int_visit_versions
             where visit_date in (select visit_date from build.changed_partitions)
             """
         )
@@ -361,7 +385,17 @@ def _prepare_build_relations(
         connection.execute(
             "create or replace table build.previous_visits (visit_id varchar, visit_date date)"
         )
-    ordered = sorted(partitions.items())
+    # Filled by the pre-hooks of marts.fct_visits and marts.fct_equipment_visits on an incremental build:
+    # the rows they are about to replace, whose dates and keys the derived tables must recompute.
+    connection.execute(
+        "create or replace table build.replaced_visits "
+        "(visit_id varchar, visit_date date, driver_id varchar, site_id varchar, territory varchar)"
+    )
+    connection.execute(
+        "create or replace table build.replaced_equipment "
+        "(visit_id varchar, site_id varchar, serial_nr varchar, is_repeat_visit boolean)"
+    )
+    ordered = sorted(lake.fingerprints.items())
     connection.execute(
         """
         create or replace table build.lake_partitions as
@@ -390,65 +424,31 @@ def _source_sql(lake: snapshot.LakeSnapshot, workdir: Path) -> dict[str, str]:
         empty = workdir / "schema" / table / f"{schema.PARTITION_COLUMN}=1970-01-01" / "empty.parquet"
         empty.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table_schema.empty_table(), empty)
-        files = [_quote(empty), *(_quote(path) for path in lake.files[table])]
+        paths = [_quote(empty), *(_quote(path) for path in lake.files[table])]
         sources[table] = (
-            f"read_parquet([{', '.join(files)}], hive_partitioning = true, union_by_name = true, "
+            f"read_parquet([{', '.join(paths)}], hive_partitioning = true, union_by_name = true, "
             f"hive_types = {{'{schema.PARTITION_COLUMN}': date}})"
         )
     return sources
 
 
-def _run_models(
-    connection: duckdb.DuckDBPyConnection, models: list[Model], sources: dict[str, str], mode: str
-) -> dict[str, float]:
-    seconds: dict[str, float] = {}
-    for model in models:
-        started = time.monotonic()
-        sql = model.render(sources)
-        try:
-            if model.materialized == "view":
-                connection.execute(f"create or replace view {model.relation} as\n{sql}")
-            elif model.materialized == "table" or mode == "full":
-                connection.execute(f"create or replace table {model.relation} as\n{sql}")
-            else:
-                connection.execute("begin transaction")
-                connection.execute(f"delete from {model.relation} where {model.replace_where}")
-                connection.execute(f"insert into {model.relation} by name\n{sql}")
-                connection.execute("commit")
-        except duckdb.Error as error:
-            raise WarehouseError(f"model {model.relation} ({model.path}) failed: {error}") from error
-        if model.materialized != "view":
-            # A view's key is tested where it is materialized (int_visit_versions has stg_visits's
-            # grain, the fact tables that of the chosen version's lines, int_kpi_measures reads
-            # fct_equipment_visits): testing it here would compute the view once more.
-            _test_key(connection, model)
-        seconds[model.relation] = round(time.monotonic() - started, 3)
-        log.info("model %s (%s) built in %.2fs", model.relation, model.materialized, seconds[model.relation])
-    return seconds
+def _finish(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Drop what must not outlive the build and return marts.build_info's row counts.
 
-
-def _test_key(connection: duckdb.DuckDBPyConnection, model: Model) -> None:
-    """Fail the build when the model's declared key has a null (unless declared nullable) or a
-    duplicate (nulls compare equal)."""
-    key = ", ".join(model.key)
-    required = [column for column in model.key if column not in model.key_nullable]
-    null_rows = 0
-    if required:
-        null_rows = connection.execute(
-            f"select count(*) from {model.relation} where {' or '.join(f'{c} is null' for c in required)}"
-        ).fetchone()[0]
-    if null_rows:
-        raise WarehouseError(f"model {model.relation}: {null_rows} rows have a null in key ({key})")
-    duplicates = connection.execute(
-        f"select {key}, count(*) as copies from {model.relation} group by all having count(*) > 1 limit 5"
-    ).fetchall()
-    if duplicates:
-        raise WarehouseError(f"model {model.relation}: key ({key}) is not unique, e.g. {duplicates}")
-
-
-def _row_counts(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    The staging views and the ``lake`` views read the snapshot's files, which the build removes;
+    ``build.previous_visits`` only makes sense during a build. Views in the other layers read only
+    tables of the warehouse file itself, so they stay."""
+    for (name,) in connection.execute(
+        "select view_name from duckdb_views() where database_name = 'warehouse' and schema_name = 'staging'"
+    ).fetchall():
+        connection.execute(f"drop view staging.{name}")
+    connection.execute("drop schema if exists staging")
+    connection.execute("drop schema if exists lake cascade")
+    for relation in BUILD_ONLY_RELATIONS:
+        connection.execute(f"drop table if exists {relation}")
     row = connection.execute("select * from marts.build_info").fetchone()
     names = [column[0] for column in connection.description]
+    connection.execute("checkpoint")
     return {
         name.removesuffix("_rows"): value
         for name, value in zip(names, row, strict=True)
@@ -456,38 +456,24 @@ def _row_counts(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
     }
 
 
-def _drop_build_only(connection: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
-    """Drop what must not outlive the build: staging views (they read the lake) and build scratch tables.
-
-    Views in the other layers read only tables of the warehouse file itself, so they stay."""
-    for model in reversed(models):
-        if model.materialized == "view" and model.layer == "staging":
-            connection.execute(f"drop view if exists {model.relation}")
-    for relation in BUILD_ONLY_RELATIONS:
-        connection.execute(f"drop table if exists {relation}")
-    connection.execute("drop schema if exists staging")
-
-
-def _publish(build_path: Path, target: Path) -> None:
-    """Atomically put the finished file in place; readers of the old file keep their snapshot."""
+def _publish(build_path: Path, target: Path, standby: Path) -> None:
+    """Atomically put the finished file in place; readers of the old file keep their snapshot, which
+    stays as the standby (a hard link: the next incremental build starts from it)."""
     leftovers = [path for path in build_path.parent.glob(build_path.name + ".wal")]
     if leftovers:
         raise WarehouseError(f"{build_path}: a write-ahead log is left after closing; not publishing")
     with open(build_path, "rb") as handle:
         os.fsync(handle.fileno())
+    standby.parent.mkdir(exist_ok=True)
+    standby.unlink(missing_ok=True)
+    if target.exists():
+        os.link(target, standby)
     os.replace(build_path, target)
     directory = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
         os.close(directory)
-
-
-def _remove_abandoned_build_dirs(layout: config.DataLayout) -> None:
-    """Folders of builds that crashed; safe to remove because we hold the build lock."""
-    for folder in layout.warehouse.parent.glob(f"{BUILD_DIR_PREFIX}*"):
-        log.warning("removing abandoned warehouse build folder %s", folder)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _quote(value: Path | str) -> str:
@@ -531,15 +517,17 @@ def main(argv: list[str] | None = None) -> int:
         "--changed", nargs="*", metavar="YYYY-MM-DD", help="incremental: changed partitions"
     )
     build_command.add_argument("--run-id", default=None)
-    commands.add_parser(
-        "dictionary", help=f"write {dictionary.DATA_DICTIONARY.relative_to(config.PROJECT_ROOT)}"
-    )
+    commands.add_parser("docs", help="write dbt's documentation of the warehouse as one HTML file")
+    commands.add_parser("analyses", help="compile the example analyses to plain SQL under the data dir")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if arguments.command == "build":
         build(config.layout(), changed_dates=arguments.changed, run_id=arguments.run_id)
+    elif arguments.command == "docs":
+        print(documentation.docs(config.layout()))
     else:
-        dictionary.write()
+        for path in documentation.compile_analyses(config.layout()):
+            print(path)
     return 0
 
 

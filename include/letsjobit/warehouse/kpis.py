@@ -1,12 +1,13 @@
 """The KPIs and their measures, named once for the Python side, read from the SQL that defines them.
 
-The warehouse defines every KPI as a macro of sql/macros/kpis.sql whose parameters are named after the
-additive measure columns it is a ratio of (``marts.nps(promoters, detractors, rated_visits)``). This
-module reads those definitions, not a copy of them: ``KPIS`` from the macros file, ``MEASURES`` and
-``VISIT_KEYS`` from the header of marts.fct_visit_measures (where a visit is counted), ``KPI_COLUMNS``
-from the header of intermediate.int_kpi_measures (the columns every kpi_* table carries), and
-``KPI_TABLES`` from the KPI tables' headers. The headers are checked against the columns the SQL
-builds (tests/warehouse/test_models.py), so a name here is a name in the warehouse.
+The warehouse defines every KPI as a DuckDB macro (sql/macros/kpis.sql, created by the dbt project's
+on-run-start) whose parameters are named after the additive measure columns it is a ratio of
+(``marts.nps(promoters, detractors, rated_visits)``). This module reads those definitions, not a copy
+of them: ``KPIS`` from the macros file, ``MEASURES`` and ``VISIT_KEYS`` from the documented columns of
+marts.fct_visit_measures (where a visit is counted), ``KPI_COLUMNS`` from those of
+intermediate.int_kpi_measures (the columns every kpi_* table carries), and ``KPI_TABLES`` from the KPI
+tables' keys, all in the project's yml (``project.py``). The marts' contracts are enforced by dbt, so
+a name here is a name in the warehouse.
 
 The run summary, the dashboard and the tests take KPI names from here. The test oracle
 (letsjobit.simulator.expectations) keeps its own list on purpose: it shares no code with the pipeline,
@@ -19,14 +20,10 @@ import re
 from pathlib import Path
 
 from letsjobit import config
-from letsjobit.warehouse.models import Model, parse_model
+from letsjobit.warehouse import project
 
 MACROS_FILE = config.SQL_DIR / "macros" / "kpis.sql"
 _MACRO = re.compile(r"^create or replace macro marts\.([a-z_]+)\(([^)]*)\)", re.MULTILINE)
-
-
-def _model(layer: str, name: str) -> Model:
-    return parse_model(config.SQL_DIR / layer / f"{name}.sql", layer)
 
 
 def read_kpis(path: Path = MACROS_FILE) -> dict[str, tuple[str, ...]]:
@@ -43,7 +40,7 @@ def read_kpis(path: Path = MACROS_FILE) -> dict[str, tuple[str, ...]]:
 # KPI name -> the measures it is a ratio of: the macro marts.<name>(<measures>).
 KPIS: dict[str, tuple[str, ...]] = read_kpis()
 
-_visit_measures = _model("marts", "fct_visit_measures")
+_visit_measures = project.model("fct_visit_measures")
 _taken = {measure for measures in KPIS.values() for measure in measures}
 if not _taken <= _visit_measures.columns.keys():
     raise ValueError(
@@ -58,13 +55,11 @@ VISIT_KEYS: tuple[str, ...] = tuple(column for column in _visit_measures.columns
 
 # The measures and KPIs of every kpi_* table, in their column order (they come from int_kpi_measures).
 KPI_COLUMNS: tuple[str, ...] = tuple(
-    column
-    for column in _model("intermediate", "int_kpi_measures").columns
-    if column in _taken or column in KPIS
+    column for column in project.model("int_kpi_measures").columns if column in _taken or column in KPIS
 )
 # Each KPI table -> its key (visit_date, then the group it is per).
 KPI_TABLES: dict[str, tuple[str, ...]] = {
-    name: _model("marts", name).key for name in ("kpi_daily", "kpi_driver_daily", "kpi_territory_daily")
+    name: project.model(name).key for name in ("kpi_daily", "kpi_driver_daily", "kpi_territory_daily")
 }
 
 # What a short summary shows of a day or a group: the volume, the close and skip rates, and NPS,

@@ -1,0 +1,118 @@
+"""The dbt project keeps its contract: every model documented, keyed and tested, the docs equal to the
+columns the SQL builds, and the marts' column names and types enforced."""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import pytest
+import yaml
+from letsjobit import config
+from letsjobit.lake import snapshot
+from letsjobit.warehouse import build as warehouse
+from letsjobit.warehouse import documentation, kpis, project
+
+from tests.warehouse import lakes
+
+MODELS = list(project.models().values())
+MODEL_FILES = sorted((config.SQL_DIR / "models").rglob("*.sql"))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A built warehouse, and beside it a file on which the staging views exist again (they are not
+    published), made from the SQL dbt compiled for them over the same lake."""
+    root = tmp_path_factory.mktemp("project")
+    layout = config.DataLayout(root / "data")
+    lakes.publish_sample(layout, visits=40, days=5)
+    warehouse.build(layout)
+    staging = duckdb.connect(str(root / "warehouse.duckdb"))  # the catalog name dbt compiled for
+    staging.execute("create schema lake")
+    lake = snapshot.take(layout, root / "snapshot")
+    for table, sql in warehouse._source_sql(lake, root / "sources").items():
+        staging.execute(f"create view lake.{table} as select * from {sql}")
+    compiled = layout.state / "dbt" / "target" / "compiled" / "letsjobit" / "models" / "staging"
+    staging.execute("create schema staging")
+    for model in MODELS:
+        if model.layer == "staging":
+            staging.execute(f"create view {model.relation} as {(compiled / f'{model.name}.sql').read_text()}")
+    connections = {"warehouse": duckdb.connect(str(layout.warehouse), read_only=True), "staging": staging}
+    yield connections
+    for connection in connections.values():
+        connection.close()
+
+
+def test_every_model_file_is_documented_and_every_documented_model_has_a_file():
+    assert sorted(path.stem for path in MODEL_FILES) == sorted(model.name for model in MODELS)
+    for model in MODELS:
+        assert model.path.exists(), f"{model.name} is documented in {model.layer}/ but its SQL is elsewhere"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.relation)
+def test_documented_columns_are_the_columns_the_model_builds(built, model):
+    connection = built["staging" if model.layer == "staging" else "warehouse"]
+    actual = [row[0] for row in connection.execute(f"describe {model.relation}").fetchall()]
+
+    assert actual == list(model.columns), f"{model.name}: the yml's columns differ from what the SQL builds"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.relation)
+def test_every_model_and_column_has_a_description(model):
+    undocumented = [column for column, text in model.columns.items() if not text.strip()]
+
+    assert model.description.strip(), f"{model.name} has no description"
+    assert undocumented == [], f"{model.name}: no description for {undocumented}"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.relation)
+def test_every_model_declares_its_grain_and_a_tested_key(model):
+    assert "Grain: " in model.description, model.name
+    assert model.key, f"{model.name} has no unique or unique_key test"
+
+
+def test_every_mart_has_an_enforced_contract_with_a_type_for_every_column():
+    marts = yaml.safe_load((config.SQL_DIR / "models" / "marts" / "_marts.yml").read_text())["models"]
+    for entry in marts:
+        assert entry["config"]["contract"]["enforced"] is True, entry["name"]
+        untyped = [column["name"] for column in entry["columns"] if not column.get("data_type")]
+        assert untyped == [], f"{entry['name']}: no data_type for {untyped}"
+
+
+def test_build_info_counts_every_mart():
+    marts = {model.name for model in MODELS if model.layer == "marts" and model.name != "build_info"}
+
+    assert {f"{name}_rows" for name in marts} <= set(project.model("build_info").columns)
+
+
+def test_every_kpi_table_documents_every_measure_and_kpi_in_the_same_order():
+    for name, key in kpis.KPI_TABLES.items():
+        model = project.model(name)
+        assert model.key == key
+        assert [column for column in model.columns if column in kpis.KPI_COLUMNS] == list(kpis.KPI_COLUMNS), (
+            name
+        )
+
+
+def test_models_refer_to_each_other_with_ref_and_to_the_lake_with_source():
+    """A schema-qualified name in a model's SQL would hide a dependency from dbt's graph. The one
+    exception is an incremental model's predicates (config values are fixed before ref() resolves),
+    which is why such a model also names what it reads in a ``-- depends_on: {{ ref(...) }}`` line."""
+    relation = re.compile(r"\b(staging|intermediate|marts|build|lake)\.[a-z_]+\b(?!\s*\()")
+    for path in MODEL_FILES:
+        text = path.read_text()
+        config_block = re.match(r"\{\{\s*config\(.*?\)\s*\}\}", text, re.DOTALL)
+        body = text[config_block.end() :] if config_block else text
+        assert relation.findall(body) == [], f"{path.name} names a relation without ref() or source()"
+        if config_block and "intermediate.int_touched_visits" in config_block.group(0):
+            assert "-- depends_on: {{ ref('int_touched_visits') }}" in body, path.name
+
+
+def test_the_docs_are_one_html_file_with_every_mart(tmp_path):
+    layout = config.DataLayout(tmp_path / "data")
+
+    page = documentation.docs(layout).read_text()
+
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    for model in MODELS:
+        assert f"model.letsjobit.{model.name}" in page
