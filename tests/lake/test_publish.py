@@ -59,6 +59,11 @@ def version_files(layout: DataLayout, table: str, version: int) -> set[str]:
     )
 
 
+def lake_files(layout: DataLayout) -> set[Path]:
+    """Every parquet file in the lake tables' folders, in a version or not."""
+    return {path for table in schema.LAKE_TABLES for path in Path(layout.table_uri(table)).rglob("*.parquet")}
+
+
 def latest_rows(layout: DataLayout, table: str = "visits") -> list[tuple]:
     """(visit_date, doc_no) of the table's latest commit, published or not."""
     rows = tables.open_table(layout, table).to_pyarrow_table(columns=["visit_date", "doc_no"])
@@ -157,8 +162,8 @@ def test_a_run_the_gate_has_not_passed_cannot_be_published(layout):
 # --- kills: a real process dies half-way (os._exit: no finally, no cleanup) -------------------------
 
 # argv: data dir ("from-env": config.layout(), e.g. an object-store lake), where to die
-# ("between-commits": after the first table's commit; "mid-commit": once the first table's new files
-# are written, before its commit), then the run id and its dates.
+# ("between-commits": after the first table's commit; "mid-commit": once one table's new files are
+# written, before any commit), then the run id and its dates.
 PUBLISH_CRASH_SCRIPT = """
 import os, sys
 from datetime import date
@@ -231,14 +236,15 @@ def test_a_kill_between_two_table_commits_leaves_the_previous_publication_whole_
 def test_a_kill_inside_a_commit_leaves_no_new_version_and_vacuum_removes_its_files(layout):
     stage_and_audit(layout, "run-a", visits_over_days(6))
     published = publish.publish_run("run-a", layout, None)
-    files_before = set(Path(layout.table_uri("visits")).rglob("*.parquet"))
+    files_before = lake_files(layout)
     new_generation(layout, "run-b", "NEW")
 
     kill_publication(layout, "mid-commit", "run-b", [DAY_1, DAY_2, DAY_3])
 
-    assert tables.open_table(layout, "visits").version() == published.versions["visits"]  # no commit
-    written = set(Path(layout.table_uri("visits")).rglob("*.parquet")) - files_before
-    assert written, "the kill came after the new files were written (else this test proves nothing)"
+    latest = {table: tables.open_table(layout, table).version() for table in schema.LAKE_TABLES}
+    assert latest == published.versions  # no table has a commit of run-b
+    written = lake_files(layout) - files_before
+    assert written, "the kill came after new files were written (else this test proves nothing)"
     assert {doc_no for (_, _, doc_no) in lake_rows(layout)} == {"H-017623"}
     assert tables.read_state(layout.lake_location).publishing.run_id == "run-b"
 
