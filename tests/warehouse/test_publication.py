@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import duckdb
 import pytest
-from letsjobit.lake import snapshot
+from letsjobit.lake import snapshot, tables
 from letsjobit.warehouse import build as warehouse
 
 from tests.warehouse import lakes
@@ -230,6 +230,28 @@ def test_build_info_records_the_run_the_validation_verdict_and_the_counts(layout
     )
     assert result.row_counts["fct_visits"] == 12 and result.as_dict()["changed_partitions"][0] == "2026-11-01"
     assert warehouse.built_run_id(layout) == "run-7"
+    assert _lake_state(info) == ("test-lake", {"visits": 0, "visit_lines": 0})
+    assert info["lake_location"] == str(layout.lake_location.local_root)
+
+    # The next publication's versions reach the next (incremental) build's row.
+    days = lakes.publish(layout, [lakes.visit("v-late", date(2026, 11, 3))], dates=[date(2026, 11, 3)])
+    warehouse.build(layout, changed_dates=days, run_id="run-8")
+    (info,) = query_dicts(layout, "select * from marts.build_info")
+    published = {
+        table: version for table, version in tables.published_versions(layout).items() if version is not None
+    }
+    assert (info["build_mode"], *_lake_state(info)) == ("incremental", "test-lake", published)
+    assert info["lake_visits_version"] == 1
+
+
+def _lake_state(info: dict) -> tuple[str, dict[str, int]]:
+    """build_info's lake run and the Delta version of each lake table it names (published ones only)."""
+    versions = {
+        column.removeprefix("lake_").removesuffix("_version"): value
+        for column, value in info.items()
+        if column.endswith("_version") and value is not None
+    }
+    return info["lake_run_id"], versions
 
 
 def _one_publication(layout, generation: int, days: list[date]) -> int:

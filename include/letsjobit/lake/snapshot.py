@@ -57,6 +57,9 @@ class LakeSnapshot:
     fingerprints: Mapping[tuple[str, date], str]
     # lake table -> its Delta version in this state (None: the table was never published)
     versions: Mapping[str, int | None]
+    # where the lake is (credentials redacted) and the run whose publication this state is (None: none yet)
+    location: str = ""
+    run_id: str | None = None
 
     @property
     def dates(self) -> set[date]:
@@ -75,7 +78,8 @@ class _DataFile:
 def take(layout: config.DataLayout, root: Path) -> LakeSnapshot:
     """The published lake state: versions, local files (copied under ``root`` if the lake is remote),
     partition fingerprints."""
-    versions = tables.published_versions(layout)
+    published = tables.read_state(layout.lake_location).published
+    versions = tables.versions_of(published)
     data_files = {
         table: _data_files(layout, table, version) if version is not None else []
         for table, version in versions.items()
@@ -92,7 +96,13 @@ def take(layout: config.DataLayout, root: Path) -> LakeSnapshot:
         "reading the lake at %s, versions %s: %d files",
         location.redacted, versions, sum(len(paths) for paths in local.values()),
     )  # fmt: skip
-    return LakeSnapshot(files=local, fingerprints=_fingerprints(data_files), versions=versions)
+    return LakeSnapshot(
+        files=local,
+        fingerprints=_fingerprints(data_files),
+        versions=versions,
+        location=location.redacted,
+        run_id=published.run_id if published else None,
+    )
 
 
 def _data_files(layout: config.DataLayout, table: str, version: int) -> list[_DataFile]:

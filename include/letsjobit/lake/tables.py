@@ -112,8 +112,12 @@ def write_state(location: config.LakeLocation, state: LakeState) -> None:
 
 def published_versions(layout: config.DataLayout) -> dict[str, int | None]:
     """The Delta version of each lake table that readers read (None: the table was never published)."""
-    published = read_state(layout.lake_location).published
-    versions = published.versions if published else {}
+    return versions_of(read_state(layout.lake_location).published)
+
+
+def versions_of(publication: Publication | None) -> dict[str, int | None]:
+    """The Delta version of each lake table in ``publication`` (None: the table is not in it)."""
+    versions = publication.versions if publication else {}
     return {table: versions.get(table) for table in schema.LAKE_TABLES}
 
 

@@ -355,7 +355,13 @@ def _prepare_build_relations(
             cast($validation_verdict as varchar) as validation_verdict,
             cast($validation_report as varchar) as validation_report,
             cast($models_digest as varchar) as models_digest,
-            cast($builds_since_full as integer) as builds_since_full
+            cast($builds_since_full as integer) as builds_since_full,
+            cast($lake_location as varchar) as lake_location,
+            cast($lake_run_id as varchar) as lake_run_id,
+            cast($visits_version as bigint) as lake_visits_version,
+            cast($visit_lines_version as bigint) as lake_visit_lines_version,
+            cast($line_extra_data_version as bigint) as lake_line_extra_data_version,
+            cast($data_issues_version as bigint) as lake_data_issues_version
         """,
         {
             "built_at": datetime.now(UTC),
@@ -366,6 +372,9 @@ def _prepare_build_relations(
             "validation_report": validation.report_path,
             "models_digest": digest,
             "builds_since_full": plan.builds_since_full,
+            "lake_location": lake.location,
+            "lake_run_id": lake.run_id,
+            **{f"{table}_version": version for table, version in lake.versions.items()},
         },
     )
     connection.execute(
