@@ -55,6 +55,10 @@ RUNNER_VERSION = 1
 STORAGE_VERSION = "v1.5.0"
 # Deletes and inserts leave free blocks behind; a full rebuild now and then keeps the file compact.
 FULL_REBUILD_EVERY = 50
+# dbt's checkpoints do not vacuum (dbt_runner.profile: max_vacuum_tasks), so the rows incremental models
+# delete keep their space; a table whose stored rows are this share deleted ones is rewritten at the end
+# of the build (_compact): no table stores much more than twice its live rows.
+COMPACT_DEAD_SHARE = 0.5
 BUILD_DIR = ".warehouse-build"
 # The build the published one replaced, kept (as a hard link) for the next incremental build.
 STANDBY_DIR = ".warehouse-standby"
@@ -455,6 +459,7 @@ def _finish(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
     connection.execute("drop schema if exists lake cascade")
     for relation in BUILD_ONLY_RELATIONS:
         connection.execute(f"drop table if exists {relation}")
+    _compact(connection)
     row = connection.execute("select * from marts.build_info").fetchone()
     names = [column[0] for column in connection.description]
     connection.execute("checkpoint")
@@ -463,6 +468,29 @@ def _finish(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
         for name, value in zip(names, row, strict=True)
         if name.endswith("_rows")
     }
+
+
+def _compact(connection: duckdb.DuckDBPyConnection) -> None:
+    """Rewrite the tables whose stored rows are mostly deleted ones (COMPACT_DEAD_SHARE).
+
+    Emptying a table and putting its live rows back keeps its definition (the contract's constraints)
+    and lets the checkpoint drop the emptied row groups; ``duckdb_tables().estimated_size`` counts the
+    deleted rows a table still stores, ``count(*)`` does not."""
+    for table, stored in connection.execute(
+        "select schema_name || '.' || table_name, estimated_size from duckdb_tables() "
+        "where database_name = 'warehouse' and schema_name in ('intermediate', 'marts') and estimated_size > 0"
+    ).fetchall():
+        (live,) = connection.execute(f"select count(*) from {table}").fetchone()
+        if 1 - live / stored < COMPACT_DEAD_SHARE:
+            continue
+        started = time.monotonic()
+        connection.execute("create temp table live_rows as select * from " + table)
+        connection.execute(f"delete from {table}")
+        connection.execute(f"insert into {table} select * from live_rows")
+        connection.execute("drop table live_rows")
+        log.info(
+            "compacted %s: %d live of %d stored rows (%.2fs)", table, live, stored, time.monotonic() - started
+        )
 
 
 def _publish(build_path: Path, target: Path, standby: Path) -> None:
