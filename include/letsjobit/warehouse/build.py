@@ -484,7 +484,7 @@ def _compact(connection: duckdb.DuckDBPyConnection) -> None:
         if 1 - live / stored < COMPACT_DEAD_SHARE:
             continue
         started = time.monotonic()
-        connection.execute("create temp table live_rows as select * from " + table)
+        connection.execute(f"create temp table live_rows as select * from {table}")
         connection.execute(f"delete from {table}")
         connection.execute(f"insert into {table} select * from live_rows")
         connection.execute("drop table live_rows")

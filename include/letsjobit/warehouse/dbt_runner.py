@@ -52,8 +52,8 @@ def profile(database: Path, spill_dir: Path, threads: int, memory_limit: str | N
         "fsync_mode": "NONE",
         # A checkpoint after an incremental model's delete would rewrite ("vacuum") every row group the
         # delete touched: 1.2 s for fct_visits when a window run replaces 22 days of 1M visits, more
-        # than the model itself. The deleted rows' space is reclaimed by the periodic full build instead
-        # (build.py: COMPACT_DEAD_SHARE).
+        # than the model itself. The runner rewrites a table once half its stored rows are deleted ones
+        # instead (build._compact).
         "max_vacuum_tasks": 0,
     }
     if memory_limit:
