@@ -62,6 +62,8 @@ class AirflowHome:
     # Connection extras (key placement, rate budget, retry budget...): see the hook.
     conn_extra: dict = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Another folder of DAGs defining the same dag_ids (a benchmark's variant of the pipeline's DAG).
+    dags_folder: Path = config.PROJECT_ROOT / "dags"
 
     @property
     def env(self) -> dict[str, str]:
@@ -84,14 +86,15 @@ class AirflowHome:
 
     def own_settings(self) -> dict[str, str]:
         """Settings that win over the user's, each because the run cannot work (or would harm) otherwise:
-        the home is wiped by ``init`` (never the user's real one), its DAGs and plugins are this project's,
-        its metadata DB is the home's own throw-away SQLite file (never a user's database, which ``init``
-        would migrate and the run would write into), its data directory is the one the caller chose, and
-        the `letsjobit_default` connection comes from the LETSJOBIT_* variables (``config.api_connection``).
+        the home is wiped by ``init`` (never the user's real one), its DAGs (``dags_folder``) and plugins
+        are this project's, its metadata DB is the home's own throw-away SQLite file (never a user's
+        database, which ``init`` would migrate and the run would write into), its data directory is the one
+        the caller chose, and the `letsjobit_default` connection comes from the LETSJOBIT_* variables
+        (``config.api_connection``).
         """
         return {
             "AIRFLOW_HOME": str(self.path),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(config.PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(config.PROJECT_ROOT / "plugins"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.path / 'airflow.db'}",
             "LETSJOBIT_DATA_DIR": str(self.data_dir),

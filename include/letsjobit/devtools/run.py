@@ -211,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--airflow-home", type=Path, default=AIRFLOW_HOME, help="throw-away Airflow home (wiped)"
     )
+    parser.add_argument(
+        "--dags-folder",
+        type=Path,
+        default=config.PROJECT_ROOT / "dags",
+        help="the DAGs to run (default: the project's dags/; a benchmark passes its variant's folder)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -223,7 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config.conn_extra()  # an unusable LETSJOBIT_CONN_EXTRA fails before anything starts
         with api_endpoint(layout, window=args.window) as endpoint:
-            home = AirflowHome(args.airflow_home, endpoint.url, endpoint.key, layout.root, log_file)
+            home = AirflowHome(
+                args.airflow_home,
+                endpoint.url,
+                endpoint.key,
+                layout.root,
+                log_file,
+                dags_folder=args.dags_folder.resolve(),
+            )
             print(
                 f"Airflow home {args.airflow_home} (throw-away), data in {layout.root}, full log {log_file}",
                 flush=True,
