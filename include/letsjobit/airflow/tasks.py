@@ -141,7 +141,7 @@ def _jsonable(value: Any) -> Any:
 
 def extract_chunk(client: Any, run_id: str, chunk: dict[str, Any]) -> dict[str, Any]:
     """Extract one chunk's raw pages: the whole collection, or each of its visit dates."""
-    from letsjobit.lake import extract
+    from letsjobit.lake import extract, raw_store
 
     layout = config.layout()
     if chunk["dates"] is None:
@@ -153,6 +153,8 @@ def extract_chunk(client: Any, run_id: str, chunk: dict[str, Any]) -> dict[str, 
             )
             for day in chunk["dates"]
         ]
+    for result in results:  # so that the stage task can run on another host
+        raw_store.push(layout, run_id, result.chunk)
     parts = [as_dict(result) for result in results]
     lineage.record(
         client, inputs=[lineage.api_visits(client.settings.base_url)], outputs=[lineage.folder(layout.raw)]
@@ -205,9 +207,12 @@ def partitions_of(extracted: list[dict[str, Any]]) -> list[str] | None:
 
 
 def stage(run_id: str) -> dict[str, Any]:
+    """Stage the run's raw pages, first fetching those extracted on other hosts (lake.raw_store)."""
+    from letsjobit.lake import raw_store
     from letsjobit.lake.stage import stage_run
 
     layout = config.layout()
+    raw_store.fetch(layout, run_id)
     result = as_dict(stage_run(run_id, layout))
     lineage.record(layout, inputs=[lineage.folder(layout.raw)], outputs=[lineage.folder(layout.staging)])
     return result

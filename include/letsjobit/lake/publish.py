@@ -42,7 +42,7 @@ from filelock import FileLock
 
 from letsjobit import config
 from letsjobit.config import DataLayout
-from letsjobit.lake import parquet, schema, tables
+from letsjobit.lake import parquet, raw_store, schema, tables
 from letsjobit.lake.parquet import NULL_PARTITION
 
 log = logging.getLogger(__name__)
@@ -372,7 +372,8 @@ def prune_runs(
     and the scratch of killed attempts (hidden temp parts, staging and audit folders) older than
     `stale_after_seconds`.
 
-    A run whose publication is pending in the lake's publication record is always kept.
+    A run whose publication is pending in the lake's publication record is always kept. The raw run
+    folders in the lake's store (`raw_store`, object-store lakes only) are pruned to the same ``keep``.
     """
     pending_publication = tables.read_state(layout.lake_location).publishing
     pending = {pending_publication.run_id} if pending_publication else set()
@@ -403,6 +404,7 @@ def prune_runs(
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
                 removed.append(path)
                 log.info("Removed the scratch of a dead attempt: %s", path)
+    raw_store.prune(layout, keep, pending)
     return removed
 
 
