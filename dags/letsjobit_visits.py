@@ -24,6 +24,8 @@ from letsjobit import config
 from letsjobit.airflow import alerts, tasks
 
 LAKE = Asset("letsjobit_lake")
+# Stage, audit, publish and the warehouse builds use one host's disk: its workers alone take this queue.
+PUBLISH_QUEUE = config.publish_queue()
 WAREHOUSE = Asset("letsjobit_warehouse")
 
 default_args = {
@@ -86,12 +88,12 @@ def letsjobit_visits():
                 tasks.safe_run_id(get_current_context()["run_id"]), chunk
             )
 
-    @task
+    @task(queue=PUBLISH_QUEUE)
     def stage(extracted: list[dict]) -> dict:
         with tasks.fail_fast():
             return tasks.stage(tasks.safe_run_id(get_current_context()["run_id"]))
 
-    @task
+    @task(queue=PUBLISH_QUEUE)
     def audit(extracted: list[dict], staged: dict) -> dict:
         # A failed gate fails the same way again: fail_fast fails it now, no retries (nothing is published).
         with tasks.fail_fast():
@@ -99,7 +101,7 @@ def letsjobit_visits():
                 tasks.safe_run_id(get_current_context()["run_id"]), tasks.materialise(extracted), staged
             )
 
-    @task(outlets=[LAKE])
+    @task(outlets=[LAKE], queue=PUBLISH_QUEUE)
     def publish(extracted: list[dict], audited: dict) -> dict:
         context = get_current_context()
         with tasks.fail_fast():
@@ -112,7 +114,7 @@ def letsjobit_visits():
         }
         return published
 
-    @task(outlets=[WAREHOUSE])
+    @task(outlets=[WAREHOUSE], queue=PUBLISH_QUEUE)
     def build_warehouse(published: dict) -> dict:
         with tasks.fail_fast():
             return tasks.build_warehouse(published)
@@ -136,7 +138,7 @@ def letsjobit_visits():
     doc_md=__doc__,
 )
 def letsjobit_warehouse():
-    @task(outlets=[WAREHOUSE])
+    @task(outlets=[WAREHOUSE], queue=PUBLISH_QUEUE)
     def rebuild_if_stale() -> dict:
         with tasks.fail_fast():
             return tasks.rebuild_if_stale()

@@ -12,6 +12,7 @@ the tests) turns them into the `letsjobit_default` connection.
 | LETSJOBIT_DATA_DIR    | <project>/data               | the worker's scratch (lake/raw, lake/_staging), warehouse.duckdb, reports/ |
 | LETSJOBIT_LAKE_URL    | $LETSJOBIT_DATA_DIR/lake     | where the lake's Delta tables are: a path or s3://bucket/prefix (see LakeLocation) |
 | LETSJOBIT_RATE_BUDGET_URL | unset: budget file per host | Redis URL of the API key's budget shared by every host (the extra rate_budget_url beats it) |
+| LETSJOBIT_PUBLISH_QUEUE | default                    | Celery queue of the tasks that stage, publish and write warehouse.duckdb (one host's workers) |
 | LETSJOBIT_PSEUDONYMISE_KEY | unset: contacts kept as is | key for hashing contact emails and phones            |
 | LETSJOBIT_TASK_RETRY_DELAY_SECONDS | 60             | wait before a failed task's first retry (then doubles) |
 | LETSJOBIT_KEEP_RUNS   | 30                           | runs whose raw pages and staging area are kept       |
@@ -333,6 +334,16 @@ def gate_min_rows() -> int:
 
     value = os.environ.get("LETSJOBIT_GATE_MIN_ROWS")
     return max(0, int(value)) if value else DEFAULT_MIN_ROWS
+
+
+def publish_queue() -> str:
+    """LETSJOBIT_PUBLISH_QUEUE: the Celery queue of stage, audit, publish and the warehouse builds.
+
+    Those tasks use the worker's own disk (staging, warehouse.duckdb), so only the workers of the one
+    host that owns the warehouse may take them; extraction stays on the default queue, which all take.
+    Read when the DAG file is parsed: the scheduler and every worker must see the same value.
+    """
+    return (os.environ.get("LETSJOBIT_PUBLISH_QUEUE") or "").strip() or "default"
 
 
 def keep_runs() -> int:

@@ -107,3 +107,33 @@ def test_mapped_extract_keeps_its_retry_delay_through_serialisation(dagbag):
     extract = next(task for task in tasks if task["task_id"] == "extract")
     # Serialised explicitly: the scheduler would otherwise wait a hard-coded 300 s before retrying it.
     assert extract["partial_kwargs"]["retry_delay"]["__var"] == config.task_retry_delay().total_seconds()
+
+
+WRITES_THE_HOSTS_DISK = {
+    "letsjobit_visits": {"stage", "audit", "publish", "build_warehouse"},
+    "letsjobit_warehouse": {"rebuild_if_stale"},
+}
+
+
+def queues(bag) -> dict[tuple[str, str], str]:
+    return {(dag.dag_id, task.task_id): task.queue for dag in bag.dags.values() for task in dag.tasks}
+
+
+def test_tasks_that_use_one_hosts_disk_go_to_the_publish_queue_and_extraction_to_every_worker(
+    network_attempts, monkeypatch
+):
+    monkeypatch.setenv("LETSJOBIT_PUBLISH_QUEUE", "publish")
+    bag, _ = parse(DAGS_FOLDER, network_attempts)
+
+    found = queues(bag)
+    expected = {
+        (dag_id, task_id): "publish" if task_id in owned else "default"
+        for (dag_id, task_id) in found
+        for owned in [WRITES_THE_HOSTS_DISK[dag_id]]
+    }
+    assert found == expected
+    assert found[("letsjobit_visits", "extract")] == found[("letsjobit_visits", "plan")] == "default"
+
+
+def test_without_a_publish_queue_every_task_is_on_the_default_queue(dagbag):
+    assert set(queues(dagbag).values()) == {"default"}
