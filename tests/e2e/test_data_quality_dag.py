@@ -20,6 +20,7 @@ import duckdb
 import pytest
 from letsjobit import config
 from letsjobit.devtools.airflow_runner import AirflowHome
+from letsjobit.devtools.truth import kpi_mismatches
 from letsjobit.lake import tables
 from letsjobit.simulator import SimulatorConfig, SimulatorServer, data
 from letsjobit.simulator.bad_record_kinds import BAD_RECORD_KIND_NAMES, bad_record_kind
@@ -31,7 +32,7 @@ from letsjobit.simulator.expectations import (
 )
 
 from tests.conftest import TEST_ANCHOR_DATE, TEST_API_KEY
-from tests.e2e.helpers import dags_test, kpi_mismatches
+from tests.e2e.helpers import dags_test
 
 pytestmark = pytest.mark.airflow
 

@@ -1,7 +1,7 @@
 """The DAG end to end: real `airflow dags test` runs against the simulator over loopback.
 
 Checks the lake and the warehouse against the simulator's ground truth and the KPIs against the test
-oracle's recomputation from the served records (tests/e2e/helpers.py):
+oracle's recomputation from the served records (letsjobit.devtools.truth):
 a full refresh, an overlapping scheduled-style window run that is idempotent and picks up changes, and
 a run that fails in the middle (the API answering 500 beyond every retry) and is then re-run.
 """
@@ -16,11 +16,12 @@ import duckdb
 import pytest
 from letsjobit import config
 from letsjobit.devtools.airflow_runner import AirflowHome
+from letsjobit.devtools.truth import kpi_mismatches
 from letsjobit.lake import tables
 from letsjobit.simulator import SimulatorConfig, SimulatorServer
 
 from tests.conftest import TEST_ANCHOR_DATE, TEST_API_KEY
-from tests.e2e.helpers import dags_test, kpi_mismatches
+from tests.e2e.helpers import dags_test
 
 pytestmark = pytest.mark.airflow
 
