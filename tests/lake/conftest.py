@@ -8,11 +8,9 @@ from __future__ import annotations
 import copy
 import gzip
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -216,42 +214,16 @@ def die_in_child(script: str, *args) -> None:
     assert "finished" not in done.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory):
-    """moto's S3 server on 127.0.0.1 (a free port), in its own process, for the session: its endpoint URL.
+    """moto's S3 server on 127.0.0.1 for the session, as `make scale-out` starts it: its endpoint URL."""
+    from letsjobit.devtools.services import Processes, start_object_store
 
-    Its own process, not moto's in-process thread: delta-rs blocks in Rust holding the GIL while it
-    waits for a listing, so a server thread in the same interpreter could never answer it."""
-    import requests
-
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
+    processes = Processes(tmp_path_factory.mktemp("object-store"))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"{endpoint}/moto-api/", timeout=2)
-                break
-            except requests.ConnectionError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start; see {log}") from None
-                time.sleep(0.1)
-        yield endpoint
+        yield start_object_store(processes, bucket="session").endpoint
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        processes.stop()
 
 
 @pytest.fixture

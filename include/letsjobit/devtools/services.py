@@ -1,5 +1,6 @@
 """The servers a run on one machine needs, as child processes: PostgreSQL and Redis from the system
-packages (installed with apt when missing), the LetsJobIt simulator, and their process groups.
+packages (installed with apt when missing), an S3-compatible object store (moto's server, from the dev
+set), the LetsJobIt simulator, and their process groups.
 
 Everything started goes into one :class:`Processes`, which stops it all by process group, whatever
 happened; :func:`wait_until` polls a readiness check with a deadline and the child's log tail.
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -363,6 +364,68 @@ def start_redis(processes: Processes, redis_server: Path, base: Path, *, passwor
     client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_connect_timeout=1)
     wait_until("Redis to answer PING", lambda: _swallow(redis.ConnectionError, client.ping), 20, processes)
     return port
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    """An S3-compatible server on loopback: its endpoint, one bucket, and the credentials it was given."""
+
+    endpoint: str
+    bucket: str
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    region: str = "us-east-1"
+
+    def lake_env(self, prefix: str = "lake") -> dict[str, str]:
+        """LETSJOBIT_LAKE_URL on the bucket and the AWS variables deltalake and pyarrow read."""
+        return {
+            "LETSJOBIT_LAKE_URL": f"s3://{self.bucket}/{prefix}",
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",  # loopback: plain http
+        }
+
+
+def start_object_store(processes: Processes, bucket: str = "letsjobit") -> ObjectStore:
+    """moto's standalone S3 server on a free loopback port (stopped with the others), with ``bucket``.
+
+    Its own process: delta-rs blocks in Rust holding the GIL while it waits for an answer, so a server
+    thread in the caller's interpreter could never give it one. moto takes any credentials; these are
+    random so that nothing printed could be mistaken for a real pair.
+    """
+    import secrets
+
+    import boto3
+
+    port = free_port()
+    processes.start(
+        "object-store",
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        env={"PATH": os.environ.get("PATH", "")},
+    )
+    store = ObjectStore(
+        endpoint=f"http://127.0.0.1:{port}",
+        bucket=bucket,
+        access_key=f"letsjobit-{secrets.token_hex(4)}",
+        secret_key=secrets.token_urlsafe(24),
+    )
+    wait_until(
+        "the object store to answer",
+        lambda: requests.get(f"{store.endpoint}/moto-api/", timeout=2).ok,
+        60,
+        processes,
+        interval=0.2,
+    )
+    boto3.client(
+        "s3",
+        endpoint_url=store.endpoint,
+        region_name=store.region,
+        aws_access_key_id=store.access_key,
+        aws_secret_access_key=store.secret_key,
+    ).create_bucket(Bucket=bucket)
+    return store
 
 
 def start_simulator(processes: Processes, env: dict[str, str], arguments: list[str]) -> Started:
