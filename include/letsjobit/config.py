@@ -336,14 +336,15 @@ def gate_min_rows() -> int:
     return max(0, int(value)) if value else DEFAULT_MIN_ROWS
 
 
-def publish_queue() -> str:
+def publish_queue(environ: Mapping[str, str] | None = None) -> str:
     """LETSJOBIT_PUBLISH_QUEUE: the Celery queue of stage, audit, publish and the warehouse builds.
 
     Those tasks use the worker's own disk (staging, warehouse.duckdb), so only the workers of the one
     host that owns the warehouse may take them; extraction stays on the default queue, which all take.
     Read when the DAG file is parsed: the scheduler and every worker must see the same value.
+    ``environ``: another process's environment (default: this one's).
     """
-    return (os.environ.get("LETSJOBIT_PUBLISH_QUEUE") or "").strip() or "default"
+    return ((environ or os.environ).get("LETSJOBIT_PUBLISH_QUEUE") or "").strip() or "default"
 
 
 def keep_runs() -> int:

@@ -8,6 +8,12 @@ It triggers the DAG through the REST API, waits for the run to end, reads from t
 worker ran each task instance, reads the simulator's counters, and stops everything it started by
 process group, whatever happened. Logs go to a temporary directory; their tails are printed on failure.
 
+``cluster(options)`` is the start-up alone, as a context manager yielding a :class:`Session` that
+triggers runs and waits for them (``make scale-out`` runs two DAG runs in one). ``separate_hosts`` gives
+each worker its own data directory, as on separate machines: then they share only PostgreSQL, Redis
+(broker and the API key's budget) and an object store holding the lake. ``worker_queues`` sets the
+Celery queues each worker takes, ``extra_env`` adds settings to every Airflow process.
+
     python -m letsjobit.devtools.distributed                  # letsjobit_visits, full refresh, on the simulator
     python -m letsjobit.devtools.distributed --conf '{"full_refresh": false}' --logical-date 2026-11-24T00:00:00Z
 """
@@ -25,19 +31,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 from letsjobit import config
+from letsjobit.devtools.rest import RestClient
 from letsjobit.devtools.services import (
     DB_NAME,
     DB_USER,
     LOG_TAIL_LINES,
     START_TIMEOUT_SECONDS,
     DistributedRunError,
+    ObjectStore,
     Processes,
     Started,
     ensure_server_binaries,
@@ -46,6 +54,7 @@ from letsjobit.devtools.services import (
     log_tail,
     simulator_base_url,
     spawn_logged,
+    start_object_store,
     start_postgres,
     start_redis,
     start_simulator,
@@ -155,47 +164,12 @@ def run_once(name: str, argv: list[str], env: dict[str, str], log_dir: Path, tim
     OneShot(name, argv, env, log_dir).wait(timeout)
 
 
-class RestClient:
-    """Airflow's public REST API (v2) with a token from the simple auth manager."""
-
-    def __init__(self, base_url: str, username: str, password: str) -> None:
-        self.base_url = base_url
-        self.session = requests.Session()
-        response = self.session.post(
-            f"{base_url}/auth/token", json={"username": username, "password": password}, timeout=30
-        )
-        response.raise_for_status()
-        self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
-
-    def get(self, path: str) -> requests.Response:
-        return self.session.get(f"{self.base_url}/api/v2{path}", timeout=30)
-
-    def send(self, method: str, path: str, body: dict) -> dict:
-        response = self.session.request(method, f"{self.base_url}/api/v2{path}", json=body, timeout=30)
-        if response.status_code >= 400:
-            raise DistributedRunError(
-                f"{method} {path} answered {response.status_code}: {response.text[:500]}"
-            )
-        return response.json()
-
-
 def api_server_healthy(cluster: Cluster) -> bool:
     return requests.get(f"{cluster.api_url}/api/v2/monitor/health", timeout=5).status_code == 200
 
 
 def worker_ready(started: Started) -> bool:
     return " ready." in started.log_path.read_text(errors="replace")
-
-
-def dag_parsed(client: RestClient, dag_id: str) -> bool:
-    if client.get(f"/dags/{dag_id}").status_code == 200:
-        return True
-    errors = client.get("/importErrors").json().get("import_errors", [])
-    if errors:
-        raise DistributedRunError(
-            "the DAG folder has import errors:\n" + "\n".join(error["stack_trace"] for error in errors)
-        )
-    return False
 
 
 def task_instances(cluster: Cluster, dag_id: str, run_id: str) -> list[dict]:
@@ -235,6 +209,13 @@ class RunOptions:
     conn_extra: dict = field(default_factory=dict)
     run_timeout: float = 180.0
     keep: bool = False
+    # Each worker its own LETSJOBIT_DATA_DIR, as on separate machines: the lake then goes to an object
+    # store (started here) and the API key's budget to Redis, the only things the hosts share.
+    separate_hosts: bool = False
+    # Celery queues per worker, comma-separated (e.g. ["default,publish", "default"]); None: all "default".
+    worker_queues: list[str] | None = None
+    # Added to every Airflow process's environment (e.g. LETSJOBIT_PUBLISH_QUEUE).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -261,11 +242,78 @@ class RunReport:
         return counts
 
 
-def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None) -> RunReport:
-    """Start the cluster, run the DAG once, stop the cluster. ``inspect`` runs while the data still exists.
+@dataclass
+class Session:
+    """A started cluster: trigger DAG runs through the REST API and wait for them; read where tasks ran."""
+
+    cluster: Cluster
+    processes: Processes
+    client: RestClient
+    log_dir: Path
+    seconds: dict[str, float]
+    # Worker name -> its LETSJOBIT_DATA_DIR (all the same one unless separate_hosts).
+    worker_data_dirs: dict[str, Path]
+    # Worker name -> the Celery queues it takes.
+    worker_queues: dict[str, list[str]]
+    simulator_url: str | None = None
+    object_store: ObjectStore | None = field(default=None, repr=False)
+    # The environment every Airflow process got, secrets included: for the caller's own readers only.
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def simulator_root(self) -> str | None:
+        return self.simulator_url.split("/api/", 1)[0] if self.simulator_url else None
+
+    def data_dir_of_queue(self, queue: str) -> Path:
+        """The data directory of the (first) worker taking ``queue``: where that queue's tasks write."""
+        for name, queues in self.worker_queues.items():
+            if queue in queues:
+                return self.worker_data_dirs[name]
+        raise DistributedRunError(f"no worker takes the queue {queue!r}: {self.worker_queues}")
+
+    def trigger(
+        self, dag_id: str, conf: dict, logical_date: str | None = None, name: str = "distributed"
+    ) -> str:
+        run_id = f"{name}__{time.strftime('%Y%m%dT%H%M%S')}"
+        return self.client.trigger(dag_id, run_id, conf, logical_date)
+
+    def wait(self, dag_id: str, run_id: str, timeout: float) -> str:
+        """Wait for the run to end; its state (success or failed)."""
+        return wait_until(
+            f"run {run_id} to finish",
+            lambda: self.client.run_state(dag_id, run_id),
+            timeout,
+            self.processes,
+            interval=1.0,
+        )
+
+    def simulator_counters(self) -> dict | None:
+        if not self.simulator_root:
+            return None
+        return requests.get(f"{self.simulator_root}/_sim/counters", timeout=10).json()
+
+    def report(self, dag_id: str, run_id: str, state: str) -> RunReport:
+        return RunReport(
+            dag_id=dag_id,
+            run_id=run_id,
+            state=state,
+            task_instances=task_instances(self.cluster, dag_id, run_id),
+            data_dir=self.data_dir_of_queue(config.publish_queue(self.env)),
+            log_dir=self.log_dir,
+            seconds=self.seconds,
+            pids={started.name: started.process.pid for started in self.processes.started},
+            simulator_url=self.simulator_url,
+            simulator_counters=self.simulator_counters(),
+            rest=self.client,
+        )
+
+
+@contextlib.contextmanager
+def cluster(options: RunOptions) -> Iterator[Session]:
+    """Start PostgreSQL, Redis, the simulator, Airflow's components and the workers; stop them all after.
 
     Raises DistributedRunError (with the tails of every log) when anything fails; stops every process
-    it started in any case. The temporary directory is removed after a successful run unless ``keep``.
+    it started in any case. The temporary directory is removed after a clean exit unless ``keep``.
     """
     seconds: dict[str, float] = {}
     clock = time.monotonic()
@@ -298,7 +346,13 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
             dags_folder=Path(options.dags_folder).resolve(),
         )
         cluster.home.mkdir()
-        env = airflow_environment(cluster, options.worker_concurrency)
+        env = {**airflow_environment(cluster, options.worker_concurrency), **options.extra_env}
+        object_store = None
+        if options.separate_hosts:
+            object_store = start_object_store(processes)
+            env.update(object_store.lake_env())
+            # db 0 is Celery's broker; the budget gets its own database, as docs/operations.md suggests.
+            env["LETSJOBIT_RATE_BUDGET_URL"] = f"redis://127.0.0.1:{cluster.redis_port}/2"
         lap("postgres_redis")
 
         use_simulator = options.simulator if options.simulator is not None else not config.api_url()
@@ -338,18 +392,25 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
         bootstrapping = OneShot("bootstrap", bootstrap, bootstrap_env, log_dir)
         processes.start("scheduler", airflow_command("scheduler"), env=env)
         processes.start("dag-processor", airflow_command("dag-processor"), env=env)
-        workers = []
+        workers, worker_data_dirs, worker_queues = [], {}, {}
         for number in range(1, options.workers + 1):
             name = f"airflow-worker-{number}"
+            queues = options.worker_queues[number - 1] if options.worker_queues else "default"
+            data_dir = base / "hosts" / name / "data" if options.separate_hosts else cluster.data_dir
             worker_env = {
                 **env,
                 "AIRFLOW_WORKER_NAME": name,
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "LETSJOBIT_DATA_DIR": str(data_dir),
             }
+            worker_data_dirs[name] = data_dir
+            worker_queues[name] = queues.split(",")
             workers.append(
                 processes.start(
                     name,
-                    airflow_command("celery", "worker", "--celery-hostname", f"{name}@%h"),
+                    airflow_command(
+                        "celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", queues
+                    ),
                     env=worker_env,
                 )
             )
@@ -378,48 +439,24 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
             )
         wait_until(
             f"the DAG {options.dag_id} to be parsed",
-            lambda: dag_parsed(client, options.dag_id),
+            lambda: client.dag_parsed(options.dag_id),
             START_TIMEOUT_SECONDS,
             processes,
         )
         lap("services_ready")
-
-        client.send("PATCH", f"/dags/{options.dag_id}", {"is_paused": False})
-        run_id = f"distributed__{time.strftime('%Y%m%dT%H%M%S')}"
-        client.send(
-            "POST",
-            f"/dags/{options.dag_id}/dagRuns",
-            {"dag_run_id": run_id, "logical_date": options.logical_date, "conf": options.conf},
-        )
-
-        def finished() -> str | None:
-            state = client.get(f"/dags/{options.dag_id}/dagRuns/{run_id}").json()["state"]
-            return state if state in ("success", "failed") else None
-
-        state = wait_until(f"run {run_id} to finish", finished, options.run_timeout, processes, interval=1.0)
-        lap("dag_run")
-        log.info("run %s ended %s; seconds per phase: %s", run_id, state, seconds)
-        report = RunReport(
-            dag_id=options.dag_id,
-            run_id=run_id,
-            state=state,
-            task_instances=task_instances(cluster, options.dag_id, run_id),
-            data_dir=cluster.data_dir,
+        yield Session(
+            cluster=cluster,
+            processes=processes,
+            client=client,
             log_dir=log_dir,
             seconds=seconds,
-            pids={started.name: started.process.pid for started in processes.started},
+            worker_data_dirs=worker_data_dirs,
+            worker_queues=worker_queues,
             simulator_url=simulator_url,
-            rest=client,
+            object_store=object_store,
+            env=env,
         )
-        if simulator_url:
-            origin = simulator_url.split("/api/", 1)[0]
-            report.simulator_counters = requests.get(f"{origin}/_sim/counters", timeout=10).json()
-        if state != "success":
-            raise DistributedRunError(f"run {run_id} ended {state}: {_describe(report.task_instances)}")
-        if inspect:
-            inspect(report)
         succeeded = True
-        return report
     except BaseException as error:
         log.error(
             "distributed run failed: %s\n%s\n%s",
@@ -440,6 +477,25 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
             shutil.rmtree(base, ignore_errors=True)
         else:
             log.info("logs and data kept in %s", base)
+
+
+def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None) -> RunReport:
+    """Start the cluster, run the DAG once, stop the cluster. ``inspect`` runs while the data still exists.
+
+    Raises DistributedRunError when the run does not succeed (and whatever ``inspect`` raises).
+    """
+    with cluster(options) as session:
+        clock = time.monotonic()
+        run_id = session.trigger(options.dag_id, options.conf, options.logical_date)
+        state = session.wait(options.dag_id, run_id, options.run_timeout)
+        session.seconds["dag_run"] = round(time.monotonic() - clock, 1)
+        log.info("run %s ended %s; seconds per phase: %s", run_id, state, session.seconds)
+        report = session.report(options.dag_id, run_id, state)
+        if state != "success":
+            raise DistributedRunError(f"run {run_id} ended {state}: {_describe(report.task_instances)}")
+        if inspect:
+            inspect(report)
+        return report
 
 
 def _describe(tis: list[dict]) -> str:
