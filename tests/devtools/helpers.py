@@ -1,8 +1,6 @@
-"""Helpers of the distributed-run tests: reading task instance timings and process groups."""
+"""Helpers of the distributed-run tests: reading task instance timings."""
 
 from __future__ import annotations
-
-import os
 
 
 class ChecksPassed(Exception):
@@ -27,11 +25,3 @@ def ran_at_the_same_time_on_two_workers(task_instances: list[dict]) -> bool:
         for a in task_instances
         for b in task_instances
     )
-
-
-def process_group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -24,9 +24,10 @@ import requests
 from letsjobit import config
 from letsjobit.airflow.tasks import safe_run_id
 from letsjobit.devtools.distributed import RunOptions, RunReport, run
+from letsjobit.devtools.services import process_group_alive
 from letsjobit.lake import tables
 
-from .helpers import ChecksPassed, most_at_once, process_group_alive, ran_at_the_same_time_on_two_workers
+from .helpers import ChecksPassed, most_at_once, ran_at_the_same_time_on_two_workers
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(540)]
 

@@ -18,18 +18,9 @@ from typing import Any
 
 import duckdb
 from letsjobit import config
+from letsjobit.devtools.truth import WAREHOUSE_SNAPSHOT_QUERY
 
 READER_PAUSE_SECONDS = 0.05
-
-READER_QUERY = """
-select
-    (select run_id from marts.build_info) as run_id,
-    (select count(*) from marts.fct_visits) as visits,
-    (select count(distinct visit_id) from marts.fct_visits) as distinct_visits,
-    (select coalesce(sum(visits), 0) from marts.kpi_daily) as daily,
-    (select coalesce(sum(visits), 0) from marts.kpi_territory_daily) as territory,
-    (select coalesce(sum(visits), 0) from marts.kpi_driver_daily) as driver
-"""
 
 
 def reader_main(warehouse: Path, out: Path, pause: float = READER_PAUSE_SECONDS) -> None:
@@ -47,7 +38,7 @@ def reader_main(warehouse: Path, out: Path, pause: float = READER_PAUSE_SECONDS)
                 connection = duckdb.connect(str(warehouse), read_only=True)
                 try:
                     run_id, visits, distinct, daily, territory, driver = connection.execute(
-                        READER_QUERY
+                        WAREHOUSE_SNAPSHOT_QUERY
                     ).fetchone()
                 finally:
                     connection.close()
@@ -137,7 +128,9 @@ def snapshot_problem(warehouse: Path, expected_run_id: str | None) -> str | None
         return None if expected_run_id is None else f"{warehouse} is gone"
     try:
         with duckdb.connect(str(warehouse), read_only=True) as connection:
-            run_id, visits, distinct, daily, territory, driver = connection.execute(READER_QUERY).fetchone()
+            run_id, visits, distinct, daily, territory, driver = connection.execute(
+                WAREHOUSE_SNAPSHOT_QUERY
+            ).fetchone()
     except duckdb.Error as error:
         return f"{type(error).__name__}: {error}"
     if not visits == distinct == daily == territory == driver:

@@ -205,6 +205,17 @@ class Processes:
         return "\n".join(log_tail(path, lines) for path in sorted(self.log_dir.glob("*.log")))
 
 
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process of the group ``pgid`` still exists (a stopped Processes leaves none)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _signal_group(pid: int, signal_number: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal_number)

@@ -23,6 +23,18 @@ from letsjobit.lake import schema, tables
 from letsjobit.simulator.expectations import expected_kpis, expected_outcome
 from letsjobit.warehouse.kpis import KPI_COLUMNS, KPI_TABLES
 
+# One snapshot of the published warehouse as a reader sees it: a whole build has the same visit count in
+# the fact table and each KPI mart (make scale-out's reader and the soak's readers run it).
+WAREHOUSE_SNAPSHOT_QUERY = """
+select
+    (select run_id from marts.build_info) as run_id,
+    (select count(*) from marts.fct_visits) as visits,
+    (select count(distinct visit_id) from marts.fct_visits) as distinct_visits,
+    (select coalesce(sum(visits), 0) from marts.kpi_daily) as daily,
+    (select coalesce(sum(visits), 0) from marts.kpi_territory_daily) as territory,
+    (select coalesce(sum(visits), 0) from marts.kpi_driver_daily) as driver
+"""
+
 
 @dataclass(frozen=True)
 class Truth:
