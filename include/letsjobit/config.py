@@ -344,7 +344,8 @@ def publish_queue(environ: Mapping[str, str] | None = None) -> str:
     Read when the DAG file is parsed: the scheduler and every worker must see the same value.
     ``environ``: another process's environment (default: this one's).
     """
-    return ((environ or os.environ).get("LETSJOBIT_PUBLISH_QUEUE") or "").strip() or "default"
+    environ = os.environ if environ is None else environ
+    return (environ.get("LETSJOBIT_PUBLISH_QUEUE") or "").strip() or "default"
 
 
 def keep_runs() -> int:

@@ -165,9 +165,9 @@ def run(options: ScaleOutOptions) -> ScaleOutReport:
             change_the_source(session.simulator_root, anchor)
             reader = WarehouseReader(lake_layout(session).warehouse)
             reader.start()
-            logical = datetime.combine(anchor, datetime.min.time(), UTC) + timedelta(hours=12)
+            # Now (a logical date in the future is refused): its interval is the latest complete day.
             window = session.trigger(
-                dag_id, {"full_refresh": False}, logical.isoformat(), name="scale_out_window"
+                dag_id, {"full_refresh": False}, datetime.now(UTC).isoformat(), name="scale_out_window"
             )
             runs[window] = session.wait(dag_id, window, options.run_timeout)
             reader.stop()
