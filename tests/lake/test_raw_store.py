@@ -59,9 +59,25 @@ def test_prune_keeps_the_newest_and_pending_raw_runs_in_the_store(s3_layout):
     assert raw_store.fetch(fresh, "run-3") == 1 and raw_store.fetch(fresh, "run-1") == 0
 
 
+def test_a_host_that_only_extracts_keeps_its_newest_raw_runs(s3_layout):
+    for number in range(3):
+        write_chunk(s3_layout, f"run-{number}", "a", visits_over_days(2))
+        raw_store.push(s3_layout, f"run-{number}", "a")
+        stamp = 1_000_000 + number
+        os.utime(s3_layout.raw_run(f"run-{number}"), (stamp, stamp))
+
+    removed = raw_store.prune_local(s3_layout, keep=1)
+
+    assert [path.name for path in removed] == ["run_id=run-1", "run_id=run-0"]
+    assert sorted(os.listdir(s3_layout.raw)) == ["run_id=run-2"]
+    fresh = config.DataLayout(s3_layout.root / "elsewhere", s3_layout.lake_location)
+    assert raw_store.fetch(fresh, "run-0") == 1  # still in the store
+
+
 def test_a_local_lake_shares_nothing_and_copies_nothing(layout):
     write_chunk(layout, "run-a", "a", visits_over_days(2))
     raw_store.push(layout, "run-a", "a")
 
     assert raw_store.fetch(layout, "run-a") == 0 and raw_store.prune(layout, keep=0) == []
+    assert raw_store.prune_local(layout, keep=0) == []  # a local lake's raw folder is publish's to prune
     assert sorted(os.listdir(layout.lake)) == ["raw"]

@@ -155,6 +155,7 @@ def extract_chunk(client: Any, run_id: str, chunk: dict[str, Any]) -> dict[str, 
         ]
     for result in results:  # so that the stage task can run on another host
         raw_store.push(layout, run_id, result.chunk)
+    raw_store.prune_local(layout, config.keep_runs())
     parts = [as_dict(result) for result in results]
     lineage.record(
         client, inputs=[lineage.api_visits(client.settings.base_url)], outputs=[lineage.folder(layout.raw)]

@@ -5,7 +5,8 @@ Extract tasks are mapped across workers and write their chunk's part into their 
 its part and manifest under `<lake_url>/_raw/run_id=<run>/` (the part first, the manifest last: a
 manifest in the store means its part is whole there), and ``fetch`` brings the run's parts this host
 lacks (or holds in another version) into its raw folder before staging. ``prune`` keeps the store's
-run folders to the newest runs, as `publish.prune_runs` does on disk.
+run folders to the newest runs, as `publish.prune_runs` does on disk, and ``prune_local`` does the same
+for the raw folder of a host that extracts but never publishes (nothing else would prune it).
 
 For a local lake all three do nothing: a local lake is one host's, and its raw folder is already on it.
 The store is reached with the lake's own file system (`tables.filesystem`), so an S3 lake's settings
@@ -125,3 +126,23 @@ def prune(
         removed.append(folder)
         log.info("Pruned %s/%s/%s", layout.lake_location.redacted, RAW_PREFIX, folder)
     return removed
+
+
+def prune_local(layout: config.DataLayout, keep: int) -> list[Path]:
+    """This host's raw run folders but the ``keep`` newest (by modification time); an object-store lake only.
+
+    A host whose workers only extract never runs ``publish`` (whose ``prune_runs`` keeps the owning
+    host's disk in bounds), so its raw folder would otherwise grow with every run. Every part in it was
+    pushed to the store, which keeps the runs a pending publication needs.
+    """
+    if layout.lake_location.is_local or not layout.raw.is_dir():
+        return []
+    runs = sorted(
+        (path for path in layout.raw.iterdir() if path.is_dir() and not path.name.startswith(".")),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    for path in runs[keep:]:
+        shutil.rmtree(path, ignore_errors=True)  # another task of this host may be pruning it too
+        log.info("Pruned %s (its parts are in the store)", path)
+    return runs[keep:]
