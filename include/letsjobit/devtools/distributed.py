@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,8 @@ log = logging.getLogger(__name__)
 
 PROJECT_ROOT = config.PROJECT_ROOT
 ADMIN_USER = "admin"
+# How often a waited-for run logs its task states, so a person can follow it.
+PROGRESS_EVERY_SECONDS = 30.0
 
 
 # --- Airflow ------------------------------------------------------------------------------------------
@@ -275,17 +278,35 @@ class Session:
         self, dag_id: str, conf: dict, logical_date: str | None = None, name: str = "distributed"
     ) -> str:
         run_id = f"{name}__{time.strftime('%Y%m%dT%H%M%S')}"
-        return self.client.trigger(dag_id, run_id, conf, logical_date)
+        run_id = self.client.trigger(dag_id, run_id, conf, logical_date)
+        log.info(
+            "triggered %s run %s (conf %s, logical date %s)", dag_id, run_id, conf, logical_date or "now"
+        )
+        return run_id
 
     def wait(self, dag_id: str, run_id: str, timeout: float) -> str:
-        """Wait for the run to end; its state (success or failed)."""
-        return wait_until(
-            f"run {run_id} to finish",
-            lambda: self.client.run_state(dag_id, run_id),
-            timeout,
-            self.processes,
-            interval=1.0,
-        )
+        """Wait for the run to end; its state (success or failed). Logs its task states as it goes."""
+        started = time.monotonic()
+        last_progress = started
+
+        def ended() -> str | None:
+            nonlocal last_progress
+            state = self.client.run_state(dag_id, run_id)
+            if state or time.monotonic() - last_progress < PROGRESS_EVERY_SECONDS:
+                return state
+            last_progress = time.monotonic()
+            states = Counter(ti["state"] or "none" for ti in task_instances(self.cluster, dag_id, run_id))
+            log.info(
+                "run %s after %.0f s: %s",
+                run_id,
+                last_progress - started,
+                ", ".join(f"{count} {state}" for state, count in sorted(states.items())) or "no task yet",
+            )
+            return None
+
+        state = wait_until(f"run {run_id} to finish", ended, timeout, self.processes, interval=1.0)
+        log.info("run %s ended %s after %.0f s", run_id, state, time.monotonic() - started)
+        return state
 
     def simulator_counters(self) -> dict | None:
         if not self.simulator_root:
