@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run run-window test lint lock dashboard docs soak bench clean
+.PHONY: install run run-window test lint lock dashboard docs soak bench scale-out clean
 
 install: $(STAMP)
 
@@ -67,6 +67,13 @@ clean:
 .PHONY: distributed
 distributed: install
 	$(BIN)/python -m letsjobit.devtools.distributed $(DISTRIBUTED_ARGS)
+
+# The pipeline on two "hosts" of this machine: two workers with separate data dirs, the lake on a local
+# S3-compatible server (moto), the key's budget in Redis; a full refresh then a window run through the
+# REST API, checked against the simulator's truth. Last line: SCALE-OUT PASS|FAIL with the figures.
+SCALE_OUT_ARGS ?=
+scale-out: install
+	$(BIN)/python -m letsjobit.devtools.scale_out $(SCALE_OUT_ARGS)
 
 # The long reliability soak: the fuzz tests with many more examples, then 12 DAG runs through faults,
 # drift, SIGKILLs and concurrent readers, checked against the simulator's truth (~10 min). The table it
