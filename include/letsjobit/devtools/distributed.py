@@ -510,7 +510,7 @@ def run(options: RunOptions, inspect: Callable[[RunReport], None] | None = None)
         run_id = session.trigger(options.dag_id, options.conf, options.logical_date)
         state = session.wait(options.dag_id, run_id, options.run_timeout)
         session.seconds["dag_run"] = round(time.monotonic() - clock, 1)
-        log.info("run %s ended %s; seconds per phase: %s", run_id, state, session.seconds)
+        log.info("seconds per phase: %s", session.seconds)  # the run's end is logged by wait
         report = session.report(options.dag_id, run_id, state)
         if state != "success":
             raise DistributedRunError(f"run {run_id} ended {state}: {_describe(report.task_instances)}")
