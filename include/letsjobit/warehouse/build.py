@@ -398,7 +398,8 @@ def _prepare_build_relations(
         connection.execute(
             "create or replace table build.previous_visits (visit_id varchar, visit_date date)"
         )
-    # Filled by the pre-hooks of marts.fct_visits and marts.fct_equipment_visits on an incremental build:
+    # Filled on an incremental build by the replace_where strategy of marts.fct_visits and
+    # marts.fct_equipment_visits (their keep_replaced config):
     # the rows they are about to replace, whose dates and keys the derived tables must recompute.
     connection.execute(
         "create or replace table build.replaced_visits "

@@ -3,11 +3,11 @@
         materialized='incremental',
         incremental_strategy='replace_where',
         incremental_predicates=[
-            "(site_id, serial_nr) in (select site_id, serial_nr from build.replaced_equipment)",
-            "(site_id, serial_nr) in (select site_id, serial_nr from $new_rows)",
+            "visit_id in (select visit_id from intermediate.int_touched_visits)",
+            "(visit_id, serial_nr) in (select visit_id, serial_nr from $new_rows)",
         ],
         on_schema_change="fail",
-        pre_hook="{{ keep_replaced_histories(this) }}"
+        keep_replaced={"into": "replaced_equipment", "columns": ["visit_id", "site_id", "serial_nr", "is_repeat_visit"]}
     )
 }}
 -- depends_on: {{ source('build', 'replaced_equipment') }}
@@ -20,21 +20,26 @@ settings as (
 ),
 
 {% if is_incremental() %}
--- An incremental build recomputes whole the histories (site and serial number) a touched visit was
--- in (the rows kept by the pre-hook) or is in now, and nothing else.
+-- An incremental build recomputes the histories (site and serial number) a touched visit was in (its
+-- stored rows) or is in now, and replaces the touched visits' rows and the rows that changed (the
+-- visit after a touched one gets another previous visit); the other rows of those histories stay.
+touched as (
+    select visit_id from {{ ref('int_touched_visits') }}
+),
+
 touched_equipment as (
     select visits.site_id, trim(lines.serial_nr) as serial_nr
     from {{ ref('fct_visits') }} as visits
     inner join {{ ref('fct_visit_lines') }} as lines on visits.visit_id = lines.visit_id
-    where visits.visit_id in (select visit_id from {{ ref('int_touched_visits') }})
-        and lines.visit_id in (select visit_id from {{ ref('int_touched_visits') }})
+    where visits.visit_id in (select visit_id from touched)
+        and lines.visit_id in (select visit_id from touched)
         and visits.closed
         and visits.site_id <> marts.unknown_member(null)
         and nullif(trim(lines.serial_nr), '') is not null
 ),
 
 touched_histories as (
-    select site_id, serial_nr from {{ source('build', 'replaced_equipment') }}
+    select site_id, serial_nr from {{ this }} where visit_id in (select visit_id from touched)
     union
     select site_id, serial_nr from touched_equipment
 ),
@@ -106,4 +111,23 @@ final as (
     from sequenced
 )
 
+{% if is_incremental() %}
+, stored as (
+    select * from {{ this }}
+    where (site_id, serial_nr) in (select site_id, serial_nr from touched_histories)
+),
+
+untouched as (
+    select final.* from final anti join touched on final.visit_id = touched.visit_id
+),
+
+replacing as (
+    select final.* from final semi join touched on final.visit_id = touched.visit_id
+    union all
+    (select * from untouched except select * from stored)
+)
+
+select * from replacing
+{% else %}
 select * from final
+{% endif %}

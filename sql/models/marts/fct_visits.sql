@@ -4,10 +4,11 @@
         incremental_strategy='replace_where',
         incremental_predicates=["visit_id in (select visit_id from intermediate.int_touched_visits)"],
         on_schema_change="fail",
-        pre_hook="{{ keep_replaced_rows(this, 'replaced_visits', ['visit_id', 'visit_date', 'driver_id', 'site_id', 'territory']) }}"
+        keep_replaced={"into": "replaced_visits", "columns": ["visit_id", "visit_date", "driver_id", "site_id", "territory"]}
     )
 }}
 -- depends_on: {{ ref('int_touched_visits') }}
+-- depends_on: {{ source('build', 'replaced_visits') }}
 
 with
 
