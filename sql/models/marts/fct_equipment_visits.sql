@@ -21,63 +21,88 @@ settings as (
 
 {% if is_incremental() %}
 -- An incremental build recomputes the histories (site and serial number) a touched visit was in (its
--- stored rows) or is in now, and replaces the touched visits' rows and the rows that changed (the
--- visit after a touched one gets another previous visit); the other rows of those histories stay.
+-- stored rows) or is in now, from the touched visits' rows in the facts and the other visits' rows as
+-- stored (a visit the build did not touch keeps its rows), and replaces the touched visits' rows and
+-- the rows that came out different (the visit after a touched one gets another previous visit).
 touched as (
     select visit_id from {{ ref('int_touched_visits') }}
 ),
 
-touched_equipment as (
-    select visits.site_id, trim(lines.serial_nr) as serial_nr
-    from {{ ref('fct_visits') }} as visits
-    inner join {{ ref('fct_visit_lines') }} as lines on visits.visit_id = lines.visit_id
-    where visits.visit_id in (select visit_id from touched)
-        and lines.visit_id in (select visit_id from touched)
-        and visits.closed
-        and visits.site_id <> marts.unknown_member(null)
-        and nullif(trim(lines.serial_nr), '') is not null
+touched_visits as (
+    select visit_id, site_id, visit_date, created_at, driver_id, territory
+    from {{ ref('fct_visits') }}
+    where visit_id in (select visit_id from touched)
+        and closed
+        and site_id <> marts.unknown_member(null)
+),
+
+touched_lines as (
+    select visit_id, serial_nr from {{ ref('fct_visit_lines') }}
+    where visit_id in (select visit_id from touched_visits)
+        -- a visit's lines stand in its day: the date range lets the scan skip row groups
+        and visit_date between (select min(visit_date) from touched_visits)
+            and (select max(visit_date) from touched_visits)
+),
+
+touched_rows as (
+    select
+        visits.visit_id, visits.site_id, visits.visit_date, visits.created_at, visits.driver_id,
+        visits.territory, serviced.serial_nr
+    from touched_visits as visits
+    inner join (
+        select distinct visit_id, trim(serial_nr) as serial_nr
+        from touched_lines
+        where nullif(trim(serial_nr), '') is not null
+    ) as serviced on visits.visit_id = serviced.visit_id
 ),
 
 touched_histories as (
     select site_id, serial_nr from {{ this }} where visit_id in (select visit_id from touched)
     union
-    select site_id, serial_nr from touched_equipment
+    select site_id, serial_nr from touched_rows
 ),
-{% endif %}
 
+stored as (
+    select * from {{ this }}
+    where (site_id, serial_nr) in (select site_id, serial_nr from touched_histories)
+),
+
+stored_untouched as (
+    select stored.* from stored anti join touched on stored.visit_id = touched.visit_id
+),
+
+kept_rows as (
+    select
+        stored_untouched.visit_id, stored_untouched.site_id, stored_untouched.visit_date, visits.created_at,
+        stored_untouched.driver_id, stored_untouched.territory, stored_untouched.serial_nr
+    from stored_untouched
+    inner join {{ ref('fct_visits') }} as visits on stored_untouched.visit_id = visits.visit_id
+),
+
+histories as (
+    select * from touched_rows
+    union all
+    select * from kept_rows
+),
+{% else %}
 closed_visits as (
     select visit_id, site_id, visit_date, created_at, driver_id, territory
     from {{ ref('fct_visits') }}
     where closed and site_id <> marts.unknown_member(null)
-    {% if is_incremental() %}
-        and site_id in (select site_id from touched_histories)
-    {% endif %}
 ),
 
 serviced_equipment as (
     select distinct visit_id, trim(serial_nr) as serial_nr
     from {{ ref('fct_visit_lines') }}
     where nullif(trim(serial_nr), '') is not null
-    {% if is_incremental() %}
-        and visit_id in (select visit_id from closed_visits)
-    {% endif %}
 ),
 
-equipment_visits as (
+histories as (
     select closed_visits.*, serviced_equipment.serial_nr
     from closed_visits
     inner join serviced_equipment on closed_visits.visit_id = serviced_equipment.visit_id
 ),
-
-histories as (
-    select equipment_visits.*
-    from equipment_visits
-    {% if is_incremental() %}
-    semi join touched_histories
-        on equipment_visits.site_id = touched_histories.site_id
-        and equipment_visits.serial_nr = touched_histories.serial_nr
-    {% endif %}
-),
+{% endif %}
 
 sequenced as (
     select
@@ -112,19 +137,14 @@ final as (
 )
 
 {% if is_incremental() %}
-, stored as (
-    select * from {{ this }}
-    where (site_id, serial_nr) in (select site_id, serial_nr from touched_histories)
-),
-
-untouched as (
-    select final.* from final anti join touched on final.visit_id = touched.visit_id
-),
-
-replacing as (
+, replacing as (
     select final.* from final semi join touched on final.visit_id = touched.visit_id
     union all
-    (select * from untouched except select * from stored)
+    (
+        select final.* from final anti join touched on final.visit_id = touched.visit_id
+        except
+        select * from stored_untouched
+    )
 )
 
 select * from replacing
