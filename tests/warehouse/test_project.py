@@ -66,9 +66,27 @@ def test_every_model_and_column_has_a_description(model):
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.relation)
-def test_every_model_declares_its_grain_and_a_tested_key(model):
+def test_every_model_declares_its_grain_and_its_key(model):
     assert "Grain: " in model.description, model.name
-    assert model.key, f"{model.name} has no unique or unique_key test"
+    assert model.key, f"{model.name} has no unique or unique_key test and no meta.key"
+
+
+def test_every_mart_key_is_tested_and_not_null_is_an_enforced_constraint():
+    """The marts' keys are tested (unique, or unique_key), and a key column that must not be null
+    carries a not_null constraint, which DuckDB enforces on every insert, rather than a test."""
+    marts = yaml.safe_load((config.SQL_DIR / "models" / "marts" / "_marts.yml").read_text())["models"]
+    for entry in marts:
+        assert not (entry.get("meta") or {}).get("key"), f"{entry['name']}: a mart's key must be tested"
+        tests = [test for test in entry.get("data_tests") or () if isinstance(test, dict)]
+        single = [
+            column
+            for column in entry["columns"]
+            if "unique" in (column.get("data_tests") or ())
+        ]
+        assert single or any("unique_key" in test for test in tests), entry["name"]
+        for column in single:
+            assert {"type": "not_null"} in (column.get("constraints") or []), (entry["name"], column["name"])
+            assert "not_null" not in column["data_tests"], (entry["name"], column["name"])
 
 
 def test_every_mart_has_an_enforced_contract_with_a_type_for_every_column():
