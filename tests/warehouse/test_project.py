@@ -21,8 +21,9 @@ MODEL_FILES = sorted((config.SQL_DIR / "models").rglob("*.sql"))
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """A built warehouse, and beside it a file on which the staging views exist again (they are not
-    published), made from the SQL dbt compiled for them over the same lake."""
+    """A built warehouse, and beside it a file holding the staging models as views (they are
+    ephemeral: dbt inlines them where they are used), made from the SQL dbt compiled for them over
+    the same lake."""
     root = tmp_path_factory.mktemp("project")
     layout = config.DataLayout(root / "data")
     lakes.publish_sample(layout, visits=40, days=5)

@@ -9,8 +9,9 @@ Publication. DuckDB lets one process write a database file, or many processes re
 So a build never opens the published file for writing: it builds in a private folder beside it,
 closes the file, fsyncs it and ``os.replace``s it over ``warehouse.duckdb``. A reader that opened the
 old file keeps reading the old (complete) build; a reader that opens the path afterwards gets the new
-one; no reader can block the build or see half of it. The views over the lake and the staging views
-are build-time only and are dropped before publishing, so the published file never reads the lake.
+one; no reader can block the build or see half of it. The views over the lake (which the ephemeral
+staging models read) are build-time only and are dropped before publishing, so the published file
+never reads the lake.
 
 Incremental builds start from the standby: the file the last publication replaced, kept under a
 second name (a hard link), one build behind. The build takes it over and catches it up, because the
@@ -457,14 +458,10 @@ def _source_sql(lake: snapshot.LakeSnapshot, workdir: Path) -> dict[str, str]:
 def _finish(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Drop what must not outlive the build and return marts.build_info's row counts.
 
-    The staging views and the ``lake`` views read the snapshot's files, which the build removes;
-    ``build.previous_visits`` only makes sense during a build. Views in the other layers read only
-    tables of the warehouse file itself, so they stay."""
-    for (name,) in connection.execute(
-        "select view_name from duckdb_views() where database_name = 'warehouse' and schema_name = 'staging'"
-    ).fetchall():
-        connection.execute(f"drop view staging.{name}")
-    connection.execute("drop schema if exists staging")
+    The ``lake`` views read the snapshot's files, which the build removes (the staging models are
+    ephemeral: dbt inlines them where they are used); ``build.previous_visits`` only makes sense
+    during a build. Views in the other layers read only tables of the warehouse file itself, so they
+    stay."""
     connection.execute("drop schema if exists lake cascade")
     for relation in BUILD_ONLY_RELATIONS:
         connection.execute(f"drop table if exists {relation}")

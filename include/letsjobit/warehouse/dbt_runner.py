@@ -41,11 +41,12 @@ class NodeResult:
 
 
 def profile(database: Path, spill_dir: Path, threads: int, memory_limit: str | None) -> dict[str, Any]:
-    settings: dict[str, Any] = {
+    # The database's options, given when dbt-duckdb opens it (config_options), not as its `settings`,
+    # which it SETs again on every cursor: DuckDB refuses to set temp_directory once a query spilled
+    # there, so a build that spilled (10M visits under a memory limit) failed at its next model.
+    options: dict[str, Any] = {
         # Row order in a table is no contract here, and not keeping it makes large builds faster.
         "preserve_insertion_order": False,
-        # Every model reading the lake binds the same parquet footers again; read each one once.
-        "parquet_metadata_cache": True,
         "temp_directory": str(spill_dir),
         # The build file is private until the runner fsyncs and publishes it, and a build that crashes
         # is thrown away: syncing each of dbt's many small commits to disk buys nothing (~1.5 s a build).
@@ -57,7 +58,10 @@ def profile(database: Path, spill_dir: Path, threads: int, memory_limit: str | N
         "max_vacuum_tasks": 0,
     }
     if memory_limit:
-        settings["memory_limit"] = memory_limit
+        options["memory_limit"] = memory_limit
+    # Every model reading the lake binds the same parquet footers again; read each one once. (A
+    # setting: the parquet extension it needs is loaded after the database opens.)
+    settings = {"parquet_metadata_cache": True}
     return {
         PROFILE: {
             "target": "build",
@@ -67,6 +71,7 @@ def profile(database: Path, spill_dir: Path, threads: int, memory_limit: str | N
                     "path": str(database),
                     "schema": "main",
                     "threads": threads,
+                    "config_options": options,
                     "settings": settings,
                 }
             },
@@ -115,6 +120,7 @@ def run(
     if command == "parse":  # what every other command starts with, once per process and project version
         return []
     log.info("dbt %s on %s", command, database)
+    _forget_compilation(manifest)
     try:
         outcome = dbtRunner(manifest=manifest).invoke(args)
     finally:
@@ -153,6 +159,19 @@ def _manifest(common: list[str], project_dir: Path) -> Any:
         _MANIFESTS.clear()
         _MANIFESTS[key] = outcome.result
     return _MANIFESTS[key]
+
+
+def _forget_compilation(manifest: Any) -> None:
+    """Let dbt compile the cached manifest's nodes as if for the first time.
+
+    dbt marks a node whose ephemeral models (the staging layer) it has inlined as CTEs, and skips the
+    inlining when it compiles a marked node again: in a second invocation on the same manifest the
+    model's SQL would name a CTE that is not there."""
+    for node in manifest.nodes.values():
+        if hasattr(node, "extra_ctes_injected"):
+            node.extra_ctes_injected = False
+            node.extra_ctes = []
+            node.compiled = False
 
 
 def _failing_rows(database: Path, failures: list[Any], limit: int = 5) -> dict[str, list[tuple]]:

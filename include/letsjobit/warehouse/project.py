@@ -44,7 +44,7 @@ class ModelDoc:
 
 
 def _key(entry: dict[str, Any]) -> tuple[str, ...]:
-    """From the unique / unique_key test, else ``meta.key``: a staging view's key is tested where it
+    """From the unique / unique_key test, else ``meta.key``: a staging model's key is tested where it
     is materialised, and an intermediate table's holds by construction (a union, a group by, the
     latest version per visit) and is checked by the tests of the marts it feeds."""
     if (entry.get("meta") or {}).get("key"):
