@@ -14,16 +14,21 @@
     to a temporary table and the incremental strategy replaces what it selects with them. Only
     strategies that need no column list are supported (replace_where, sql/macros/replace_where.sql).
 -#}
+{#- Drop the old relation, if any, and create the table (create_table_as applies an enforced contract). -#}
+{% macro letsjobit_replace_table(existing_relation, target_relation, sql) -%}
+    {% if existing_relation is not none -%}
+        drop {{ existing_relation.type }} {{ existing_relation }};
+    {%- endif %}
+    {{ create_table_as(False, target_relation, sql) }}
+{%- endmacro %}
+
 {% materialization table, adapter="duckdb" %}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type="table") -%}
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
     {% call statement("main") -%}
-        {% if existing_relation is not none -%}
-            drop {{ existing_relation.type }} {{ existing_relation }};
-        {%- endif %}
-        {{ create_table_as(False, target_relation, sql) }}
+        {{ letsjobit_replace_table(existing_relation, target_relation, sql) }}
     {%- endcall %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do adapter.commit() %}
@@ -39,10 +44,7 @@
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
     {% if rebuild %}
         {% call statement("main") -%}
-            {% if existing_relation is not none -%}
-                drop {{ existing_relation.type }} {{ existing_relation }};
-            {%- endif %}
-            {{ create_table_as(False, target_relation, sql) }}
+            {{ letsjobit_replace_table(existing_relation, target_relation, sql) }}
         {%- endcall %}
     {% else %}
         {%- set strategy = config.get("incremental_strategy") or "default" -%}
