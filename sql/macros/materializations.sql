@@ -12,7 +12,9 @@
 
     incremental: a new relation, or --full-refresh, is built as a table. Otherwise the model's rows go
     to a temporary table and the incremental strategy replaces what it selects with them. Only
-    strategies that need no column list are supported (replace_where, sql/macros/replace_where.sql).
+    strategies that need no column list are supported (replace_where, sql/macros/replace_where.sql),
+    and on_schema_change is not read (dbt requires "fail" on a contracted incremental model; the
+    schema cannot change between incremental builds).
 -#}
 {#- Drop the old relation, if any, and create the table (create_table_as applies an enforced contract). -#}
 {% macro letsjobit_replace_table(existing_relation, target_relation, sql) -%}

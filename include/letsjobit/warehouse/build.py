@@ -142,6 +142,10 @@ def build(
     """
     started = time.monotonic()
     phases: dict[str, float] = {}  # seconds of each step, for the log
+
+    def step_done(name: str) -> None:
+        phases[name] = time.monotonic() - started - sum(phases.values())
+
     run_id = run_id or "manual"
     validation_info = ValidationInfo.of(validation)
     digest = project.digest(project_dir, f"runner-{RUNNER_VERSION}", f"dbt-duckdb-{_dbt_duckdb_version()}")
@@ -172,7 +176,7 @@ def build(
                 _prepare_build_relations(connection, plan, lake, run_id, validation_info, digest, workdir)
             finally:
                 connection.close()
-            phases["prepare"] = time.monotonic() - started
+            step_done("prepare")
             try:
                 results = dbt_runner.run(
                     build_path,
@@ -183,15 +187,15 @@ def build(
                 )
             except dbt_runner.DbtBuildError as error:
                 raise WarehouseError(str(error)) from error
-            phases["dbt"] = time.monotonic() - started - sum(phases.values())
+            step_done("dbt")
             connection = _connect(build_path)
             try:
                 row_counts = _finish(connection)
             finally:
                 connection.close()
-            phases["finish"] = time.monotonic() - started - sum(phases.values())
+            step_done("finish")
             _publish(build_path, layout.warehouse, _standby(layout))
-            phases["publish"] = time.monotonic() - started - sum(phases.values())
+            step_done("publish")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

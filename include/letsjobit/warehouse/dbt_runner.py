@@ -114,8 +114,8 @@ def run(
     ]
     # A build writes no manifest.json (the whole project as JSON, ~0.3 s a build, and the parse that
     # made it is cached here); run_results.json is written below, for whoever debugs a build.
-    quiet = ["--no-write-json"] if command == "build" else []
-    args = [*command.split(), *common, *quiet, *arguments]
+    no_manifest = ["--no-write-json"] if command == "build" else []
+    args = [*command.split(), *common, *no_manifest, *arguments]
     manifest = _manifest(common, project_dir)
     if command == "parse":  # what every other command starts with, once per process and project version
         return []
@@ -125,7 +125,7 @@ def run(
         outcome = dbtRunner(manifest=manifest).invoke(args)
     finally:
         _close_database()
-    if quiet and outcome.result is not None and hasattr(outcome.result, "write"):
+    if no_manifest and outcome.result is not None and hasattr(outcome.result, "write"):
         outcome.result.write(str(state_dir / "target" / "run_results.json"))
     raw = list(getattr(outcome.result, "results", None) or ())
     results = [_node_result(result) for result in raw]

@@ -62,13 +62,10 @@ touched_histories as (
     select site_id, serial_nr from touched_rows
 ),
 
-stored as (
-    select * from {{ this }}
-    where (site_id, serial_nr) in (select site_id, serial_nr from touched_histories)
-),
-
 stored_untouched as (
-    select stored.* from stored anti join touched on stored.visit_id = touched.visit_id
+    select stored.* from {{ this }} as stored
+    anti join touched on stored.visit_id = touched.visit_id
+    where (stored.site_id, stored.serial_nr) in (select site_id, serial_nr from touched_histories)
 ),
 
 kept_rows as (
