@@ -307,3 +307,40 @@ def test_an_incremental_build_tests_the_rows_it_changed_and_fails_on_a_duplicate
     with pytest.raises(warehouse.WarehouseError, match="(?s)unique_key_int_visit_versions.*'dup'"):
         warehouse.build(layout, changed_dates=changed)
     assert query(layout, "select visit_id from marts.fct_visits order by 1") == [("a",), ("b",)]
+
+
+def test_a_visit_leaving_an_equipment_history_recomputes_the_next_visits_repeat_measures(tmp_path):
+    """"b" repeats "a"'s visit to the same boiler within the repeat window; when "a" is reopened (no
+    longer closed), "b" — in a day the build did not read — stops being a repeat visit, and its
+    measures and its day's KPIs must follow, as a full build of the same lake has them."""
+    incremental = config.DataLayout(tmp_path / "incremental")
+    full = config.DataLayout(tmp_path / "full")
+    incremental.lake.mkdir(parents=True)
+    full.root.mkdir(parents=True)
+    (full.root / "lake").symlink_to(incremental.lake, target_is_directory=True)
+    later = DAY1 + timedelta(days=10)
+
+    def visit_with_boiler(visit_id, day, run, closed):
+        row = lakes.visit(visit_id, day, run_id=run, site_id="s1", closed=closed, skipped=False)
+        return row, [lakes.line(row, 0, serial_nr="SN-1")]
+
+    a, a_lines = visit_with_boiler("a", DAY1, "r1", closed=True)
+    b, b_lines = visit_with_boiler("b", later, "r1", closed=True)
+    lakes.publish(incremental, [a, b], a_lines + b_lines)
+    warehouse.build(incremental, run_id="first")
+    assert query(incremental, "select visit_id, repeat_visits from marts.fct_visit_measures order by 1") == [
+        ("a", 0),
+        ("b", 1),
+    ]
+
+    a, a_lines = visit_with_boiler("a", DAY1, "r2", closed=False)
+    changed = lakes.publish(incremental, [a], a_lines, dates=[DAY1])
+    result = warehouse.build(incremental, changed_dates=changed, run_id="second")
+    warehouse.build(full, run_id="second")
+
+    assert result.mode == "incremental" and result.changed_partitions == (DAY1,)
+    assert query(incremental, "select visit_id, repeat_visits from marts.fct_visit_measures order by 1") == [
+        ("a", 0),
+        ("b", 0),
+    ]
+    assert _marts(incremental) == _marts(full)

@@ -127,6 +127,26 @@ def test_models_refer_to_each_other_with_ref_and_to_the_lake_with_source():
             assert "-- depends_on: {{ ref('int_touched_visits') }}" in body, path.name
 
 
+def test_a_model_reading_the_rows_another_model_replaces_runs_after_it():
+    """``build.replaced_*`` are filled while the model whose ``keep_replaced`` names them builds; dbt
+    only knows that order from a ref(), so every other model reading one must ref() its writer (or it
+    may run first and read an empty table: the next visit in an equipment history kept its stale
+    repeat-visit measures)."""
+    writers = {
+        match.group(1): path.stem
+        for path in MODEL_FILES
+        if (match := re.search(r"keep_replaced=\{\"into\": \"(\w+)\"", path.read_text()))
+    }
+    assert set(writers) == {"replaced_visits", "replaced_equipment"}, writers
+    readers = 0
+    for path in MODEL_FILES:
+        text = path.read_text()
+        for table, writer in writers.items():
+            if path.stem != writer and f"source('build', '{table}')" in text:
+                readers += 1
+                assert f"ref('{writer}')" in text, f"{path.name} reads build.{table} before {writer} fills it"
+    assert readers >= 3
+
 def test_the_docs_are_one_html_file_with_every_mart(tmp_path):
     layout = config.DataLayout(tmp_path / "data")
 

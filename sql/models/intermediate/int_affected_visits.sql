@@ -1,3 +1,6 @@
+-- the equipment rows replaced (source replaced_equipment) are kept while fct_equipment_visits builds: run after it
+-- depends_on: {{ ref('fct_equipment_visits') }}
+
 with
 
 incremental as (
