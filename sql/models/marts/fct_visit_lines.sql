@@ -57,5 +57,4 @@ final as (
     from winning_lines
 )
 
--- stored in date order: a build's deletes touch few row groups, and a reader's date filter skips the rest
-select * from final order by visit_date
+select * from final {{ in_date_order() }}

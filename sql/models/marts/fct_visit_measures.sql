@@ -67,5 +67,4 @@ final as (
     left join repeats on visits.visit_id = repeats.visit_id
 )
 
--- stored in date order: a build's deletes touch few row groups, and a reader's date filter skips the rest
-select * from final order by visit_date
+select * from final {{ in_date_order() }}
