@@ -310,7 +310,7 @@ def test_an_incremental_build_tests_the_rows_it_changed_and_fails_on_a_duplicate
 
 
 def test_a_visit_leaving_an_equipment_history_recomputes_the_next_visits_repeat_measures(tmp_path):
-    """"b" repeats "a"'s visit to the same boiler within the repeat window; when "a" is reopened (no
+    """Visit "b" repeats "a"'s visit to the same boiler within the repeat window; when "a" is reopened (no
     longer closed), "b" — in a day the build did not read — stops being a repeat visit, and its
     measures and its day's KPIs must follow, as a full build of the same lake has them."""
     incremental = config.DataLayout(tmp_path / "incremental")

@@ -79,11 +79,7 @@ def test_every_mart_key_is_tested_and_not_null_is_an_enforced_constraint():
     for entry in marts:
         assert not (entry.get("meta") or {}).get("key"), f"{entry['name']}: a mart's key must be tested"
         tests = [test for test in entry.get("data_tests") or () if isinstance(test, dict)]
-        single = [
-            column
-            for column in entry["columns"]
-            if "unique" in (column.get("data_tests") or ())
-        ]
+        single = [column for column in entry["columns"] if "unique" in (column.get("data_tests") or ())]
         assert single or any("unique_key" in test for test in tests), entry["name"]
         for column in single:
             assert {"type": "not_null"} in (column.get("constraints") or []), (entry["name"], column["name"])
@@ -146,6 +142,7 @@ def test_a_model_reading_the_rows_another_model_replaces_runs_after_it():
                 readers += 1
                 assert f"ref('{writer}')" in text, f"{path.name} reads build.{table} before {writer} fills it"
     assert readers >= 3
+
 
 def test_the_docs_are_one_html_file_with_every_mart(tmp_path):
     layout = config.DataLayout(tmp_path / "data")
