@@ -20,10 +20,12 @@ settings as (
 ),
 
 {% if is_incremental() %}
--- An incremental build recomputes the histories (site and serial number) a touched visit was in (its
--- stored rows) or is in now, from the touched visits' rows in the facts and the other visits' rows as
--- stored (a visit the build did not touch keeps its rows), and replaces the touched visits' rows and
--- the rows that came out different (the visit after a touched one gets another previous visit).
+-- An incremental build recomputes each equipment history (site and serial number) a touched visit was
+-- in (its stored rows) or is in now, from the touched visits' rows in the facts and the other visits'
+-- rows as stored (a visit the build did not touch keeps its rows), and replaces the touched visits'
+-- rows and the rows that came out different (the visit after a touched one gets another previous
+-- visit). Only a history's rows from its first touched day on can change: the window reads those, and
+-- the stored rows of the last day before it (the previous visit of the first of them).
 touched as (
     select visit_id from {{ ref('int_touched_visits') }}
 ),
@@ -56,16 +58,44 @@ touched_rows as (
     ) as serviced on visits.visit_id = serviced.visit_id
 ),
 
+-- each touched history and its first touched day: where a touched visit stood or stands now
 touched_histories as (
-    select site_id, serial_nr from {{ this }} where visit_id in (select visit_id from touched)
-    union
-    select site_id, serial_nr from touched_rows
+    select site_id, serial_nr, min(visit_date) as first_touched_date
+    from (
+        select site_id, serial_nr, visit_date from {{ this }} where visit_id in (select visit_id from touched)
+        union all
+        select site_id, serial_nr, visit_date from touched_rows
+    )
+    group by site_id, serial_nr
+),
+
+stored_untouched_histories as (
+    select stored.*, histories.first_touched_date
+    from {{ this }} as stored
+    inner join touched_histories as histories
+        on stored.site_id = histories.site_id and stored.serial_nr = histories.serial_nr
+    anti join touched on stored.visit_id = touched.visit_id
+),
+
+-- the day the window starts: the last stored day before the first touched one (its rows give the
+-- first recomputed row its previous visit), or the first touched day when the history starts there
+window_starts as (
+    select
+        site_id,
+        serial_nr,
+        coalesce(
+            max(visit_date) filter (where visit_date < first_touched_date), any_value(first_touched_date)
+        ) as window_start
+    from stored_untouched_histories
+    group by site_id, serial_nr
 ),
 
 stored_untouched as (
-    select stored.* from {{ this }} as stored
-    anti join touched on stored.visit_id = touched.visit_id
-    where (stored.site_id, stored.serial_nr) in (select site_id, serial_nr from touched_histories)
+    select stored.* exclude (first_touched_date)
+    from stored_untouched_histories as stored
+    inner join window_starts as starts
+        on stored.site_id = starts.site_id and stored.serial_nr = starts.serial_nr
+    where stored.visit_date >= starts.window_start
 ),
 
 kept_rows as (
@@ -138,7 +168,12 @@ final as (
     select final.* from final semi join touched on final.visit_id = touched.visit_id
     union all
     (
-        select final.* from final anti join touched on final.visit_id = touched.visit_id
+        -- the rows before a history's first touched day only gave the window their visits
+        select final.* from final
+        inner join touched_histories as histories
+            on final.site_id = histories.site_id and final.serial_nr = histories.serial_nr
+        anti join touched on final.visit_id = touched.visit_id
+        where final.visit_date >= histories.first_touched_date
         except
         select * from stored_untouched
     )
