@@ -11,7 +11,7 @@ import yaml
 from letsjobit import config
 from letsjobit.lake import snapshot
 from letsjobit.warehouse import build as warehouse
-from letsjobit.warehouse import documentation, kpis, project
+from letsjobit.warehouse import dbt_runner, documentation, kpis, project
 
 from tests.warehouse import lakes
 
@@ -152,3 +152,20 @@ def test_the_docs_are_one_html_file_with_every_mart(tmp_path):
     assert page.lstrip().lower().startswith("<!doctype html>")
     for model in MODELS:
         assert f"model.letsjobit.{model.name}" in page
+
+
+def test_a_process_that_parsed_the_project_for_another_file_name_still_builds(tmp_path):
+    # dbt's parse names every relation after the database file's stem; the runner keeps the parse
+    # for the next build in this process, which must not reuse one made for another name.
+    (tmp_path / "elsewhere").mkdir()
+    dbt_runner.run(tmp_path / "elsewhere" / "other.duckdb", tmp_path / "other-state", command="parse")
+    layout = config.DataLayout(tmp_path / "data")
+    lakes.publish_sample(layout, visits=10, days=2)
+
+    warehouse.build(layout)
+
+    connection = warehouse.connect_read_only(layout.warehouse)
+    try:
+        assert connection.execute("select count(*) from marts.fct_visits").fetchone()[0] == 10
+    finally:
+        connection.close()

@@ -116,7 +116,7 @@ def run(
     # made it is cached here); run_results.json is written below, for whoever debugs a build.
     no_manifest = ["--no-write-json"] if command == "build" else []
     args = [*command.split(), *common, *no_manifest, *arguments]
-    manifest = _manifest(common, project_dir)
+    manifest = _manifest(common, project_dir, database)
     if command == "parse":  # what every other command starts with, once per process and project version
         return []
     log.info("dbt %s on %s", command, database)
@@ -143,15 +143,17 @@ def run(
     return results
 
 
-# The parsed project, by project folder and content digest: parsing costs seconds, and a process that
-# builds more than once (the tests, the benchmark, a long-lived worker) parses each version once.
-_MANIFESTS: dict[tuple[str, str], Any] = {}
+# The parsed project, by project folder, content digest and database name: parsing costs seconds, and
+# a process that builds more than once (the tests, the benchmark, a long-lived worker) parses each
+# version once. The parse names every relation after the database (dbt-duckdb: the file's stem), so a
+# manifest parsed for another file name would point the build at a database that is not there.
+_MANIFESTS: dict[tuple[str, str, str], Any] = {}
 
 
-def _manifest(common: list[str], project_dir: Path) -> Any:
+def _manifest(common: list[str], project_dir: Path, database: Path) -> Any:
     from dbt.cli.main import dbtRunner
 
-    key = (str(project_dir), project.digest(project_dir))
+    key = (str(project_dir), project.digest(project_dir), database.stem)
     if key not in _MANIFESTS:
         outcome = dbtRunner().invoke(["parse", *common])
         if not outcome.success:
