@@ -16,6 +16,21 @@ read, and as its last line per size:
 
     RESULT visits=N full_s=X full_peak_mb=Y incr1_s=Z incr22_s=W
 
+With ``--floor`` it also prints, before that line, what any build of this lake costs at least on this
+machine, whatever its models, so that the RESULT figures can be read against it:
+
+    FLOOR visits=N copy_s=X replace22_s=Y unchanged_s=Z dbt_nodes=K dbt_s=D
+
+- ``copy_s``: the lake's three tables copied, every column, into a new DuckDB file with the build's
+  settings (one ``create table as`` each, as a full build must at least store the facts);
+- ``replace22_s``: the 22 partitions of a window run deleted from those tables and inserted again
+  from the lake, one transaction per table (the least an incremental build of the facts does);
+- ``unchanged_s``: an incremental build with no partition changed (the runner and dbt's fixed cost:
+  every node runs and finds nothing to do), the median of ``--repeat`` after the one that catches up;
+- ``dbt_s``: ``dbt build`` of a project as large as ours (as many table models and data tests, as
+  the last build's run_results.json counts them) whose models are one row each: dbt's own cost for
+  ``dbt_nodes`` nodes, the median of ``--repeat``.
+
 dbt's start-up (import and parse, once per process: a fresh Airflow task pays it once per build) is
 printed apart. Not part of `make test`.
 """
@@ -23,6 +38,7 @@ printed apart. Not part of `make test`.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -36,8 +52,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from letsjobit.config import DataLayout
-from letsjobit.lake import parquet, publish, schema
+from letsjobit.lake import parquet, publish, schema, snapshot
 from letsjobit.warehouse import build as warehouse
+from letsjobit.warehouse import dbt_runner
 
 FIRST_DAY = date(2025, 11, 1)
 DAYS = 365
@@ -248,7 +265,79 @@ def dbt_start_up(root: Path) -> float:
     return time.monotonic() - started
 
 
-def bench(visits: int, keep: bool, repeat: int, memory_limit: str | None) -> None:
+def storage_floor(layout: DataLayout, days: list[date], memory_limit: str | None) -> tuple[float, float]:
+    """Seconds to copy the lake's tables into a new DuckDB file, and to replace ``days`` in them:
+    the storage work a full and an incremental build cannot avoid, with the build's reads and settings."""
+    work = layout.root / "floor"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        lake = snapshot.take(layout, work / "lake_snapshot")
+        sources = warehouse._source_sql(lake, work)
+        build_profile = dbt_runner.profile(work / "floor.duckdb", work / "spill", 1, memory_limit)
+        options = build_profile[dbt_runner.PROFILE]["outputs"]["build"]["config_options"]
+        connection = duckdb.connect(config=options)
+        connection.execute(
+            f"attach '{work / 'floor.duckdb'}' as floor (storage_version '{warehouse.STORAGE_VERSION}')"
+        )
+        connection.execute("use floor")
+        started = time.monotonic()
+        for table in ("visits", "visit_lines", "line_extra_data"):
+            connection.execute(f"create table {table} as select * from {sources[table]}")
+        connection.execute("checkpoint")
+        copy_s = time.monotonic() - started
+        listed = ", ".join(f"date '{day}'" for day in days)
+        started = time.monotonic()
+        for table in ("visits", "visit_lines", "line_extra_data"):
+            connection.execute("begin")
+            connection.execute(f"delete from {table} where visit_date in ({listed})")
+            connection.execute(
+                f"insert into {table} select * from {sources[table]} where visit_date in ({listed})"
+            )
+            connection.execute("commit")
+        connection.execute("checkpoint")
+        replace_s = time.monotonic() - started
+        connection.close()
+        return copy_s, replace_s
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def dbt_floor(layout: DataLayout, repeat: int) -> tuple[int, float]:
+    """(nodes, median seconds) of ``dbt build`` on a project with as many table models and data tests
+    as the last build ran, each model one row: what dbt itself costs for that many nodes."""
+    results = json.loads((layout.state / "dbt" / "target" / "run_results.json").read_text())["results"]
+    models = sum(1 for result in results if result["unique_id"].startswith("model."))
+    tests = sum(1 for result in results if result["unique_id"].startswith("test."))
+    project_dir = layout.root / "dbt-floor"
+    (project_dir / "models").mkdir(parents=True)
+    (project_dir / "dbt_project.yml").write_text(
+        f"name: floor\nversion: '1.0.0'\nconfig-version: 2\nprofile: {dbt_runner.PROFILE}\n"
+        "models:\n  floor:\n    +materialized: table\n"
+    )
+    columns = []
+    for index in range(models):  # a chain, as the project's layers are
+        source = "select 1 as id" if index == 0 else f"select id from {{{{ ref('m{index - 1}') }}}}"
+        (project_dir / "models" / f"m{index}.sql").write_text(source)
+        columns.append({"name": f"m{index}", "columns": [{"name": "id", "data_tests": []}]})
+    for index in range(tests):
+        columns[index % models]["columns"][0]["data_tests"].append(
+            ["unique", "not_null"][index // models % 2]
+        )
+    (project_dir / "models" / "models.yml").write_text(json.dumps({"version": 2, "models": columns}))
+    database = layout.root / "dbt-floor-build" / "warehouse.duckdb"
+    database.parent.mkdir()
+    state = layout.root / "dbt-floor-state"
+    dbt_runner.run(database, state, command="parse", project_dir=project_dir)
+    seconds = []
+    for _ in range(repeat):
+        started = time.monotonic()
+        nodes = dbt_runner.run(database, state, project_dir=project_dir)
+        seconds.append(time.monotonic() - started)
+    return len(nodes), statistics.median(seconds)
+
+
+def bench(visits: int, keep: bool, repeat: int, memory_limit: str | None, floor: bool) -> None:
     root = Path(tempfile.mkdtemp(prefix=f"bench-warehouse-{visits}-"))
     layout = DataLayout(root)
     try:
@@ -280,6 +369,26 @@ def bench(visits: int, keep: bool, repeat: int, memory_limit: str | None) -> Non
                     memory_limit=memory_limit,
                 )
                 incremental[count].append(seconds)
+
+        if floor:
+            unchanged = []
+            for attempt in range(repeat + 1):  # the first catches the standby up with the last window
+                seconds, _ = timed_build(
+                    "incremental, no change",
+                    layout,
+                    changed_dates=[],
+                    run_id=f"bench-0-{attempt}",
+                    memory_limit=memory_limit,
+                )
+                unchanged.append(seconds)
+            window = [FIRST_DAY + timedelta(days=300 + offset) for offset in range(22)]
+            copy_s, replace_s = storage_floor(layout, window, memory_limit)
+            nodes, dbt_s = dbt_floor(layout, repeat)
+            print(
+                f"FLOOR visits={visits} copy_s={copy_s:.1f} replace22_s={replace_s:.1f} "
+                f"unchanged_s={statistics.median(unchanged[1:]):.1f} dbt_nodes={nodes} dbt_s={dbt_s:.1f}",
+                flush=True,
+            )
 
         connection = warehouse.connect_read_only(layout.warehouse)
         try:
@@ -319,10 +428,13 @@ def main() -> int:
     parser.add_argument(
         "--memory-limit", default=None, help="DuckDB memory_limit for the builds (default: the build's)"
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="also print the FLOOR line: what any build costs at least here"
+    )
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO if arguments.log else logging.WARNING)
     for visits in arguments.visits:
-        bench(visits, arguments.keep, arguments.repeat, arguments.memory_limit)
+        bench(visits, arguments.keep, arguments.repeat, arguments.memory_limit, arguments.floor)
     return 0
 
 
