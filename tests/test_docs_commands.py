@@ -75,6 +75,7 @@ NOT_RUN = {
     ".venv/bin/python bench/bench_flatten.py --visits 1000000": "a benchmark: minutes and 1 GiB",
     ".venv/bin/python bench/bench_flatten.py --visits 1000000 --floor": "a benchmark: minutes and 1 GiB",
     ".venv/bin/python bench/bench_warehouse.py --visits 1000000 10000000": "a benchmark: about 15 minutes",
+    ".venv/bin/python bench/bench_warehouse.py --visits 1000000 --repeat 3 --floor": "a benchmark: about 7 minutes",
     ".venv/bin/python bench/validate_bench.py --visits 10000 100000 1000000": "a benchmark: minutes",
     ".venv/bin/python bench/simulator_throughput.py": "a benchmark: starts servers and clients",
 }
