@@ -58,6 +58,8 @@ from letsjobit.warehouse import dbt_runner
 
 FIRST_DAY = date(2025, 11, 1)
 DAYS = 365
+FACT_TABLES = ("visits", "visit_lines", "line_extra_data")
+WINDOWS = {1: 200, 22: 300}  # partitions republished -> the day number of the first
 
 # Column generators over `i` (the visit number) and `day` (its visit_date); columns not listed are NULL.
 VISIT_COLUMNS = {
@@ -265,6 +267,10 @@ def dbt_start_up(root: Path) -> float:
     return time.monotonic() - started
 
 
+def window(count: int) -> list[date]:
+    return [FIRST_DAY + timedelta(days=WINDOWS[count] + offset) for offset in range(count)]
+
+
 def storage_floor(layout: DataLayout, days: list[date], memory_limit: str | None) -> tuple[float, float]:
     """Seconds to copy the lake's tables into a new DuckDB file, and to replace ``days`` in them:
     the storage work a full and an incremental build cannot avoid, with the build's reads and settings."""
@@ -276,28 +282,27 @@ def storage_floor(layout: DataLayout, days: list[date], memory_limit: str | None
         sources = warehouse._source_sql(lake, work)
         build_profile = dbt_runner.profile(work / "floor.duckdb", work / "spill", 1, memory_limit)
         options = build_profile[dbt_runner.PROFILE]["outputs"]["build"]["config_options"]
-        connection = duckdb.connect(config=options)
-        connection.execute(
-            f"attach '{work / 'floor.duckdb'}' as floor (storage_version '{warehouse.STORAGE_VERSION}')"
-        )
-        connection.execute("use floor")
-        started = time.monotonic()
-        for table in ("visits", "visit_lines", "line_extra_data"):
-            connection.execute(f"create table {table} as select * from {sources[table]}")
-        connection.execute("checkpoint")
-        copy_s = time.monotonic() - started
-        listed = ", ".join(f"date '{day}'" for day in days)
-        started = time.monotonic()
-        for table in ("visits", "visit_lines", "line_extra_data"):
-            connection.execute("begin")
-            connection.execute(f"delete from {table} where visit_date in ({listed})")
+        with duckdb.connect(config=options) as connection:
             connection.execute(
-                f"insert into {table} select * from {sources[table]} where visit_date in ({listed})"
+                f"attach '{work / 'floor.duckdb'}' as floor (storage_version '{warehouse.STORAGE_VERSION}')"
             )
-            connection.execute("commit")
-        connection.execute("checkpoint")
-        replace_s = time.monotonic() - started
-        connection.close()
+            connection.execute("use floor")
+            started = time.monotonic()
+            for table in FACT_TABLES:
+                connection.execute(f"create table {table} as select * from {sources[table]}")
+            connection.execute("checkpoint")
+            copy_s = time.monotonic() - started
+            listed = ", ".join(f"date '{day}'" for day in days)
+            started = time.monotonic()
+            for table in FACT_TABLES:
+                connection.execute("begin")
+                connection.execute(f"delete from {table} where visit_date in ({listed})")
+                connection.execute(
+                    f"insert into {table} select * from {sources[table]} where visit_date in ({listed})"
+                )
+                connection.execute("commit")
+            connection.execute("checkpoint")
+            replace_s = time.monotonic() - started
         return copy_s, replace_s
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -353,12 +358,12 @@ def bench(visits: int, keep: bool, repeat: int, memory_limit: str | None, floor:
         )
 
         full_s, full_mb = timed_build("full build", layout, run_id="bench-full", memory_limit=memory_limit)
-        incremental: dict[int, list[float]] = {1: [], 22: []}
+        incremental: dict[int, list[float]] = {count: [] for count in WINDOWS}
         # One size after the other: an incremental build starts from the build before the last (the
         # standby), so its first build of a size also reloads what the previous size's last one changed.
-        for count, start in ((1, 200), (22, 300)):
+        for count in WINDOWS:
             for attempt in range(repeat):
-                days = [FIRST_DAY + timedelta(days=start + offset) for offset in range(count)]
+                days = window(count)
                 run = f"bench-{count}-{attempt}"
                 republish(layout, visits, days, run)
                 seconds, _ = timed_build(
@@ -381,8 +386,7 @@ def bench(visits: int, keep: bool, repeat: int, memory_limit: str | None, floor:
                     memory_limit=memory_limit,
                 )
                 unchanged.append(seconds)
-            window = [FIRST_DAY + timedelta(days=300 + offset) for offset in range(22)]
-            copy_s, replace_s = storage_floor(layout, window, memory_limit)
+            copy_s, replace_s = storage_floor(layout, window(22), memory_limit)
             nodes, dbt_s = dbt_floor(layout, repeat)
             print(
                 f"FLOOR visits={visits} copy_s={copy_s:.1f} replace22_s={replace_s:.1f} "
